@@ -1,0 +1,16 @@
+//! The wire format: a fixed header followed by the protobuf payload.
+//!
+//! ```text
+//! compact (default), little-endian        wide (frames over 64 KiB)
+//! +--------+--------+-----------------+    +----------------+--------+-----------------+
+//! | u16    | u16    | payload         |    | u32            | u16    | payload         |
+//! | size   | id     | size - 4 bytes  |    | size           | id     | size - 6 bytes  |
+//! +--------+--------+-----------------+    +----------------+--------+-----------------+
+//! ```
+//!
+//! `size` counts the whole frame, header included, so it is never below the header length. The compact layout is the
+//! one C++ and C# game clients commonly use; see `docs/PROTOCOL.md` for the byte-by-byte description.
+
+mod header;
+
+pub use header::{Compact, FrameHeader, FrameTooLarge, Wide};

@@ -1,0 +1,1 @@
+//! Placeholder: the pooled-buffer work fills this in.

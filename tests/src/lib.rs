@@ -1,0 +1,1 @@
+//! Integration and trybuild suites live in `tests/`; this library is empty on purpose.
