@@ -12,13 +12,24 @@
 //! - [`frame`]: the wire header layouts (compact `u16 size | u16 id`, wide `u32 size | u16 id`).
 //! - [`pool`]: [`MessagePool`], size-classed frame blocks with a per-thread L1 cache in front of a global free list.
 //! - [`packet_ptr`]: [`PacketPtr`], a pointer-sized, reference-counted handle to one encoded frame in a pooled block.
+//! - [`session`]: [`Session`] (the handle game code holds), [`SessionId`], [`CloseReason`], the send queue.
+//! - [`server`]: [`Server`] builder, [`Logic`] (the game, on the logic thread), [`IoHandler`] (the IO-thread hook),
+//!   [`ServerHandle`] with the ordered shutdown.
+//! - [`transport`]: where connections come from (TCP, Unix sockets, in-memory pipes).
+//! - [`client`]: [`Client`], the typed client.
+//! - `metrics`: the counters behind [`MetricsSnapshot`].
 //! - `__private`: helpers the generated code calls. Not a public API.
 
+pub mod client;
 pub mod frame;
+mod metrics;
 pub mod packet;
 pub mod packet_ptr;
 pub mod pool;
 pub mod protocol;
+pub mod server;
+pub mod session;
+pub mod transport;
 
 mod loom;
 
@@ -27,7 +38,13 @@ pub mod __private;
 
 pub use packet::Packet;
 pub use packet_derive::{Packet, define_packets};
+pub use client::Client;
+pub use metrics::MetricsSnapshot;
+pub use packet_ptr::PacketPtr;
+pub use pool::MessagePool;
 pub use protocol::{DecodeError, Direction, PacketInfo, PacketOf, PacketSet, Protocol};
+pub use server::{Context, IoAction, IoHandler, Logic, Server, ServerHandle, ShutdownReport};
+pub use session::{CloseReason, Session, SessionId};
 
 /// The prost version this runtime is built against. Use it (`packet_runtime::prost::Message`) so user code and the
 /// runtime agree on one version of the `Message` trait.

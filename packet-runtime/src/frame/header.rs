@@ -114,3 +114,31 @@ mod tests {
         assert!(Compact::write(&mut out, 65_535, 1).is_ok());
     }
 }
+
+/// A header layout chosen at run time (in a server or client builder).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub enum HeaderKind {
+    /// [`Compact`]: `u16 size | u16 id`.
+    #[default]
+    Compact,
+    /// [`Wide`]: `u32 size | u16 id`.
+    Wide,
+}
+
+impl HeaderKind {
+    /// The header length in bytes.
+    pub const fn header_len(self) -> usize {
+        match self {
+            HeaderKind::Compact => Compact::LEN,
+            HeaderKind::Wide => Wide::LEN,
+        }
+    }
+
+    /// The largest whole frame the layout can carry.
+    pub const fn max_frame_len(self) -> usize {
+        match self {
+            HeaderKind::Compact => Compact::MAX_FRAME_LEN,
+            HeaderKind::Wide => Wide::MAX_FRAME_LEN,
+        }
+    }
+}

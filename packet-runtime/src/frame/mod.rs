@@ -10,7 +10,16 @@
 //!
 //! `size` counts the whole frame, header included, so it is never below the header length. The compact layout is the
 //! one C++ and C# game clients commonly use; see `docs/PROTOCOL.md` for the byte-by-byte description.
+//!
+//! - `header`: the two layouts, chosen at the type level ([`Compact`], [`Wide`]) or at run time ([`HeaderKind`]).
+//! - `parse`: finding complete frames in received bytes ([`parse_frame`]).
+//! - `codec`: a tokio-util [`Decoder`](tokio_util::codec::Decoder)/[`Encoder`](tokio_util::codec::Encoder) for
+//!   people who use `Framed`.
 
+mod codec;
 mod header;
+mod parse;
 
-pub use header::{Compact, FrameHeader, FrameTooLarge, Wide};
+pub use codec::{FrameCodec, FrameCodecError, OwnedFrame};
+pub use header::{Compact, FrameHeader, FrameTooLarge, HeaderKind, Wide};
+pub use parse::{FrameFault, RawFrame, parse_frame};

@@ -1,0 +1,87 @@
+//! Server counters. Written with relaxed atomics (they are statistics, not synchronisation); the session driver
+//! adds its per-poll totals once per poll instead of once per frame to keep cache lines quiet.
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+use crate::pool::PoolStats;
+use crate::session::CloseKind;
+
+#[derive(Debug, Default)]
+pub(crate) struct Metrics {
+    pub(crate) connections_open: AtomicU64,
+    pub(crate) connections_total: AtomicU64,
+    pub(crate) connections_rejected: AtomicU64,
+    pub(crate) accept_errors: AtomicU64,
+    pub(crate) frames_in: AtomicU64,
+    pub(crate) frames_out: AtomicU64,
+    pub(crate) bytes_in: AtomicU64,
+    pub(crate) bytes_out: AtomicU64,
+    pub(crate) frames_dropped: AtomicU64,
+    pub(crate) queue_overflows: AtomicU64,
+    pub(crate) closes: [AtomicU64; CloseKind::ALL.len()],
+}
+
+impl Metrics {
+    pub(crate) fn queue_overflow(&self) {
+        self.queue_overflows.fetch_add(1, Relaxed);
+    }
+
+    pub(crate) fn closed(&self, kind: CloseKind) {
+        self.closes[kind as usize].fetch_add(1, Relaxed);
+    }
+
+    pub(crate) fn snapshot(&self, pool: PoolStats) -> MetricsSnapshot {
+        let get = |c: &AtomicU64| c.load(Relaxed);
+        MetricsSnapshot {
+            connections_open: get(&self.connections_open),
+            connections_total: get(&self.connections_total),
+            connections_rejected: get(&self.connections_rejected),
+            accept_errors: get(&self.accept_errors),
+            frames_in: get(&self.frames_in),
+            frames_out: get(&self.frames_out),
+            bytes_in: get(&self.bytes_in),
+            bytes_out: get(&self.bytes_out),
+            frames_dropped: get(&self.frames_dropped),
+            queue_overflows: get(&self.queue_overflows),
+            closes: CloseKind::ALL.map(|kind| (kind, get(&self.closes[kind as usize]))),
+            pool,
+        }
+    }
+}
+
+/// A point-in-time copy of a server's counters.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct MetricsSnapshot {
+    /// Sessions whose socket is open now.
+    pub connections_open: u64,
+    /// Connections accepted since start.
+    pub connections_total: u64,
+    /// Connections closed at once because `max_connections` was reached.
+    pub connections_rejected: u64,
+    /// Failed `accept` calls (each followed by a backoff when resources are exhausted).
+    pub accept_errors: u64,
+    /// Frames received and accepted.
+    pub frames_in: u64,
+    /// Frames written.
+    pub frames_out: u64,
+    /// Bytes received.
+    pub bytes_in: u64,
+    /// Bytes written.
+    pub bytes_out: u64,
+    /// Queued frames discarded because their session closed first.
+    pub frames_dropped: u64,
+    /// Sends refused because a session's queue was over its limit (each closes that session).
+    pub queue_overflows: u64,
+    /// Sessions closed, by reason.
+    pub closes: [(CloseKind, u64); CloseKind::ALL.len()],
+    /// The server's message pool.
+    pub pool: PoolStats,
+}
+
+impl MetricsSnapshot {
+    /// Sessions closed for `kind`.
+    pub fn closed(&self, kind: CloseKind) -> u64 {
+        self.closes[kind as usize].1
+    }
+}

@@ -1,0 +1,79 @@
+//! The accept loop: enforces `max_connections`, backs off on resource exhaustion, spawns one driver per session.
+
+use std::io;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use tracing::Instrument;
+
+use super::ServerShared;
+use super::driver::Driver;
+use super::logic::LogicEvent;
+use crate::Protocol;
+use crate::session::{Session, SessionShared};
+use crate::transport::Listener;
+
+pub(crate) async fn run<P: Protocol, L: Listener>(mut listener: L, server: Arc<ServerShared<P>>) {
+    let (first_backoff, max_backoff) = server.config.accept_backoff;
+    let mut backoff = first_backoff;
+    loop {
+        let accepted = tokio::select! {
+            biased;
+            _ = server.stop_accepting.cancelled() => break,
+            accepted = listener.accept() => accepted,
+        };
+        match accepted {
+            Ok((stream, peer)) => {
+                backoff = first_backoff;
+                let metrics = &server.metrics;
+                let open = metrics.connections_open.load(Ordering::Relaxed);
+                if server.config.max_connections.is_some_and(|max| open >= max as u64) {
+                    metrics.connections_rejected.fetch_add(1, Ordering::Relaxed);
+                    tracing::debug!(%peer, open, "max_connections reached; connection closed");
+                    drop(stream);
+                    continue;
+                }
+                metrics.connections_open.fetch_add(1, Ordering::Relaxed);
+                metrics.connections_total.fetch_add(1, Ordering::Relaxed);
+                let id = server.ids.allocate();
+                let (shared, rx) = SessionShared::new(
+                    id,
+                    peer,
+                    server.config.send_queue_limit,
+                    server.config.header,
+                    server.pool.clone(),
+                    Arc::clone(&server.metrics),
+                );
+                let session = Session::<P>::from_shared(shared);
+                let span = tracing::debug_span!("session", id = %id, peer = %session.peer());
+                span.in_scope(|| tracing::debug!("connected"));
+                // Connected is queued before the driver can queue anything, so the logic sees it first.
+                let _ = server.inbox.send(LogicEvent::Connected(session.clone()));
+                let driver = Driver::new(stream, session, rx, Arc::clone(&server));
+                tokio::spawn(driver.run().instrument(span));
+            }
+            Err(e) if is_resource_exhaustion(&e) => {
+                server.metrics.accept_errors.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(error = %e, ?backoff, "accept failed: out of resources; backing off");
+                tokio::select! {
+                    _ = server.stop_accepting.cancelled() => break,
+                    _ = tokio::time::sleep(backoff) => {}
+                }
+                backoff = (backoff * 2).min(max_backoff);
+            }
+            Err(e) => {
+                // Per-connection failures (ECONNABORTED, …) say nothing about the listener: go on at once.
+                server.metrics.accept_errors.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(error = %e, "accept failed");
+            }
+        }
+    }
+    drop(listener);
+    tracing::debug!("listener closed");
+    let _ = server.inbox.send(LogicEvent::AcceptorStopped);
+}
+
+fn is_resource_exhaustion(e: &io::Error) -> bool {
+    // EMFILE, ENFILE, ENOBUFS, ENOMEM: retrying at once would spin.
+    matches!(e.raw_os_error(), Some(24 | 23 | 105 | 12)) || e.kind() == io::ErrorKind::OutOfMemory
+}

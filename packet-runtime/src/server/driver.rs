@@ -1,0 +1,424 @@
+//! The session driver: one task per connection, on an IO thread, owning the socket.
+//!
+//! It is a hand-written poll loop rather than a reader task plus a writer task: one task per connection, no split
+//! lock, and no buffer held while the socket is idle.
+//!
+//! - Reads go into an 8 KiB buffer on the stack of `poll` and are parsed in place; only the tail of a frame that is
+//!   not complete yet is copied into the session's `partial` buffer, which is freed as soon as it is empty and the
+//!   socket has nothing more to read. An idle session holds no read buffer.
+//! - Writes drain the session's queue into a batch of up to [`BATCH`] pooled frames and hand them to the socket
+//!   with one `write_vectored` call, resuming mid-frame after a partial write. Nothing is copied.
+//! - One timer serves the idle timeout and, once closing, the flush deadline.
+//! - `Drop` reports the disconnect to the logic thread exactly once, whatever ended the driver (including the IO
+//!   runtime being shut down), and drops whatever was still queued.
+
+use std::collections::VecDeque;
+use std::future::poll_fn;
+use std::io::{self, IoSlice};
+use std::mem::MaybeUninit;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::pin::{Pin, pin};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::task::{Context, Poll, ready};
+use std::time::Instant as StdInstant;
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::sync::mpsc;
+use tokio::time::{Instant, Sleep};
+
+use super::ServerShared;
+use super::io_hook::{BadFrameAction, IoAction};
+use super::logic::LogicEvent;
+use super::rate_limit::TokenBucket;
+use crate::frame::{Compact, HeaderKind, RawFrame, Wide, parse_frame};
+use crate::packet_ptr::PacketPtr;
+use crate::session::{BadFrame, CloseReason, Command, Session};
+use crate::{PacketSet, Protocol};
+
+/// Frames handed to one `write_vectored` call at most (well under IOV_MAX = 1024).
+pub(crate) const BATCH: usize = 64;
+/// Bytes read per `poll_read` call.
+const READ_CHUNK: usize = 8 * 1024;
+/// Reads per poll before yielding to other tasks, so one flooding peer cannot starve its IO thread.
+const READS_PER_POLL: usize = 16;
+/// How far away "never" is for the shared timer.
+const FAR: std::time::Duration = std::time::Duration::from_secs(86_400 * 365);
+
+pub(crate) struct Driver<P: Protocol, S> {
+    stream: S,
+    session: Session<P>,
+    rx: mpsc::UnboundedReceiver<Command>,
+    server: Arc<ServerShared<P>>,
+    /// Bytes of a frame that is not complete yet.
+    partial: Vec<u8>,
+    /// Frames taken from the queue, not yet fully written; `head_written` bytes of the first are on the wire.
+    batch: VecDeque<PacketPtr>,
+    head_written: usize,
+    needs_flush: bool,
+    state: State,
+    last_read: Instant,
+    rate: Option<TokenBucket>,
+    counters: Counters,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Open,
+    /// Flushing what is queued, until the deadline.
+    Closing { deadline: Instant },
+    /// Flushed and write side shut down; reading and discarding until the peer closes (so that unread input does
+    /// not turn our close into a reset that could destroy the last frames we sent), until the deadline.
+    Lingering { deadline: Instant },
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    frames_in: u64,
+    bytes_in: u64,
+    frames_out: u64,
+    bytes_out: u64,
+}
+
+impl<P: Protocol, S: AsyncRead + AsyncWrite + Unpin> Driver<P, S> {
+    pub(crate) fn new(
+        stream: S,
+        session: Session<P>,
+        rx: mpsc::UnboundedReceiver<Command>,
+        server: Arc<ServerShared<P>>,
+    ) -> Self {
+        let rate = server.config.rate_limit.map(|limit| TokenBucket::new(limit, StdInstant::now()));
+        Driver {
+            stream,
+            session,
+            rx,
+            server,
+            partial: Vec::new(),
+            batch: VecDeque::new(),
+            head_written: 0,
+            needs_flush: false,
+            state: State::Open,
+            last_read: Instant::now(),
+            rate,
+            counters: Counters::default(),
+        }
+    }
+
+    /// Drives the session until it closes. The disconnect is reported by `Drop`.
+    pub(crate) async fn run(mut self) {
+        let mut timer = pin!(tokio::time::sleep(self.server.config.idle_timeout.unwrap_or(FAR)));
+        let reason = poll_fn(|cx| {
+            let poll = self.poll_drive(cx, timer.as_mut());
+            self.flush_counters();
+            poll
+        })
+        .await;
+        let _ = self.session.shared().reason.set(reason);
+    }
+
+    fn poll_drive(&mut self, cx: &mut Context<'_>, mut timer: Pin<&mut Sleep>) -> Poll<CloseReason> {
+        loop {
+            let shared = self.session.shared();
+            if shared.abort.load(Ordering::Acquire) {
+                return Poll::Ready(shared.reason.get().cloned().unwrap_or(CloseReason::SlowConsumer));
+            }
+            if let Poll::Ready(Err(e)) = self.poll_send(cx) {
+                return Poll::Ready(CloseReason::Io(e.kind()));
+            }
+            match self.state {
+                State::Open => {}
+                State::Closing { deadline } => {
+                    if self.batch.is_empty() && !self.needs_flush && self.rx.is_empty() {
+                        // Everything queued before the close is on the wire: half-close, then linger.
+                        let _ = ready!(Pin::new(&mut self.stream).poll_shutdown(cx));
+                        self.state = State::Lingering { deadline };
+                        continue;
+                    }
+                    return self.poll_deadline(cx, timer.as_mut(), deadline);
+                }
+                State::Lingering { deadline } => {
+                    if self.poll_discard(cx).is_ready() {
+                        return Poll::Ready(self.close_reason());
+                    }
+                    return self.poll_deadline(cx, timer.as_mut(), deadline);
+                }
+            }
+
+            // Open: read what arrived.
+            match self.poll_receive(cx) {
+                Poll::Ready(Ok(true)) => {
+                    // Read budget used up: let other sessions run, come back at once.
+                    cx.waker().wake_by_ref();
+                    return Poll::Pending;
+                }
+                Poll::Ready(Ok(false)) => continue, // state changed (closing): re-run the loop
+                Poll::Ready(Err(reason)) => {
+                    let _ = self.session.shared().reason.set(reason.clone());
+                    return Poll::Ready(self.close_reason());
+                }
+                Poll::Pending => {}
+            }
+            // Idle timeout.
+            let Some(idle) = self.server.config.idle_timeout else { return Poll::Pending };
+            let due = self.last_read + idle;
+            if Instant::now() >= due {
+                let _ = self.session.shared().reason.set(CloseReason::IdleTimeout);
+                return Poll::Ready(self.close_reason());
+            }
+            if timer.deadline() != due {
+                timer.as_mut().reset(due);
+            }
+            return match timer.as_mut().poll(cx) {
+                Poll::Ready(()) => continue,
+                Poll::Pending => Poll::Pending,
+            };
+        }
+    }
+
+    fn close_reason(&self) -> CloseReason {
+        self.session.shared().reason.get().cloned().unwrap_or(CloseReason::Closed)
+    }
+
+    fn poll_deadline(&mut self, cx: &mut Context<'_>, mut timer: Pin<&mut Sleep>, deadline: Instant) -> Poll<CloseReason> {
+        if timer.deadline() != deadline {
+            timer.as_mut().reset(deadline);
+        }
+        match timer.poll(cx) {
+            Poll::Ready(()) => Poll::Ready(self.close_reason()),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    /// Starts a graceful close: stop reading, flush what is queued, then close.
+    fn begin_close(&mut self, reason: Option<CloseReason>) {
+        if self.state != State::Open {
+            return;
+        }
+        let shared = self.session.shared();
+        if let Some(reason) = reason {
+            let _ = shared.reason.set(reason);
+        }
+        // Later sends are refused; the ones already queued are flushed.
+        shared.close_quietly();
+        self.state = State::Closing { deadline: Instant::now() + self.server.config.close_flush_timeout };
+    }
+
+    /// Moves queued frames into the batch and writes them until the queue is empty or the socket is full.
+    /// `Ready(Ok)` when there is nothing left to write, `Pending` when the socket or the flush is pending.
+    fn poll_send(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        loop {
+            while self.batch.len() < BATCH {
+                match self.rx.poll_recv(cx) {
+                    Poll::Ready(Some(Command::Frame(frame))) => self.batch.push_back(frame),
+                    Poll::Ready(Some(Command::Close)) => self.begin_close(None),
+                    // The session's shared state owns a sender, so the queue never ends while we run.
+                    Poll::Ready(None) | Poll::Pending => break,
+                }
+            }
+            if self.batch.is_empty() {
+                if self.needs_flush {
+                    ready!(Pin::new(&mut self.stream).poll_flush(cx))?;
+                    self.needs_flush = false;
+                }
+                return Poll::Ready(Ok(()));
+            }
+            ready!(self.poll_write_batch(cx))?;
+        }
+    }
+
+    fn poll_write_batch(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let mut slices = [IoSlice::new(&[]); BATCH];
+        let mut count = 0;
+        for (i, frame) in self.batch.iter().enumerate() {
+            let bytes = if i == 0 { &frame[self.head_written..] } else { &frame[..] };
+            slices[i] = IoSlice::new(bytes);
+            count += 1;
+        }
+        let written = ready!(Pin::new(&mut self.stream).poll_write_vectored(cx, &slices[..count]))?;
+        if written == 0 {
+            return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+        }
+        self.needs_flush = true;
+        self.counters.bytes_out += written as u64;
+        let mut left = written;
+        let mut freed = 0;
+        while let Some(front) = self.batch.front() {
+            let rest = front.len() - self.head_written;
+            if left < rest {
+                self.head_written += left;
+                break;
+            }
+            left -= rest;
+            freed += front.len();
+            self.head_written = 0;
+            self.counters.frames_out += 1;
+            self.batch.pop_front();
+        }
+        self.session.shared().queued_bytes.fetch_sub(freed, Ordering::Relaxed);
+        Poll::Ready(Ok(()))
+    }
+
+    /// Reads and handles frames. `Ready(Ok(true))`: budget used up, more may be waiting. `Ready(Ok(false))`: the
+    /// session started closing. `Ready(Err)`: the session must end now. `Pending`: the socket has nothing more.
+    fn poll_receive(&mut self, cx: &mut Context<'_>) -> Poll<Result<bool, CloseReason>> {
+        for _ in 0..READS_PER_POLL {
+            let mut chunk = [MaybeUninit::<u8>::uninit(); READ_CHUNK];
+            let mut buf = ReadBuf::uninit(&mut chunk);
+            match Pin::new(&mut self.stream).poll_read(cx, &mut buf) {
+                Poll::Pending => {
+                    if self.partial.is_empty() && self.partial.capacity() > 0 {
+                        // Nothing buffered and nothing arriving: an idle session holds no read memory.
+                        self.partial = Vec::new();
+                    }
+                    return Poll::Pending;
+                }
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(CloseReason::Io(e.kind()))),
+                Poll::Ready(Ok(())) => {}
+            }
+            let data = buf.filled();
+            if data.is_empty() {
+                return Poll::Ready(Err(CloseReason::PeerClosed));
+            }
+            self.last_read = Instant::now();
+            self.counters.bytes_in += data.len() as u64;
+            self.on_bytes(data)?;
+            if self.state != State::Open {
+                return Poll::Ready(Ok(false));
+            }
+        }
+        Poll::Ready(Ok(true))
+    }
+
+    fn on_bytes(&mut self, data: &[u8]) -> Result<(), CloseReason> {
+        if self.partial.is_empty() {
+            let used = self.parse(data)?;
+            if self.state == State::Open {
+                self.partial.extend_from_slice(&data[used..]);
+            }
+        } else {
+            let mut partial = std::mem::take(&mut self.partial);
+            partial.extend_from_slice(data);
+            let used = self.parse(&partial);
+            partial.drain(..used.as_ref().copied().unwrap_or(partial.len()));
+            self.partial = partial;
+            used?;
+        }
+        Ok(())
+    }
+
+    /// Handles every complete frame in `data`; returns how many bytes were consumed.
+    fn parse(&mut self, data: &[u8]) -> Result<usize, CloseReason> {
+        let max = self.server.config.max_frame;
+        let now = StdInstant::now();
+        let mut at = 0;
+        while self.state == State::Open {
+            let rest = &data[at..];
+            let found = match self.server.config.header {
+                HeaderKind::Compact => parse_frame::<Compact>(rest, max),
+                HeaderKind::Wide => parse_frame::<Wide>(rest, max),
+            };
+            match found {
+                Ok(None) => break,
+                Ok(Some(frame)) => {
+                    at += frame.len;
+                    if let Some(rate) = &mut self.rate
+                        && !rate.take(now)
+                    {
+                        return Err(CloseReason::RateLimited);
+                    }
+                    self.on_frame(frame)?;
+                }
+                Err(fault) => {
+                    self.bad_frame(BadFrame::Fault(fault));
+                    return Ok(data.len());
+                }
+            }
+        }
+        Ok(at)
+    }
+
+    fn on_frame(&mut self, frame: RawFrame<'_>) -> Result<(), CloseReason> {
+        self.counters.frames_in += 1;
+        let packet = match P::ClientToServer::decode(frame.id, frame.payload) {
+            Ok(packet) => packet,
+            Err(e) => {
+                self.bad_frame(BadFrame::Decode(e));
+                return Ok(());
+            }
+        };
+        tracing::trace!(session = %self.session.id(), packet = packet.name(), "received");
+        let hook = &*self.server.io_handler;
+        let session = &self.session;
+        match catch_unwind(AssertUnwindSafe(|| hook.on_packet(session, packet))) {
+            Ok(IoAction::Handled) => Ok(()),
+            Ok(IoAction::Forward(packet)) => {
+                // The logic thread only stops after every session reported its disconnect, so this cannot fail
+                // while the server runs; if it does (logic thread gone), the session closes.
+                self.server
+                    .inbox
+                    .send(LogicEvent::Packet(self.session.id(), packet))
+                    .map_err(|_| CloseReason::ServerShutdown)
+            }
+            Err(_) => {
+                tracing::error!(session = %self.session.id(), "IO hook panicked; closing the session");
+                Err(CloseReason::HandlerPanic)
+            }
+        }
+    }
+
+    fn bad_frame(&mut self, bad: BadFrame) {
+        tracing::debug!(session = %self.session.id(), fault = %bad, "bad frame");
+        let hook = &*self.server.io_handler;
+        let session = &self.session;
+        let action = catch_unwind(AssertUnwindSafe(|| hook.on_bad_frame(session, &bad))).unwrap_or(BadFrameAction::Close);
+        if action == BadFrameAction::Skip && bad.boundary_known() {
+            return;
+        }
+        self.begin_close(Some(CloseReason::BadFrame(bad)));
+    }
+
+    /// While lingering: reads and discards. Ready when the peer closed or the read failed.
+    fn poll_discard(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        loop {
+            let mut chunk = [MaybeUninit::<u8>::uninit(); READ_CHUNK];
+            let mut buf = ReadBuf::uninit(&mut chunk);
+            match ready!(Pin::new(&mut self.stream).poll_read(cx, &mut buf)) {
+                Ok(()) if buf.filled().is_empty() => return Poll::Ready(()),
+                Ok(()) => continue,
+                Err(_) => return Poll::Ready(()),
+            }
+        }
+    }
+
+    fn flush_counters(&mut self) {
+        let c = std::mem::take(&mut self.counters);
+        let m = &self.server.metrics;
+        if c.frames_in | c.bytes_in | c.frames_out | c.bytes_out != 0 {
+            m.frames_in.fetch_add(c.frames_in, Ordering::Relaxed);
+            m.bytes_in.fetch_add(c.bytes_in, Ordering::Relaxed);
+            m.frames_out.fetch_add(c.frames_out, Ordering::Relaxed);
+            m.bytes_out.fetch_add(c.bytes_out, Ordering::Relaxed);
+        }
+    }
+}
+
+impl<P: Protocol, S> Drop for Driver<P, S> {
+    fn drop(&mut self) {
+        let shared = self.session.shared();
+        // Reached without a reason only when the IO runtime dropped the task: the server is going away.
+        let reason = shared.reason.get_or_init(|| CloseReason::ServerShutdown).clone();
+        shared.close_quietly();
+        let mut dropped = self.batch.len() as u64;
+        self.batch.clear();
+        self.rx.close();
+        while let Ok(command) = self.rx.try_recv() {
+            dropped += u64::from(matches!(command, Command::Frame(_)));
+        }
+        let metrics = &self.server.metrics;
+        metrics.frames_dropped.fetch_add(dropped, Ordering::Relaxed);
+        metrics.connections_open.fetch_sub(1, Ordering::Relaxed);
+        metrics.closed(reason.kind());
+        tracing::debug!(session = %shared.id, %reason, dropped, "session closed");
+        let _ = self.server.inbox.send(LogicEvent::Disconnected(shared.id, reason));
+    }
+}

@@ -1,0 +1,49 @@
+//! The IO-thread hook: packets answered without the hop to the logic thread, and the decision on bad frames.
+
+use crate::Protocol;
+use crate::session::{BadFrame, Session};
+
+/// What to do with a packet after the IO hook saw it.
+#[derive(Debug)]
+pub enum IoAction<T> {
+    /// Hand the packet to the logic thread (`Logic::on_packet`).
+    Forward(T),
+    /// The hook handled it (for example answered a ping); the logic thread never sees it.
+    Handled,
+}
+
+/// What to do after a bad frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BadFrameAction {
+    /// Close the session after flushing what is queued (a kick sent from the hook is delivered first).
+    Close,
+    /// Ignore the frame and keep reading. Only honoured when the frame boundary is known
+    /// ([`BadFrame::boundary_known`]); a header fault always closes.
+    Skip,
+}
+
+/// Runs on the IO threads, concurrently for different sessions: it must be `Sync` and must not block.
+///
+/// Use it for packets that need no game state (ping, echo): answering there saves the queue hop to the logic
+/// thread and keeps the logic thread free for the game. Both methods have defaults: forward every packet, close on
+/// every bad frame.
+pub trait IoHandler<P: Protocol>: Send + Sync + 'static {
+    /// Sees every decoded packet first.
+    fn on_packet(&self, session: &Session<P>, packet: P::ClientToServer) -> IoAction<P::ClientToServer> {
+        let _ = session;
+        IoAction::Forward(packet)
+    }
+
+    /// Decides about a frame that could not be accepted. The session's close reason will be
+    /// `CloseReason::BadFrame`. Send a last packet (a kick naming the fault) from here: it is flushed before the close.
+    fn on_bad_frame(&self, session: &Session<P>, bad: &BadFrame) -> BadFrameAction {
+        let _ = (session, bad);
+        BadFrameAction::Close
+    }
+}
+
+/// The default hook: forwards everything, closes on bad frames.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ForwardAll;
+
+impl<P: Protocol> IoHandler<P> for ForwardAll {}

@@ -1,0 +1,378 @@
+//! The logic thread: one OS thread that owns the game state and runs every handler, so game code needs no locks.
+//!
+//! IO threads hand it events through one lock-free queue (tokio's unbounded mpsc). Events of one session arrive in
+//! order: `Connected`, its packets, then exactly one `Disconnected`, after which the session's id is released and
+//! never valid again.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+
+use tokio::sync::mpsc;
+use tokio::time::{Instant, MissedTickBehavior};
+
+use super::ServerShared;
+use crate::frame::{Compact, HeaderKind, Wide};
+use crate::metrics::MetricsSnapshot;
+use crate::packet_ptr::{EncodeError, PacketPtr};
+use crate::session::{CloseReason, Encoded, Session, SessionId};
+use crate::{PacketOf, Protocol};
+
+/// The game: implemented by the application, run on the logic thread.
+///
+/// Only `on_packet` is required. A panic in any method is caught: in `on_connect` or `on_packet` it closes that
+/// session with [`CloseReason::HandlerPanic`]; elsewhere it is logged. The server goes on.
+pub trait Logic: Send + 'static {
+    /// The protocol the server speaks.
+    type Protocol: Protocol;
+
+    /// A session connected. Its packets follow.
+    fn on_connect(&mut self, ctx: &mut Context<'_, Self::Protocol>, session: &Session<Self::Protocol>) {
+        let _ = (ctx, session);
+    }
+
+    /// A packet arrived. Usually one line: `packet.dispatch(self, ...)` through the generated handler trait.
+    fn on_packet(
+        &mut self,
+        ctx: &mut Context<'_, Self::Protocol>,
+        session: &Session<Self::Protocol>,
+        packet: <Self::Protocol as Protocol>::ClientToServer,
+    );
+
+    /// The session is gone (its socket is closed). Runs exactly once per session; afterwards its id is never valid
+    /// again. Sending to it returns an error.
+    fn on_disconnect(
+        &mut self,
+        ctx: &mut Context<'_, Self::Protocol>,
+        session: &Session<Self::Protocol>,
+        reason: &CloseReason,
+    ) {
+        let _ = (ctx, session, reason);
+    }
+
+    /// Runs at the configured fixed rate (missed ticks are skipped, not bunched).
+    fn on_tick(&mut self, ctx: &mut Context<'_, Self::Protocol>) {
+        let _ = ctx;
+    }
+
+    /// Shutdown started: the listener is closed; sessions are still open, so a goodbye can be broadcast.
+    fn on_shutdown(&mut self, ctx: &mut Context<'_, Self::Protocol>) {
+        let _ = ctx;
+    }
+}
+
+/// What handlers can see and do besides their own session: look up sessions, encode once and broadcast.
+pub struct Context<'a, P: Protocol> {
+    sessions: &'a Sessions<P>,
+    shared: &'a ServerShared<P>,
+    tick: u64,
+    shutting_down: bool,
+}
+
+impl<P: Protocol> Context<'_, P> {
+    /// The live session with this id, if it is still connected.
+    pub fn session(&self, id: SessionId) -> Option<&Session<P>> {
+        self.sessions.get(id)
+    }
+
+    /// Every live session.
+    pub fn sessions(&self) -> impl Iterator<Item = &Session<P>> {
+        self.sessions.iter()
+    }
+
+    /// How many sessions are live.
+    pub fn session_count(&self) -> usize {
+        self.sessions.live
+    }
+
+    /// Encodes `packet` once into a pooled frame that can be queued to any number of sessions.
+    pub fn encode<T: PacketOf<P::ServerToClient>>(&self, packet: &T) -> Result<Encoded<P::ServerToClient>, EncodeError> {
+        let pool = &self.shared.pool;
+        let frame = match self.shared.config.header {
+            HeaderKind::Compact => PacketPtr::encode_in::<Compact, T>(pool, packet)?,
+            HeaderKind::Wide => PacketPtr::encode_in::<Wide, T>(pool, packet)?,
+        };
+        Ok(Encoded::new(frame))
+    }
+
+    /// Encodes `packet` once and queues the same frame to every listed session that is still live. Returns how
+    /// many sessions it was queued to (closed sessions and ids no longer valid are skipped).
+    pub fn broadcast<T: PacketOf<P::ServerToClient>>(
+        &self,
+        recipients: impl IntoIterator<Item = SessionId>,
+        packet: &T,
+    ) -> Result<usize, EncodeError> {
+        let frame = self.encode(packet)?;
+        Ok(recipients
+            .into_iter()
+            .filter_map(|id| self.sessions.get(id))
+            .filter(|session| session.send_encoded(&frame).is_ok())
+            .count())
+    }
+
+    /// Encodes `packet` once and queues it to every live session.
+    pub fn broadcast_all<T: PacketOf<P::ServerToClient>>(&self, packet: &T) -> Result<usize, EncodeError> {
+        let frame = self.encode(packet)?;
+        Ok(self.sessions.iter().filter(|session| session.send_encoded(&frame).is_ok()).count())
+    }
+
+    /// Ticks run so far.
+    pub fn tick(&self) -> u64 {
+        self.tick
+    }
+
+    /// Whether shutdown has started.
+    pub fn is_shutting_down(&self) -> bool {
+        self.shutting_down
+    }
+
+    /// The server's counters.
+    pub fn metrics(&self) -> MetricsSnapshot {
+        self.shared.metrics.snapshot(self.shared.pool.stats())
+    }
+}
+
+impl<P: Protocol> std::fmt::Debug for Context<'_, P> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Context")
+            .field("sessions", &self.sessions.live)
+            .field("tick", &self.tick)
+            .field("shutting_down", &self.shutting_down)
+            .finish()
+    }
+}
+
+/// The logic thread's table of live sessions, indexed by slot.
+struct Sessions<P: Protocol> {
+    slots: Vec<Option<Session<P>>>,
+    live: usize,
+}
+
+impl<P: Protocol> Sessions<P> {
+    fn get(&self, id: SessionId) -> Option<&Session<P>> {
+        self.slots.get(id.index())?.as_ref().filter(|s| s.id() == id)
+    }
+
+    fn insert(&mut self, session: Session<P>) {
+        let index = session.id().index();
+        if self.slots.len() <= index {
+            self.slots.resize_with(index + 1, || None);
+        }
+        debug_assert!(self.slots[index].is_none(), "slot reused before release");
+        self.slots[index] = Some(session);
+        self.live += 1;
+    }
+
+    fn remove(&mut self, id: SessionId) -> Option<Session<P>> {
+        let slot = self.slots.get_mut(id.index())?;
+        if slot.as_ref().is_some_and(|s| s.id() == id) {
+            self.live -= 1;
+            slot.take()
+        } else {
+            None
+        }
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &Session<P>> {
+        self.slots.iter().flatten()
+    }
+}
+
+/// What crosses from the IO threads to the logic thread.
+pub(crate) enum LogicEvent<P: Protocol> {
+    Connected(Session<P>),
+    Packet(SessionId, P::ClientToServer),
+    Disconnected(SessionId, CloseReason),
+    AcceptorStopped,
+    Shutdown,
+}
+
+/// What the logic thread reports when it exits.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct LogicReport {
+    pub(crate) sessions_closed: u64,
+    pub(crate) handler_panics: u64,
+}
+
+struct LogicLoop<L: Logic> {
+    logic: L,
+    sessions: Sessions<L::Protocol>,
+    shared: Arc<ServerShared<L::Protocol>>,
+    tick: u64,
+    shutdown_deadline: Option<Instant>,
+    acceptor_stopped: bool,
+    report: LogicReport,
+}
+
+/// Runs the logic thread to completion: until shutdown was requested, the acceptor stopped and every session's
+/// `on_disconnect` ran (or the shutdown timeout passed).
+pub(crate) fn run<L: Logic>(
+    logic: L,
+    mut inbox: mpsc::UnboundedReceiver<LogicEvent<L::Protocol>>,
+    shared: Arc<ServerShared<L::Protocol>>,
+) -> LogicReport {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_time().build().expect("logic thread runtime");
+    let mut this = LogicLoop {
+        logic,
+        sessions: Sessions { slots: Vec::new(), live: 0 },
+        shared,
+        tick: 0,
+        shutdown_deadline: None,
+        acceptor_stopped: false,
+        report: LogicReport::default(),
+    };
+    runtime.block_on(async {
+        let mut ticker = this.shared.config.tick.map(|period| {
+            let mut ticker = tokio::time::interval_at(Instant::now() + period, period);
+            ticker.set_missed_tick_behavior(MissedTickBehavior::Skip);
+            ticker
+        });
+        let mut events = Vec::with_capacity(256);
+        loop {
+            let deadline = this.shutdown_deadline;
+            tokio::select! {
+                biased;
+                received = inbox.recv_many(&mut events, 256) => {
+                    if received == 0 {
+                        break;
+                    }
+                    for event in events.drain(..) {
+                        this.handle(event);
+                    }
+                }
+                _ = next_tick(&mut ticker) => this.on_tick(),
+                _ = sleep_until_opt(deadline) => {
+                    tracing::warn!(left = this.sessions.live, "shutdown timeout: closing the remaining sessions");
+                    break;
+                }
+            }
+            if this.finished() {
+                break;
+            }
+        }
+        this.disconnect_remaining();
+    });
+    this.report
+}
+
+async fn next_tick(ticker: &mut Option<tokio::time::Interval>) {
+    match ticker {
+        Some(ticker) => {
+            ticker.tick().await;
+        }
+        None => std::future::pending().await,
+    }
+}
+
+async fn sleep_until_opt(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Builds a [`Context`] from disjoint field borrows, so `self.logic` stays mutably borrowable beside it.
+macro_rules! context {
+    ($this:ident) => {
+        Context {
+            sessions: &$this.sessions,
+            shared: &$this.shared,
+            tick: $this.tick,
+            shutting_down: $this.shutdown_deadline.is_some(),
+        }
+    };
+}
+
+impl<L: Logic> LogicLoop<L> {
+    fn finished(&self) -> bool {
+        self.shutdown_deadline.is_some() && self.acceptor_stopped && self.sessions.live == 0
+    }
+
+
+    fn handle(&mut self, event: LogicEvent<L::Protocol>) {
+        match event {
+            LogicEvent::Connected(session) => {
+                let id = session.id();
+                self.sessions.insert(session);
+                let session = self.sessions.get(id).cloned().expect("just inserted");
+                let mut ctx = context!(self);
+                let logic = &mut self.logic;
+                if catch_unwind(AssertUnwindSafe(|| logic.on_connect(&mut ctx, &session))).is_err() {
+                    self.report.handler_panics += 1;
+                    session.shared().close(CloseReason::HandlerPanic);
+                }
+                if self.shutdown_deadline.is_some() {
+                    session.shared().close(CloseReason::ServerShutdown);
+                }
+            }
+            LogicEvent::Packet(id, packet) => {
+                let Some(session) = self.sessions.get(id) else { return };
+                if !session.is_open() {
+                    // Closing (kicked, panicked, shutting down): what it still sends is not acted on.
+                    return;
+                }
+                let mut ctx = context!(self);
+                let logic = &mut self.logic;
+                if catch_unwind(AssertUnwindSafe(|| logic.on_packet(&mut ctx, session, packet))).is_err() {
+                    self.report.handler_panics += 1;
+                    tracing::error!(session = %id, "packet handler panicked; closing the session");
+                    session.shared().close(CloseReason::HandlerPanic);
+                }
+            }
+            LogicEvent::Disconnected(id, reason) => {
+                let Some(session) = self.sessions.remove(id) else { return };
+                self.disconnect(&session, &reason);
+            }
+            LogicEvent::AcceptorStopped => self.acceptor_stopped = true,
+            LogicEvent::Shutdown => self.start_shutdown(),
+        }
+    }
+
+    fn disconnect(&mut self, session: &Session<L::Protocol>, reason: &CloseReason) {
+        let mut ctx = context!(self);
+        let logic = &mut self.logic;
+        if catch_unwind(AssertUnwindSafe(|| logic.on_disconnect(&mut ctx, session, reason))).is_err() {
+            self.report.handler_panics += 1;
+            tracing::error!(session = %session.id(), "on_disconnect panicked");
+        }
+        self.report.sessions_closed += 1;
+        self.shared.ids.release(session.id());
+    }
+
+    fn start_shutdown(&mut self) {
+        if self.shutdown_deadline.is_some() {
+            return;
+        }
+        self.shutdown_deadline = Some(Instant::now() + self.shared.config.shutdown_timeout);
+        let mut ctx = context!(self);
+        let logic = &mut self.logic;
+        if catch_unwind(AssertUnwindSafe(|| logic.on_shutdown(&mut ctx))).is_err() {
+            self.report.handler_panics += 1;
+            tracing::error!("on_shutdown panicked");
+        }
+        for session in self.sessions.iter() {
+            session.shared().close(CloseReason::ServerShutdown);
+        }
+    }
+
+    fn on_tick(&mut self) {
+        self.tick += 1;
+        let mut ctx = context!(self);
+        let logic = &mut self.logic;
+        if catch_unwind(AssertUnwindSafe(|| logic.on_tick(&mut ctx))).is_err() {
+            self.report.handler_panics += 1;
+            tracing::error!("on_tick panicked");
+        }
+    }
+
+    /// After the shutdown timeout: sessions whose driver never reported get their `on_disconnect` now, so it still
+    /// runs exactly once for every session the logic saw.
+    fn disconnect_remaining(&mut self) {
+        let remaining: Vec<_> = self.sessions.iter().map(|s| s.id()).collect();
+        for id in remaining {
+            if let Some(session) = self.sessions.remove(id) {
+                session.shared().abort(CloseReason::ServerShutdown);
+                self.disconnect(&session, &CloseReason::ServerShutdown);
+            }
+        }
+    }
+}

@@ -1,0 +1,375 @@
+//! The server framework: IO threads own sockets, one logic thread owns the game, and shutdown is an explicit,
+//! ordered sequence.
+//!
+//! ```text
+//!             IO threads (tokio, `workers`)                       logic thread (one)
+//!  accept ──► driver per session ──decode──► IoHandler ──Forward──► inbox ──► Logic::on_packet
+//!                 ▲   writes batches with write_vectored                        │
+//!                 └──────────── per-session send queue ◄── Session::send ◄──────┘ (lock-free)
+//! ```
+//!
+//! Shutdown (`ServerHandle::shutdown` then `join`, or `run_until_signal`):
+//! 1. stop accepting and close the listener;
+//! 2. `Logic::on_shutdown` (the app may broadcast a goodbye), then every session is asked to close;
+//! 3. each session flushes its queue up to `close_flush_timeout`, then its socket closes;
+//! 4. the logic thread runs every `on_disconnect` and exits (after at most `shutdown_timeout`);
+//! 5. the IO runtime shuts down with a timeout, from the joining thread (never inside an async context);
+//! 6. every thread is joined and a [`ShutdownReport`] returned.
+//!
+//! - `config`: [`ServerConfig`] and [`RateLimit`], the defaults.
+//! - `logic`: [`Logic`], [`Context`], the logic thread.
+//! - `io_hook`: [`IoHandler`], the IO-thread hook (ping/echo without the hop; bad-frame decisions).
+//! - `acceptor`: the accept loop. `driver`: the per-session IO task.
+
+mod acceptor;
+mod config;
+mod driver;
+mod io_hook;
+mod logic;
+mod rate_limit;
+
+use std::marker::PhantomData;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+use std::{fmt, io};
+
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+pub use config::{RateLimit, ServerConfig};
+pub use io_hook::{BadFrameAction, ForwardAll, IoAction, IoHandler};
+pub use logic::{Context, Logic};
+
+use crate::Protocol;
+use crate::frame::HeaderKind;
+use crate::metrics::{Metrics, MetricsSnapshot};
+use crate::pool::MessagePool;
+use crate::session::SessionIds;
+use crate::transport::Listener;
+use logic::LogicEvent;
+
+/// Entry point: `Server::<MyProtocol>::builder()`.
+#[derive(Debug)]
+pub struct Server<P: Protocol>(PhantomData<fn() -> P>);
+
+impl<P: Protocol> Server<P> {
+    /// A builder with the defaults of [`ServerConfig`].
+    pub fn builder() -> ServerBuilder<P> {
+        ServerBuilder {
+            config: ServerConfig::default(),
+            bind: "127.0.0.1:0".parse().expect("valid address"),
+            pool: None,
+            io_handler: Arc::new(ForwardAll),
+        }
+    }
+}
+
+/// Configures and starts a server.
+pub struct ServerBuilder<P: Protocol> {
+    config: ServerConfig,
+    bind: SocketAddr,
+    pool: Option<MessagePool>,
+    io_handler: Arc<dyn IoHandler<P>>,
+}
+
+impl<P: Protocol> fmt::Debug for ServerBuilder<P> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ServerBuilder").field("config", &self.config).field("bind", &self.bind).finish_non_exhaustive()
+    }
+}
+
+impl<P: Protocol> ServerBuilder<P> {
+    /// TCP address to listen on for [`start`](Self::start). Default `127.0.0.1:0` (any free port).
+    pub fn bind(mut self, addr: SocketAddr) -> Self {
+        self.bind = addr;
+        self
+    }
+
+    /// IO worker threads. Default: the number of CPUs.
+    pub fn workers(mut self, workers: usize) -> Self {
+        self.config.workers = workers.max(1);
+        self
+    }
+
+    /// Connections beyond this are closed at once (counted as rejected). Default 10,000; `None` for no limit.
+    pub fn max_connections(mut self, max: Option<usize>) -> Self {
+        self.config.max_connections = max;
+        self
+    }
+
+    /// Largest accepted frame, header included. Default 16 KiB; capped at what the header can describe.
+    pub fn max_frame(mut self, bytes: usize) -> Self {
+        self.config.max_frame = bytes;
+        self
+    }
+
+    /// Bytes a session may have queued before it is closed as a slow consumer. Default 1 MiB.
+    pub fn send_queue_limit(mut self, bytes: usize) -> Self {
+        self.config.send_queue_limit = bytes;
+        self
+    }
+
+    /// Close sessions that send nothing for this long. Default 60 s; `None` to never.
+    pub fn idle_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.config.idle_timeout = timeout;
+        self
+    }
+
+    /// Period of `Logic::on_tick`. Default 50 ms; `None` for no ticks.
+    pub fn tick(mut self, period: Option<Duration>) -> Self {
+        self.config.tick = period;
+        self
+    }
+
+    /// Per-session packet rate limit. Default 1,000/s with bursts of 2,000; `None` for no limit.
+    pub fn rate_limit(mut self, limit: Option<RateLimit>) -> Self {
+        self.config.rate_limit = limit;
+        self
+    }
+
+    /// Frame header layout. Default [`HeaderKind::Compact`].
+    pub fn header(mut self, header: HeaderKind) -> Self {
+        self.config.header = header;
+        self
+    }
+
+    /// How long a closing session may flush. Default 3 s.
+    pub fn close_flush_timeout(mut self, timeout: Duration) -> Self {
+        self.config.close_flush_timeout = timeout;
+        self
+    }
+
+    /// How long shutdown waits for sessions to close. Default 10 s.
+    pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
+        self.config.shutdown_timeout = timeout;
+        self
+    }
+
+    /// Replaces the whole configuration.
+    pub fn config(mut self, config: ServerConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// The pool frames are encoded into. Default: a pool of the server's own, so that the shutdown report's
+    /// outstanding count is exact.
+    pub fn pool(mut self, pool: MessagePool) -> Self {
+        self.pool = Some(pool);
+        self
+    }
+
+    /// The IO-thread hook. Default [`ForwardAll`].
+    pub fn io_handler(mut self, handler: impl IoHandler<P>) -> Self {
+        self.io_handler = Arc::new(handler);
+        self
+    }
+
+    /// Binds the TCP address and starts the IO threads and the logic thread.
+    pub fn start<L: Logic<Protocol = P>>(self, logic: L) -> io::Result<ServerHandle<P>> {
+        let addr = self.bind;
+        let mut local = None;
+        let handle = self.start_on(
+            || {
+                let std_listener = std::net::TcpListener::bind(addr)?;
+                std_listener.set_nonblocking(true)?;
+                local = Some(std_listener.local_addr()?);
+                tokio::net::TcpListener::from_std(std_listener)
+            },
+            logic,
+        )?;
+        let mut handle = handle;
+        handle.local_addr = local;
+        Ok(handle)
+    }
+
+    /// Starts on any [`Listener`]: `make_listener` runs inside the IO runtime, so it may create tokio IO objects
+    /// (`UnixListener::bind`, …).
+    pub fn start_on<L, T>(self, make_listener: impl FnOnce() -> io::Result<T>, logic: L) -> io::Result<ServerHandle<P>>
+    where
+        L: Logic<Protocol = P>,
+        T: Listener,
+    {
+        let mut config = self.config;
+        config.max_frame = config.max_frame.min(config.header.max_frame_len()).max(config.header.header_len());
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(config.workers)
+            .thread_name("packet-io")
+            .enable_all()
+            .build()?;
+        let listener = {
+            let _enter = runtime.enter();
+            make_listener()?
+        };
+        let (inbox, inbox_rx) = mpsc::unbounded_channel();
+        let shared = Arc::new(ServerShared {
+            config,
+            metrics: Arc::new(Metrics::default()),
+            pool: self.pool.unwrap_or_else(MessagePool::new),
+            ids: SessionIds::default(),
+            inbox,
+            io_handler: self.io_handler,
+            stop_accepting: CancellationToken::new(),
+        });
+        let logic_shared = Arc::clone(&shared);
+        let logic_thread = std::thread::Builder::new()
+            .name("packet-logic".into())
+            .spawn(move || logic::run(logic, inbox_rx, logic_shared))?;
+        runtime.spawn(acceptor::run(listener, Arc::clone(&shared)));
+        Ok(ServerHandle { shared, runtime: Some(runtime), logic_thread: Some(logic_thread), local_addr: None })
+    }
+}
+
+/// What the IO side and the logic thread share. The fields' roles in shutdown: `stop_accepting` ends the accept
+/// loop (step 1); `inbox` carries the `Shutdown` event to the logic thread (step 2) and every disconnect (step 4).
+pub(crate) struct ServerShared<P: Protocol> {
+    pub(crate) config: ServerConfig,
+    pub(crate) metrics: Arc<Metrics>,
+    pub(crate) pool: MessagePool,
+    pub(crate) ids: SessionIds,
+    pub(crate) inbox: mpsc::UnboundedSender<LogicEvent<P>>,
+    pub(crate) io_handler: Arc<dyn IoHandler<P>>,
+    pub(crate) stop_accepting: CancellationToken,
+}
+
+impl<P: Protocol> ServerShared<P> {
+    fn shutdown(&self) {
+        self.stop_accepting.cancel();
+        let _ = self.inbox.send(LogicEvent::Shutdown);
+    }
+}
+
+/// A running server. Stop it with [`shutdown`](Self::shutdown) and [`join`](Self::join), or hand control to
+/// [`run_until_signal`](Self::run_until_signal).
+///
+/// Dropping the handle without `join` starts the same ordered shutdown and finishes it on a background thread: it
+/// neither blocks the dropping thread nor panics (even inside an async context), but nobody waits for it.
+pub struct ServerHandle<P: Protocol> {
+    shared: Arc<ServerShared<P>>,
+    /// The IO threads. Shut down in `join` after the logic thread exited, from a plain thread.
+    runtime: Option<tokio::runtime::Runtime>,
+    /// Exits once shutdown was requested and every session's `on_disconnect` ran.
+    logic_thread: Option<JoinHandle<logic::LogicReport>>,
+    local_addr: Option<SocketAddr>,
+}
+
+impl<P: Protocol> fmt::Debug for ServerHandle<P> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ServerHandle").field("local_addr", &self.local_addr).finish_non_exhaustive()
+    }
+}
+
+/// What [`ServerHandle::join`] reports.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct ShutdownReport {
+    /// Sessions whose `on_disconnect` ran.
+    pub sessions_closed: u64,
+    /// Queued frames discarded because their session closed before they were written.
+    pub frames_dropped: u64,
+    /// Pool blocks still held by someone after everything stopped. 0 unless the application keeps frames.
+    pub pool_outstanding: u64,
+    /// Panics caught in handlers over the server's life.
+    pub handler_panics: u64,
+    /// Whether the logic thread itself died (a bug in the runtime, not in handlers).
+    pub logic_thread_panicked: bool,
+    /// The final counters.
+    pub metrics: MetricsSnapshot,
+}
+
+impl<P: Protocol> ServerHandle<P> {
+    /// The bound TCP address (servers started with [`ServerBuilder::start`]).
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        self.local_addr
+    }
+
+    /// A snapshot of the counters.
+    pub fn metrics(&self) -> MetricsSnapshot {
+        self.shared.metrics.snapshot(self.shared.pool.stats())
+    }
+
+    /// The pool frames are encoded into.
+    pub fn pool(&self) -> &MessagePool {
+        &self.shared.pool
+    }
+
+    /// Starts the ordered shutdown. Returns at once; idempotent.
+    pub fn shutdown(&self) {
+        self.shared.shutdown();
+    }
+
+    /// Installs SIGINT/SIGTERM handling: the first signal starts [`shutdown`](Self::shutdown), a second one exits
+    /// the process at once with status 130. Returns once the handlers are installed, so a signal sent afterwards is
+    /// never lost to the default action.
+    #[cfg(unix)]
+    pub fn watch_signals(&self) -> io::Result<()> {
+        use tokio::signal::unix::{SignalKind, signal};
+        let runtime = self.runtime.as_ref().expect("runtime present until join");
+        let _enter = runtime.enter();
+        let mut interrupt = signal(SignalKind::interrupt())?;
+        let mut terminate = signal(SignalKind::terminate())?;
+        let shared = Arc::clone(&self.shared);
+        runtime.spawn(async move {
+            tokio::select! {
+                _ = interrupt.recv() => {}
+                _ = terminate.recv() => {}
+            }
+            tracing::info!("signal received: shutting down (send it again to exit at once)");
+            shared.shutdown();
+            tokio::select! {
+                _ = interrupt.recv() => {}
+                _ = terminate.recv() => {}
+            }
+            tracing::warn!("second signal: exiting now");
+            std::process::exit(130);
+        });
+        Ok(())
+    }
+
+    /// Waits for SIGINT or SIGTERM, then shuts down in order and returns the report.
+    #[cfg(unix)]
+    pub fn run_until_signal(self) -> io::Result<ShutdownReport> {
+        self.watch_signals()?;
+        Ok(self.join())
+    }
+
+    /// Waits until the server has shut down (call [`shutdown`](Self::shutdown) first, or from elsewhere), then
+    /// stops the IO threads and joins every thread.
+    ///
+    /// Blocking: call it from a plain thread, not from inside an async runtime.
+    pub fn join(mut self) -> ShutdownReport {
+        let (report, logic_thread_panicked) = match self.logic_thread.take().map(JoinHandle::join) {
+            Some(Ok(report)) => (report, false),
+            Some(Err(_)) | None => (logic::LogicReport::default(), true),
+        };
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_timeout(self.shared.config.close_flush_timeout + Duration::from_secs(1));
+        }
+        let metrics = self.metrics();
+        ShutdownReport {
+            sessions_closed: report.sessions_closed,
+            frames_dropped: metrics.frames_dropped,
+            pool_outstanding: metrics.pool.outstanding as u64,
+            handler_panics: report.handler_panics,
+            logic_thread_panicked,
+            metrics,
+        }
+    }
+}
+
+impl<P: Protocol> Drop for ServerHandle<P> {
+    fn drop(&mut self) {
+        let (Some(runtime), logic_thread) = (self.runtime.take(), self.logic_thread.take()) else { return };
+        self.shared.shutdown();
+        let timeout = self.shared.config.close_flush_timeout + Duration::from_secs(1);
+        // Finish on a plain thread: joining here could block an async caller, and dropping a runtime inside an
+        // async context panics.
+        let _ = std::thread::Builder::new().name("packet-shutdown".into()).spawn(move || {
+            if let Some(thread) = logic_thread {
+                let _ = thread.join();
+            }
+            runtime.shutdown_timeout(timeout);
+        });
+    }
+}

@@ -1,0 +1,112 @@
+//! Why a session ended.
+
+use std::{fmt, io};
+
+use crate::DecodeError;
+use crate::frame::FrameFault;
+
+/// Why a session closed. Passed to `on_disconnect` and counted in the metrics by [`CloseKind`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CloseReason {
+    /// The peer closed the connection (end of stream), possibly mid-frame.
+    PeerClosed,
+    /// Reading or writing failed (for example a reset connection).
+    Io(io::ErrorKind),
+    /// Nothing was received for the configured idle timeout.
+    IdleTimeout,
+    /// The session's send queue went over its byte limit: the peer does not read fast enough.
+    SlowConsumer,
+    /// The peer sent more packets than the rate limit allows.
+    RateLimited,
+    /// The peer sent a frame that could not be accepted.
+    BadFrame(BadFrame),
+    /// A handler panicked while processing one of this session's packets.
+    HandlerPanic,
+    /// The application closed the session (for example after a kick).
+    Closed,
+    /// The server is shutting down.
+    ServerShutdown,
+}
+
+impl CloseReason {
+    /// The reason without its details, for counting.
+    pub fn kind(&self) -> CloseKind {
+        match self {
+            CloseReason::PeerClosed => CloseKind::PeerClosed,
+            CloseReason::Io(_) => CloseKind::Io,
+            CloseReason::IdleTimeout => CloseKind::IdleTimeout,
+            CloseReason::SlowConsumer => CloseKind::SlowConsumer,
+            CloseReason::RateLimited => CloseKind::RateLimited,
+            CloseReason::BadFrame(_) => CloseKind::BadFrame,
+            CloseReason::HandlerPanic => CloseKind::HandlerPanic,
+            CloseReason::Closed => CloseKind::Closed,
+            CloseReason::ServerShutdown => CloseKind::ServerShutdown,
+        }
+    }
+}
+
+impl fmt::Display for CloseReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CloseReason::PeerClosed => f.write_str("peer closed the connection"),
+            CloseReason::Io(kind) => write!(f, "io error: {kind}"),
+            CloseReason::IdleTimeout => f.write_str("idle timeout"),
+            CloseReason::SlowConsumer => f.write_str("send queue over its limit (slow consumer)"),
+            CloseReason::RateLimited => f.write_str("packet rate limit exceeded"),
+            CloseReason::BadFrame(bad) => write!(f, "bad frame: {bad}"),
+            CloseReason::HandlerPanic => f.write_str("a handler panicked"),
+            CloseReason::Closed => f.write_str("closed by the server"),
+            CloseReason::ServerShutdown => f.write_str("server shutdown"),
+        }
+    }
+}
+
+/// [`CloseReason`] without details.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[allow(missing_docs)] // each variant mirrors the documented `CloseReason` variant of the same name
+pub enum CloseKind {
+    PeerClosed,
+    Io,
+    IdleTimeout,
+    SlowConsumer,
+    RateLimited,
+    BadFrame,
+    HandlerPanic,
+    Closed,
+    ServerShutdown,
+}
+
+impl CloseKind {
+    /// Every kind, in declaration order (the order of [`crate::MetricsSnapshot::closes`]).
+    pub const ALL: [CloseKind; 9] = [
+        CloseKind::PeerClosed,
+        CloseKind::Io,
+        CloseKind::IdleTimeout,
+        CloseKind::SlowConsumer,
+        CloseKind::RateLimited,
+        CloseKind::BadFrame,
+        CloseKind::HandlerPanic,
+        CloseKind::Closed,
+        CloseKind::ServerShutdown,
+    ];
+}
+
+/// A frame the server refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BadFrame {
+    /// The header was unacceptable (size below the header or above the maximum). The stream is out of sync: the
+    /// session always closes.
+    #[error(transparent)]
+    Fault(#[from] FrameFault),
+    /// The header was fine but the id is unknown or the payload does not decode. The frame boundary is known.
+    #[error(transparent)]
+    Decode(#[from] DecodeError),
+}
+
+impl BadFrame {
+    /// Whether the next frame can still be found (true for decode errors, false for header faults).
+    pub fn boundary_known(&self) -> bool {
+        matches!(self, BadFrame::Decode(_))
+    }
+}

@@ -1,0 +1,118 @@
+//! The swappable IO layer: where connections come from.
+//!
+//! The session driver only needs `AsyncRead + AsyncWrite`; a [`Listener`] hands out such streams. TCP is the default,
+//! Unix sockets and in-memory pipes ([`memory`]) are provided, and TLS or WebSocket streams plug in the same way
+//! without touching the logic side.
+
+use std::future::Future;
+use std::{fmt, io};
+
+use tokio::io::{AsyncRead, AsyncWrite};
+
+/// Where a peer connected from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PeerAddr {
+    /// A TCP peer.
+    Tcp(std::net::SocketAddr),
+    /// A Unix-socket peer (usually unnamed).
+    Unix(Option<std::path::PathBuf>),
+    /// An in-memory peer, numbered in connection order.
+    Memory(u64),
+}
+
+impl fmt::Display for PeerAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PeerAddr::Tcp(addr) => addr.fmt(f),
+            PeerAddr::Unix(Some(path)) => write!(f, "unix:{}", path.display()),
+            PeerAddr::Unix(None) => f.write_str("unix:(unnamed)"),
+            PeerAddr::Memory(n) => write!(f, "memory:{n}"),
+        }
+    }
+}
+
+/// A source of connections.
+pub trait Listener: Send + 'static {
+    /// The connection type.
+    type Stream: AsyncRead + AsyncWrite + Send + Unpin + 'static;
+
+    /// Waits for the next connection.
+    fn accept(&mut self) -> impl Future<Output = io::Result<(Self::Stream, PeerAddr)>> + Send;
+}
+
+impl Listener for tokio::net::TcpListener {
+    type Stream = tokio::net::TcpStream;
+
+    async fn accept(&mut self) -> io::Result<(Self::Stream, PeerAddr)> {
+        let (stream, addr) = tokio::net::TcpListener::accept(self).await?;
+        // Game traffic is many small frames: never wait for Nagle.
+        stream.set_nodelay(true)?;
+        Ok((stream, PeerAddr::Tcp(addr)))
+    }
+}
+
+#[cfg(unix)]
+impl Listener for tokio::net::UnixListener {
+    type Stream = tokio::net::UnixStream;
+
+    async fn accept(&mut self) -> io::Result<(Self::Stream, PeerAddr)> {
+        let (stream, addr) = tokio::net::UnixListener::accept(self).await?;
+        Ok((stream, PeerAddr::Unix(addr.as_pathname().map(Into::into))))
+    }
+}
+
+/// In-memory connections over `tokio::io::duplex` pipes: a whole server in one process without sockets, for tests
+/// and simulations.
+pub mod memory {
+    use std::io;
+
+    use tokio::io::DuplexStream;
+    use tokio::sync::mpsc;
+
+    use super::PeerAddr;
+
+    /// Creates a connected listener/connector pair. `buffer` is each pipe's capacity in bytes.
+    pub fn listener(buffer: usize) -> (MemoryListener, MemoryConnector) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        (MemoryListener { rx, accepted: 0 }, MemoryConnector { tx, buffer })
+    }
+
+    /// The server side of [`listener`].
+    #[derive(Debug)]
+    pub struct MemoryListener {
+        rx: mpsc::UnboundedReceiver<DuplexStream>,
+        accepted: u64,
+    }
+
+    /// The client side of [`listener`]: cheap to clone.
+    #[derive(Debug, Clone)]
+    pub struct MemoryConnector {
+        tx: mpsc::UnboundedSender<DuplexStream>,
+        buffer: usize,
+    }
+
+    impl MemoryConnector {
+        /// Opens a connection to the listener.
+        pub fn connect(&self) -> io::Result<DuplexStream> {
+            let (client, server) = tokio::io::duplex(self.buffer);
+            self.tx.send(server).map_err(|_| io::Error::from(io::ErrorKind::ConnectionRefused))?;
+            Ok(client)
+        }
+    }
+
+    impl super::Listener for MemoryListener {
+        type Stream = DuplexStream;
+
+        async fn accept(&mut self) -> io::Result<(DuplexStream, PeerAddr)> {
+            match self.rx.recv().await {
+                Some(stream) => {
+                    self.accepted += 1;
+                    Ok((stream, PeerAddr::Memory(self.accepted)))
+                }
+                // Every connector is gone: no connection will ever come. Park like an idle TCP listener would.
+                None => std::future::pending().await,
+            }
+        }
+    }
+}
