@@ -163,7 +163,9 @@ impl<P: Protocol, R: AsyncRead + Unpin> ClientReader<P, R> {
         loop {
             let pending = &self.buf[self.start..];
             let found = match self.header {
-                HeaderKind::Compact => parse_frame::<Compact>(pending, self.max_frame)?.map(|f| (f.id, f.len, Compact::LEN)),
+                HeaderKind::Compact => {
+                    parse_frame::<Compact>(pending, self.max_frame)?.map(|f| (f.id, f.len, Compact::LEN))
+                }
                 HeaderKind::Wide => parse_frame::<Wide>(pending, self.max_frame)?.map(|f| (f.id, f.len, Wide::LEN)),
             };
             if let Some((id, len, header)) = found {

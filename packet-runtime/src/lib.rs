@@ -36,10 +36,10 @@ mod loom;
 #[doc(hidden)]
 pub mod __private;
 
-pub use packet::Packet;
-pub use packet_derive::{Packet, define_packets};
 pub use client::Client;
 pub use metrics::MetricsSnapshot;
+pub use packet::Packet;
+pub use packet_derive::{Packet, define_packets};
 pub use packet_ptr::PacketPtr;
 pub use pool::MessagePool;
 pub use protocol::{DecodeError, Direction, PacketInfo, PacketOf, PacketSet, Protocol};

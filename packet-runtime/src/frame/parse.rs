@@ -72,7 +72,10 @@ mod tests {
     #[test]
     fn size_faults_are_reported_from_the_header_alone() {
         assert_eq!(parse_frame::<Compact>(&[3, 0, 1, 0], 1024), Err(FrameFault::TooShort { size: 3, header: 4 }));
-        assert_eq!(parse_frame::<Compact>(&[0xFF, 0xFF, 1, 0], 1024), Err(FrameFault::TooLarge { size: 65535, max: 1024 }));
+        assert_eq!(
+            parse_frame::<Compact>(&[0xFF, 0xFF, 1, 0], 1024),
+            Err(FrameFault::TooLarge { size: 65535, max: 1024 })
+        );
         assert_eq!(parse_frame::<Wide>(&[5, 0, 0, 0, 1, 0], 1024), Err(FrameFault::TooShort { size: 5, header: 6 }));
     }
 

@@ -66,10 +66,14 @@ pub(crate) struct Driver<P: Protocol, S> {
 enum State {
     Open,
     /// Flushing what is queued, until the deadline.
-    Closing { deadline: Instant },
+    Closing {
+        deadline: Instant,
+    },
     /// Flushed and write side shut down; reading and discarding until the peer closes (so that unread input does
     /// not turn our close into a reset that could destroy the last frames we sent), until the deadline.
-    Lingering { deadline: Instant },
+    Lingering {
+        deadline: Instant,
+    },
 }
 
 #[derive(Debug, Default)]
@@ -179,7 +183,12 @@ impl<P: Protocol, S: AsyncRead + AsyncWrite + Unpin> Driver<P, S> {
         self.session.shared().reason.get().cloned().unwrap_or(CloseReason::Closed)
     }
 
-    fn poll_deadline(&mut self, cx: &mut Context<'_>, mut timer: Pin<&mut Sleep>, deadline: Instant) -> Poll<CloseReason> {
+    fn poll_deadline(
+        &mut self,
+        cx: &mut Context<'_>,
+        mut timer: Pin<&mut Sleep>,
+        deadline: Instant,
+    ) -> Poll<CloseReason> {
         if timer.deadline() != deadline {
             timer.as_mut().reset(deadline);
         }
@@ -370,7 +379,8 @@ impl<P: Protocol, S: AsyncRead + AsyncWrite + Unpin> Driver<P, S> {
         tracing::debug!(session = %self.session.id(), fault = %bad, "bad frame");
         let hook = &*self.server.io_handler;
         let session = &self.session;
-        let action = catch_unwind(AssertUnwindSafe(|| hook.on_bad_frame(session, &bad))).unwrap_or(BadFrameAction::Close);
+        let action =
+            catch_unwind(AssertUnwindSafe(|| hook.on_bad_frame(session, &bad))).unwrap_or(BadFrameAction::Close);
         if action == BadFrameAction::Skip && bad.boundary_known() {
             return;
         }

@@ -85,7 +85,10 @@ impl<P: Protocol> Context<'_, P> {
     }
 
     /// Encodes `packet` once into a pooled frame that can be queued to any number of sessions.
-    pub fn encode<T: PacketOf<P::ServerToClient>>(&self, packet: &T) -> Result<Encoded<P::ServerToClient>, EncodeError> {
+    pub fn encode<T: PacketOf<P::ServerToClient>>(
+        &self,
+        packet: &T,
+    ) -> Result<Encoded<P::ServerToClient>, EncodeError> {
         let pool = &self.shared.pool;
         let frame = match self.shared.config.header {
             HeaderKind::Compact => PacketPtr::encode_in::<Compact, T>(pool, packet)?,
@@ -286,7 +289,6 @@ impl<L: Logic> LogicLoop<L> {
     fn finished(&self) -> bool {
         self.shutdown_deadline.is_some() && self.acceptor_stopped && self.sessions.live == 0
     }
-
 
     fn handle(&mut self, event: LogicEvent<L::Protocol>) {
         match event {

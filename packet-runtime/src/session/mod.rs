@@ -18,8 +18,8 @@ use std::sync::{Arc, OnceLock};
 use tokio::sync::mpsc;
 
 pub use close::{BadFrame, CloseKind, CloseReason};
-pub(crate) use id::SessionIds;
 pub use id::SessionId;
+pub(crate) use id::SessionIds;
 
 use crate::frame::{Compact, HeaderKind, Wide};
 use crate::metrics::Metrics;

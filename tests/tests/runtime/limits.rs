@@ -1,0 +1,136 @@
+//! Limits that are on by default: queue limit (slow consumer), max connections, idle timeout, rate limit.
+
+use std::time::Duration;
+
+use packet_runtime::server::RateLimit;
+use packet_runtime::session::CloseKind;
+use packet_runtime::{Client, CloseReason};
+use tests::game::ServerPacket;
+use tests::proto;
+use tokio::net::TcpSocket;
+
+use crate::support::*;
+
+#[test]
+fn a_slow_reader_is_cut_off_while_a_fast_one_keeps_receiving() {
+    let server = start(builder().send_queue_limit(256 * 1024));
+    let delivered = client_runtime().block_on(async {
+        // The slow client never reads, with a tiny receive buffer so the kernel cannot hide it for long.
+        let socket = TcpSocket::new_v4().unwrap();
+        socket.set_recv_buffer_size(4096).unwrap();
+        let slow_stream = socket.connect(server.addr).await.unwrap();
+        let mut slow = Client::<tests::game::GameProtocol>::new(slow_stream);
+        slow.send(&proto::CLogin { name: "slow".into() }).await.unwrap();
+
+        let fast = connect(server.addr).await;
+        let (mut reader, mut writer) = fast.into_split();
+        // The fast client reads everything it is sent; the writer stays at most a few chats ahead of it so that
+        // the fast client itself is never the slow consumer.
+        let (progress_tx, mut progress) = tokio::sync::watch::channel(0u64);
+        let receiving = tokio::spawn(async move {
+            let mut chats = 0u64;
+            loop {
+                match within("chat", reader.recv()).await.unwrap() {
+                    ServerPacket::SChat(chat) if chat.msg == "last" => return chats,
+                    ServerPacket::SChat(_) => {
+                        chats += 1;
+                        let _ = progress_tx.send(chats);
+                    }
+                    _ => {}
+                }
+            }
+        });
+        let big = "x".repeat(8 * 1024);
+        let mut sent = 0u64;
+        let mut after_cut = 0;
+        while after_cut < 50 {
+            within("fast reader progress", progress.wait_for(|got| got + 8 >= sent)).await.unwrap();
+            writer.send(&proto::CChat { msg: big.clone() }).await.unwrap();
+            sent += 1;
+            assert!(sent < 100_000, "the slow consumer was never cut off");
+            if server.handle.metrics().queue_overflows > 0 {
+                after_cut += 1;
+            }
+        }
+        writer.send(&proto::CChat { msg: "last".into() }).await.unwrap();
+        let delivered = within("fast reader", receiving).await.unwrap();
+        assert_eq!(delivered, sent, "the fast reader got every chat");
+        drop(slow);
+        delivered
+    });
+    server.handle.shutdown();
+    let report = server.handle.join();
+    assert!(delivered > 0);
+    assert_eq!(report.metrics.closed(CloseKind::SlowConsumer), 1);
+    assert_eq!(report.pool_outstanding, 0);
+    let journal = server.journal.lock().unwrap();
+    let slow_id = journal.connected[0];
+    assert!(journal.disconnected.contains(&(slow_id, CloseReason::SlowConsumer)), "{:?}", journal.disconnected);
+}
+
+#[test]
+fn connections_beyond_the_limit_are_closed_at_once() {
+    let server = start(builder().max_connections(Some(2)));
+    client_runtime().block_on(async {
+        let mut kept = Vec::new();
+        for _ in 0..2 {
+            let mut client = connect(server.addr).await;
+            client.send(&proto::CPing { client_time: 1 }).await.unwrap();
+            within("pong", client.recv()).await.unwrap();
+            kept.push(client);
+        }
+        let mut rejected = connect(server.addr).await;
+        let (got, _) = drain_until_closed(&mut rejected).await;
+        assert!(got.is_empty());
+        assert_eq!(server.handle.metrics().connections_rejected, 1);
+        drop(kept);
+    });
+    server.handle.shutdown();
+    let report = server.handle.join();
+    assert_eq!(report.sessions_closed, 2, "a rejected connection never becomes a session");
+}
+
+#[test]
+fn idle_and_slowloris_sessions_time_out_while_active_ones_stay() {
+    let server = start(builder().idle_timeout(Some(Duration::from_millis(600))));
+    client_runtime().block_on(async {
+        let mut idle = connect(server.addr).await;
+        let mut slowloris = connect(server.addr).await;
+        slowloris.send_raw(&[0x20, 0x00, 0xE8, 0x03, 0x0A]).await.unwrap(); // a frame that never completes
+        let mut active = connect(server.addr).await;
+        let idle_closed = tokio::spawn(async move { drain_until_closed(&mut idle).await });
+        let slowloris_closed = tokio::spawn(async move { drain_until_closed(&mut slowloris).await });
+        // Keep the active one busy for well over the timeout.
+        for i in 0..20 {
+            active.send(&proto::CPing { client_time: i }).await.unwrap();
+            within("pong", active.recv()).await.unwrap();
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        within("idle close", idle_closed).await.unwrap();
+        within("slowloris close", slowloris_closed).await.unwrap();
+    });
+    server.handle.shutdown();
+    let report = server.handle.join();
+    assert_eq!(report.metrics.closed(CloseKind::IdleTimeout), 2);
+    let journal = server.journal.lock().unwrap();
+    let active_id = journal.connected[2];
+    assert!(journal.disconnected.contains(&(active_id, CloseReason::ServerShutdown)), "{:?}", journal.disconnected);
+}
+
+#[test]
+fn a_flood_past_the_rate_limit_is_closed() {
+    let server = start(builder().rate_limit(Some(RateLimit { per_second: 10, burst: 20 })));
+    client_runtime().block_on(async {
+        let mut flooder = connect(server.addr).await;
+        for i in 0..200 {
+            flooder.queue(&proto::CPing { client_time: i }).unwrap();
+        }
+        flooder.flush().await.unwrap();
+        let (got, _) = drain_until_closed(&mut flooder).await;
+        assert!(got.len() <= 20, "at most the burst was served, got {}", got.len());
+        assert_serves(server.addr).await;
+    });
+    server.handle.shutdown();
+    let report = server.handle.join();
+    assert_eq!(report.metrics.closed(CloseKind::RateLimited), 1);
+}

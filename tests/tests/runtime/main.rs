@@ -1,0 +1,13 @@
+//! The network runtime over real sockets: every behaviour of the server framework, driven by the typed client.
+//!
+//! One test binary (modules below) to keep link time down. Ports are bound to 0; tests wait on events (a reply, a
+//! close, a report), never on sleeps; timeouts only guard against hangs.
+
+mod support;
+
+mod bad_input;
+mod limits;
+mod sessions;
+mod shutdown;
+mod transports;
+mod wire;

@@ -1,0 +1,122 @@
+//! The ordered shutdown: under load, on signals, and when the handle is dropped without `join`.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use packet_runtime::session::CloseKind;
+use tests::game::ServerPacket;
+use tests::proto;
+
+use crate::support::*;
+
+#[test]
+fn shutdown_under_load_flushes_goodbyes_and_reports_zero_outstanding() {
+    const CLIENTS: usize = 300;
+    let server = start(builder().max_connections(Some(10_000)));
+    let runtime = client_runtime();
+    let (goodbyes_tx, goodbyes) = mpsc::channel();
+    let mut started = Vec::new();
+    for i in 0..CLIENTS {
+        let addr = server.addr;
+        let goodbyes_tx = goodbyes_tx.clone();
+        let (ready_tx, ready) = tokio::sync::oneshot::channel();
+        started.push(ready);
+        runtime.spawn(async move {
+            let client = connect(addr).await;
+            let (mut reader, mut writer) = client.into_split();
+            let _ = ready_tx.send(());
+            let chatter = tokio::spawn(async move {
+                for n in 0u64.. {
+                    let sent = if n % 10 == 0 {
+                        writer.send(&proto::CChat { msg: format!("{i}:{n}") }).await
+                    } else {
+                        writer.send(&proto::CEcho { data: n.to_le_bytes().to_vec() }).await
+                    };
+                    if sent.is_err() {
+                        break;
+                    }
+                    tokio::task::yield_now().await;
+                }
+            });
+            let mut goodbye = false;
+            while let Ok(packet) = reader.recv().await {
+                goodbye |= matches!(packet, ServerPacket::SKick(ref k) if k.reason == "server shutting down");
+            }
+            chatter.abort();
+            let _ = goodbyes_tx.send(goodbye);
+        });
+    }
+    drop(goodbyes_tx);
+    runtime.block_on(async {
+        for ready in started {
+            within("client connected", ready).await.unwrap();
+        }
+        // Wait until real traffic flows before pulling the plug.
+        while server.handle.metrics().frames_in < 5 * CLIENTS as u64 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    });
+    server.handle.shutdown();
+    let (done_tx, done) = mpsc::channel();
+    let handle = server.handle;
+    std::thread::spawn(move || done_tx.send(handle.join()).unwrap());
+    let report = done.recv_timeout(Duration::from_secs(60)).expect("shutdown completes under load");
+    assert_eq!(report.sessions_closed, CLIENTS as u64);
+    assert_eq!(report.pool_outstanding, 0, "{report:?}");
+    assert!(!report.logic_thread_panicked);
+    let journal = server.journal.lock().unwrap();
+    assert!(journal.shutdown_called);
+    assert_eq!(journal.disconnected.len(), CLIENTS);
+    let got_goodbye = goodbyes.iter().filter(|g| *g).count();
+    assert_eq!(got_goodbye, CLIENTS, "every client saw the goodbye broadcast from on_shutdown");
+    assert!(report.metrics.closed(CloseKind::ServerShutdown) > 0);
+}
+
+#[test]
+fn dropping_the_handle_inside_an_async_context_neither_blocks_nor_panics() {
+    let server = start(builder());
+    let addr = server.addr;
+    let journal = server.journal.clone();
+    client_runtime().block_on(async move {
+        let mut client = connect(addr).await;
+        client.send(&proto::CPing { client_time: 1 }).await.unwrap();
+        within("pong", client.recv()).await.unwrap();
+        drop(server.handle); // inside an async context: must not panic or block
+        let (got, _) = drain_until_closed(&mut client).await;
+        assert!(got.iter().all(|p| matches!(p, ServerPacket::SKick(_))), "{got:?}");
+    });
+    // The background shutdown runs every on_disconnect.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while journal.lock().unwrap().disconnected.is_empty() {
+        assert!(std::time::Instant::now() < deadline, "background shutdown never finished");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn sigterm_to_a_server_process_shuts_it_down_and_exits_zero() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_signal-server"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn the server binary");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = lines.next().expect("a line").unwrap();
+    let addr: std::net::SocketAddr = first.strip_prefix("listening on ").expect("listening line").parse().unwrap();
+    client_runtime().block_on(async {
+        let mut client = connect(addr).await;
+        client.send(&proto::CPing { client_time: 9 }).await.unwrap();
+        within("pong", client.recv()).await.unwrap();
+        let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+        assert!(status.success());
+        // The server closes us as part of its shutdown.
+        drain_until_closed(&mut client).await;
+    });
+    let rest: Vec<String> = lines.map(Result::unwrap).collect();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "exit status {status:?}, output {rest:?}");
+    assert!(rest.iter().any(|l| l == "pool outstanding: 0"), "{rest:?}");
+    assert!(rest.iter().any(|l| l == "sessions closed: 1"), "{rest:?}");
+}

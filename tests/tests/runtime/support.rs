@@ -1,0 +1,197 @@
+//! A small game for the tests: login, chat broadcast, echo through the logic thread, ping on the IO thread, and
+//! two packets that misbehave on purpose (a panic, a self-kick).
+
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use packet_runtime::server::{BadFrameAction, IoAction, IoHandler, ServerBuilder};
+use packet_runtime::session::BadFrame;
+use packet_runtime::{CloseReason, Context, Logic, Server, ServerHandle, Session, SessionId};
+use tests::game::{ClientPacket, ClientPacketHandler, GameProtocol, ServerPacket};
+use tests::proto;
+
+/// Room id that makes the handler panic.
+pub(crate) const PANIC_ROOM: u32 = 666;
+/// Room id that makes the server close the session after a kick.
+pub(crate) const KICK_ROOM: u32 = 777;
+
+/// What the logic thread saw, for assertions after the fact.
+#[derive(Debug, Default)]
+pub(crate) struct Journal {
+    pub(crate) connected: Vec<SessionId>,
+    pub(crate) disconnected: Vec<(SessionId, CloseReason)>,
+    /// Results of sending to a session from inside its own `on_disconnect`.
+    pub(crate) send_after_disconnect_failed: Vec<bool>,
+    pub(crate) ticks: u64,
+    pub(crate) shutdown_called: bool,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct TestGame {
+    pub(crate) journal: Arc<Mutex<Journal>>,
+}
+
+/// The handler context: the runtime's context plus the session the packet came from.
+pub(crate) struct Req<'c, 'a> {
+    pub(crate) ctx: &'c mut Context<'a, GameProtocol>,
+    pub(crate) session: &'c Session<GameProtocol>,
+}
+
+impl Logic for TestGame {
+    type Protocol = GameProtocol;
+
+    fn on_connect(&mut self, _ctx: &mut Context<'_, GameProtocol>, session: &Session<GameProtocol>) {
+        self.journal.lock().unwrap().connected.push(session.id());
+    }
+
+    fn on_packet(
+        &mut self,
+        ctx: &mut Context<'_, GameProtocol>,
+        session: &Session<GameProtocol>,
+        packet: ClientPacket,
+    ) {
+        packet.dispatch(self, &mut Req { ctx, session });
+    }
+
+    fn on_disconnect(
+        &mut self,
+        _ctx: &mut Context<'_, GameProtocol>,
+        session: &Session<GameProtocol>,
+        reason: &CloseReason,
+    ) {
+        let failed = session.send(&proto::SChat { player_id: 0, msg: "too late".into() }).is_err();
+        let mut journal = self.journal.lock().unwrap();
+        journal.disconnected.push((session.id(), reason.clone()));
+        journal.send_after_disconnect_failed.push(failed);
+    }
+
+    fn on_tick(&mut self, _ctx: &mut Context<'_, GameProtocol>) {
+        self.journal.lock().unwrap().ticks += 1;
+    }
+
+    fn on_shutdown(&mut self, ctx: &mut Context<'_, GameProtocol>) {
+        self.journal.lock().unwrap().shutdown_called = true;
+        let _ = ctx.broadcast_all(&proto::SKick { reason: "server shutting down".into() });
+    }
+}
+
+impl ClientPacketHandler<Req<'_, '_>> for TestGame {
+    fn on_c_login(&mut self, req: &mut Req<'_, '_>, packet: proto::CLogin) {
+        let ok = !packet.name.is_empty();
+        let player_id = if ok { req.session.id().as_u64() + 1 } else { 0 };
+        let _ = req.session.send(&proto::SLogin { success: ok, player_id });
+    }
+
+    fn on_c_enter_room(&mut self, req: &mut Req<'_, '_>, packet: proto::CEnterRoom) {
+        match packet.room_id {
+            PANIC_ROOM => panic!("handler bug on purpose"),
+            KICK_ROOM => {
+                let _ = req.session.kick(&proto::SKick { reason: "you asked for it".into() });
+            }
+            _ => {
+                let _ = req.session.send(&proto::SEnterRoom { success: true, players: vec![] });
+            }
+        }
+    }
+
+    fn on_c_move(&mut self, _req: &mut Req<'_, '_>, _packet: proto::CMove) {}
+
+    fn on_c_chat(&mut self, req: &mut Req<'_, '_>, packet: proto::CChat) {
+        let chat = proto::SChat { player_id: req.session.id().as_u64(), msg: packet.msg };
+        let ids: Vec<_> = req.ctx.sessions().map(|s| s.id()).collect();
+        req.ctx.broadcast(ids, &chat).expect("encodes");
+    }
+
+    fn on_c_ping(&mut self, req: &mut Req<'_, '_>, packet: proto::CPing) {
+        // Only reached when the IO hook is not installed.
+        let _ = req.session.send(&proto::SPong { client_time: packet.client_time, server_time: 0 });
+    }
+
+    fn on_c_echo(&mut self, req: &mut Req<'_, '_>, packet: proto::CEcho) {
+        let _ = req.session.send(&proto::SEcho { data: packet.data });
+    }
+}
+
+/// Answers pings on the IO thread (server_time = 1 marks the IO path) and kicks on bad frames.
+#[derive(Debug, Default)]
+pub(crate) struct TestIo;
+
+impl IoHandler<GameProtocol> for TestIo {
+    fn on_packet(&self, session: &Session<GameProtocol>, packet: ClientPacket) -> IoAction<ClientPacket> {
+        match packet {
+            ClientPacket::CPing(ping) => {
+                let _ = session.send(&proto::SPong { client_time: ping.client_time, server_time: 1 });
+                IoAction::Handled
+            }
+            other => IoAction::Forward(other),
+        }
+    }
+
+    fn on_bad_frame(&self, session: &Session<GameProtocol>, bad: &BadFrame) -> BadFrameAction {
+        let _ = session.send(&proto::SKick { reason: bad.to_string() });
+        BadFrameAction::Close
+    }
+}
+
+/// A builder with test-friendly settings: 2 workers, no rate limit, the test IO hook.
+pub(crate) fn builder() -> ServerBuilder<GameProtocol> {
+    Server::<GameProtocol>::builder().workers(2).rate_limit(None).io_handler(TestIo)
+}
+
+/// A running test server with its journal.
+pub(crate) struct TestServer {
+    pub(crate) handle: ServerHandle<GameProtocol>,
+    pub(crate) journal: Arc<Mutex<Journal>>,
+    pub(crate) addr: std::net::SocketAddr,
+}
+
+pub(crate) fn start(builder: ServerBuilder<GameProtocol>) -> TestServer {
+    let game = TestGame::default();
+    let journal = Arc::clone(&game.journal);
+    let handle = builder.start(game).expect("server starts");
+    let addr = handle.local_addr().expect("tcp address");
+    TestServer { handle, journal, addr }
+}
+
+/// A runtime for the clients (the server has its own).
+pub(crate) fn client_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap()
+}
+
+/// Guards against hangs; never used as synchronisation.
+pub(crate) async fn within<T>(what: &str, fut: impl Future<Output = T>) -> T {
+    match tokio::time::timeout(Duration::from_secs(30), fut).await {
+        Ok(value) => value,
+        Err(_) => panic!("timed out waiting for {what}"),
+    }
+}
+
+pub(crate) type TestClient = packet_runtime::Client<GameProtocol>;
+
+pub(crate) async fn connect(addr: std::net::SocketAddr) -> TestClient {
+    TestClient::connect(addr).await.expect("connects")
+}
+
+/// Pings through the IO hook and checks the pong: proves the server still serves.
+pub(crate) async fn assert_serves(addr: std::net::SocketAddr) {
+    let mut client = connect(addr).await;
+    client.send(&proto::CPing { client_time: 42 }).await.unwrap();
+    match within("pong", client.recv()).await.unwrap() {
+        ServerPacket::SPong(pong) => assert_eq!((pong.client_time, pong.server_time), (42, 1)),
+        other => panic!("expected a pong, got {other:?}"),
+    }
+}
+
+/// Receives until the server closes; returns what arrived.
+pub(crate) async fn drain_until_closed(
+    client: &mut TestClient,
+) -> (Vec<ServerPacket>, packet_runtime::client::ClientError) {
+    let mut got = Vec::new();
+    loop {
+        match within("close", client.recv()).await {
+            Ok(packet) => got.push(packet),
+            Err(e) => return (got, e),
+        }
+    }
+}
