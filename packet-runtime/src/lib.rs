@@ -27,6 +27,8 @@ pub mod __private;
 
 pub use packet::Packet;
 pub use packet_derive::{Packet, define_packets};
+pub use packet_ptr::{EncodeError, PacketBuilder, PacketPtr};
+pub use pool::{MessagePool, PoolConfig, PoolStats};
 pub use protocol::{DecodeError, Direction, PacketInfo, PacketOf, PacketSet, Protocol};
 
 /// The prost version this runtime is built against. Use it (`packet_runtime::prost::Message`) so user code and the
