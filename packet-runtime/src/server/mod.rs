@@ -45,7 +45,7 @@ pub use logic::{Context, Logic};
 use crate::Protocol;
 use crate::frame::HeaderKind;
 use crate::metrics::{Metrics, MetricsSnapshot};
-use crate::pool::MessagePool;
+use crate::pool::{MessagePool, PoolConfig};
 use crate::session::SessionIds;
 use crate::transport::Listener;
 use logic::LogicEvent;
@@ -206,7 +206,7 @@ impl<P: Protocol> ServerBuilder<P> {
         let shared = Arc::new(ServerShared {
             config,
             metrics: Arc::new(Metrics::default()),
-            pool: self.pool.unwrap_or_else(MessagePool::new),
+            pool: self.pool.unwrap_or_else(|| MessagePool::new(PoolConfig::default())),
             ids: SessionIds::default(),
             inbox,
             io_handler: self.io_handler,
@@ -350,7 +350,7 @@ impl<P: Protocol> ServerHandle<P> {
         ShutdownReport {
             sessions_closed: report.sessions_closed,
             frames_dropped: metrics.frames_dropped,
-            pool_outstanding: metrics.pool.outstanding as u64,
+            pool_outstanding: metrics.pool.outstanding(),
             handler_panics: report.handler_panics,
             logic_thread_panicked,
             metrics,

@@ -1,1 +1,0 @@
-//! Placeholder: the pooled-buffer work fills this in.
