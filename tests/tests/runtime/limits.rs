@@ -115,7 +115,8 @@ fn idle_and_slowloris_sessions_time_out_while_active_ones_stay() {
     let journal = server.journal.lock().unwrap();
     let active_id = journal.connected[2];
     let (_, active_reason) = journal.disconnected.iter().find(|(id, _)| *id == active_id).unwrap();
-    assert_eq!(*active_reason, CloseReason::PeerClosed, "the active client left on its own, never timed out");
+    // It left on its own or was closed by the shutdown, depending on which the server saw first; never idle.
+    assert!(matches!(active_reason, CloseReason::PeerClosed | CloseReason::ServerShutdown), "{active_reason:?}");
 }
 
 #[test]

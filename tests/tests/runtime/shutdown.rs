@@ -53,8 +53,10 @@ fn shutdown_under_load_flushes_goodbyes_and_reports_zero_outstanding() {
         for ready in started {
             within("client connected", ready).await.unwrap();
         }
-        // Wait until real traffic flows before pulling the plug.
-        while server.handle.metrics().frames_in < 5 * CLIENTS as u64 {
+        // Wait until every connection is a session and real traffic flows before pulling the plug.
+        while server.handle.metrics().connections_total < CLIENTS as u64
+            || server.handle.metrics().frames_in < 5 * CLIENTS as u64
+        {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
     });
