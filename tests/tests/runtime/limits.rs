@@ -136,3 +136,42 @@ fn a_flood_past_the_rate_limit_is_closed() {
     let report = server.handle.join();
     assert_eq!(report.metrics.closed(CloseKind::RateLimited), 1);
 }
+
+/// A listener whose every accept fails with EMFILE, counting the attempts.
+struct ExhaustedListener(std::sync::Arc<std::sync::atomic::AtomicU64>);
+
+impl packet_runtime::transport::Listener for ExhaustedListener {
+    type Stream = tokio::io::DuplexStream;
+
+    async fn accept(&mut self) -> std::io::Result<(Self::Stream, packet_runtime::transport::PeerAddr)> {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Err(std::io::Error::from_raw_os_error(24)) // EMFILE
+    }
+}
+
+#[test]
+fn accept_errors_from_exhausted_descriptors_back_off_instead_of_spinning() {
+    let attempts = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let listener = ExhaustedListener(attempts.clone());
+    let handle = builder().start_on(move || Ok(listener), TestGame::default()).unwrap();
+    // With a 10 ms first backoff doubling to 1 s, half a second allows about 6 attempts; a spinning loop would make
+    // hundreds of thousands. The bound only fails on spinning, never on a slow machine.
+    std::thread::sleep(Duration::from_millis(500));
+    let made = attempts.load(std::sync::atomic::Ordering::Relaxed);
+    assert!((1..=12).contains(&made), "{made} accept attempts in 500 ms");
+    assert_eq!(handle.metrics().accept_errors, made);
+    handle.shutdown();
+    handle.join();
+}
+
+#[test]
+fn on_tick_runs_at_the_configured_period() {
+    let server = start(builder().tick(Some(Duration::from_millis(5))));
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while server.journal.lock().unwrap().ticks < 5 {
+        assert!(std::time::Instant::now() < deadline, "ticks never came");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    server.handle.shutdown();
+    server.handle.join();
+}

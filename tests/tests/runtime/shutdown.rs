@@ -122,3 +122,22 @@ fn sigterm_to_a_server_process_shuts_it_down_and_exits_zero() {
     assert!(rest.iter().any(|l| l == "pool outstanding: 0"), "{rest:?}");
     assert!(rest.iter().any(|l| l == "sessions closed: 1"), "{rest:?}");
 }
+
+#[test]
+fn a_second_signal_exits_at_once_while_shutdown_hangs() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_signal-server"))
+        .env("SIGNAL_SERVER_HANG_ON_SHUTDOWN", "1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn the server binary");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    assert!(lines.next().unwrap().unwrap().starts_with("listening on "));
+    let pid = child.id().to_string();
+    assert!(Command::new("kill").args(["-INT", &pid]).status().unwrap().success());
+    // The first signal is in progress when the hang is reported; the second must end the process.
+    assert_eq!(lines.next().unwrap().unwrap(), "on_shutdown: hanging");
+    assert!(Command::new("kill").args(["-INT", &pid]).status().unwrap().success());
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130), "{status:?}");
+}
