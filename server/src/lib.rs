@@ -1,0 +1,1 @@
+//! Placeholder: the demo-server work fills this in.
