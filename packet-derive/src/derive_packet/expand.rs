@@ -50,14 +50,25 @@ fn check_shape(input: &DeriveInput) -> syn::Result<()> {
     ))
 }
 
-/// The impl itself. The `where Self: ProstMessage` bound makes a non-prost type fail with that trait's message
-/// alone: the compiler accepts `Packet`'s supertraits from the bound instead of reporting each one.
+/// The impl itself, and the assertion that the type is a prost message.
+///
+/// The impl's `where for<'p> Self: ProstMessage` lets the compiler accept `Packet`'s supertraits from that bound
+/// instead of reporting each missing one; being higher-ranked, the bound is not checked where the impl is written,
+/// so the assertion beside it is the only error a non-prost type gets (with `ProstMessage`'s message).
 fn packet_impl(input: &DeriveInput, id: &TokenStream, name: &TokenStream) -> TokenStream {
     let ident = &input.ident;
     let (impl_generics, ty_generics, where_clause) = input.generics.split_for_impl();
     let predicates = where_clause.map(|clause| &clause.predicates);
-    let prost_bound = quote_spanned!(ident.span()=> Self: ::packet_runtime::__private::ProstMessage);
+    let prost_bound = quote!(for<'p> Self: ::packet_runtime::__private::ProstMessage);
+    // A generic type has no single type to assert on; its uses get the compiler's own errors.
+    let assertion = input.generics.params.is_empty().then(|| {
+        quote_spanned! {ident.span()=>
+            const _: () = ::packet_runtime::__private::assert_prost_message::<#ident>();
+        }
+    });
     quote! {
+        #assertion
+
         #[automatically_derived]
         impl #impl_generics ::packet_runtime::Packet for #ident #ty_generics
         where

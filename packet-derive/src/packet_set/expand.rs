@@ -51,9 +51,7 @@ fn marker(protocol: &Protocol) -> TokenStream {
         let direction = set.direction.variant();
         set.packets.iter().map(move |packet| {
             let ty = &packet.ty;
-            quote_spanned!(ty.span()=>
-                ::packet_runtime::__private::packet_info::<#ty>(::packet_runtime::Direction::#direction)
-            )
+            packet_info(ty, &direction)
         })
     });
     quote! {
@@ -70,6 +68,18 @@ fn marker(protocol: &Protocol) -> TokenStream {
             const PACKETS: &'static [::packet_runtime::PacketInfo] = &[#(#infos),*];
             const FINGERPRINT: ::core::primitive::u64 =
                 ::packet_runtime::__private::fingerprint(<Self as ::packet_runtime::Protocol>::PACKETS);
+        }
+    }
+}
+
+/// One `PacketInfo` row. Written out rather than calling a generic helper: when `ty` is not a `Packet`, this use
+/// then fails with the same diagnostic as every other `<ty as Packet>::ID`, and the compiler prints it once.
+fn packet_info(ty: &syn::Path, direction: &syn::Ident) -> TokenStream {
+    quote_spanned! {ty.span()=>
+        ::packet_runtime::PacketInfo {
+            id: <#ty as ::packet_runtime::Packet>::ID,
+            name: <#ty as ::packet_runtime::Packet>::NAME,
+            direction: ::packet_runtime::Direction::#direction,
         }
     }
 }
@@ -97,11 +107,7 @@ fn packet_set_enum(protocol: &Protocol, set: &PacketSet) -> TokenStream {
     let variant_docs = packets.iter().map(|p| format!(" A `{}` packet.", p.display));
     let ids: Vec<_> = tys.iter().map(|ty| quote_spanned!(ty.span()=> <#ty as ::packet_runtime::Packet>::ID)).collect();
     let names = tys.iter().map(|ty| quote_spanned!(ty.span()=> <#ty as ::packet_runtime::Packet>::NAME));
-    let infos = tys.iter().map(|ty| {
-        quote_spanned!(ty.span()=>
-            ::packet_runtime::__private::packet_info::<#ty>(::packet_runtime::Direction::#direction)
-        )
-    });
+    let infos = tys.iter().map(|ty| packet_info(ty, &direction));
     let contains = if packets.is_empty() { quote!(false) } else { quote!(::core::matches!(id, #(#ids)|*)) };
 
     let decode_doc = format!(
@@ -117,7 +123,9 @@ fn packet_set_enum(protocol: &Protocol, set: &PacketSet) -> TokenStream {
 
     let per_packet = packets.iter().map(|packet| {
         let (ty, variant) = (&packet.ty, &packet.variant);
-        quote_spanned! {ty.span()=>
+        // `quote!`, not `quote_spanned!`: the unused `'p` must carry the macro's span, or lints such as
+        // `unused_lifetimes` would blame the user's code for it.
+        quote! {
             #[automatically_derived]
             impl ::core::convert::From<#ty> for #name {
                 #[inline]
@@ -126,8 +134,10 @@ fn packet_set_enum(protocol: &Protocol, set: &PacketSet) -> TokenStream {
                 }
             }
 
+            // Higher-ranked so the bound is checked where the impl is used, not here: a listed type that is not a
+            // `Packet` is then reported once, by the other uses of `<ty as Packet>`, instead of once more here.
             #[automatically_derived]
-            impl ::packet_runtime::PacketOf<#name> for #ty {}
+            impl ::packet_runtime::PacketOf<#name> for #ty where for<'p> #ty: ::packet_runtime::Packet {}
         }
     });
 
@@ -245,6 +255,7 @@ fn packet_set_enum(protocol: &Protocol, set: &PacketSet) -> TokenStream {
             }
 
             #[inline]
+            #[allow(unreachable_patterns)]
             fn contains(id: ::core::primitive::u16) -> ::core::primitive::bool {
                 #contains
             }
