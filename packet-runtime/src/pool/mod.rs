@@ -222,6 +222,7 @@ impl PoolShared {
     /// # Safety
     /// The caller owns `block` exclusively (its refcount reached 0, or it is an unfrozen builder's) and does not
     /// use it afterwards.
+    #[inline]
     pub(crate) unsafe fn release(block: NonNull<BlockHeader>) {
         // SAFETY: the caller owns the block; its header is initialised.
         let (pool, class) = unsafe {
