@@ -8,19 +8,11 @@ pub use crate::protocol::fingerprint;
 pub use bytes;
 pub use prost;
 
-use crate::{DecodeError, Direction, Packet, PacketInfo};
+use crate::{DecodeError, Direction, Packet};
 
-/// The [`PacketInfo`] row of packet `P`, for the `PACKETS` tables `define_packets!` generates.
-pub const fn packet_info<P: Packet>(direction: Direction) -> PacketInfo {
-    PacketInfo { id: P::ID, name: P::NAME, direction }
-}
-
-/// The bound `#[derive(Packet)]` asserts on the deriving type, so that deriving on a plain struct reports one clear
-/// error instead of a list of unsatisfied supertraits of [`Packet`].
-///
-/// Its supertraits are exactly what [`Packet`] needs beyond the two constants: the generated impl carries
-/// `where Self: ProstMessage`, which lets the compiler accept the impl's supertraits from this one bound and report
-/// only this bound when it does not hold.
+/// The bound `#[derive(Packet)]` asserts on the deriving type (see [`assert_prost_message`]), so that deriving on a
+/// plain struct reports one clear error instead of a list of unsatisfied supertraits of [`Packet`]. Its supertraits
+/// are exactly what [`Packet`] needs beyond the two constants.
 #[diagnostic::on_unimplemented(
     message = "`{Self}` is not a prost message, so it cannot be a packet",
     label = "`#[derive(Packet)]` needs a prost message here",
@@ -29,6 +21,12 @@ pub const fn packet_info<P: Packet>(direction: Direction) -> PacketInfo {
 )]
 pub trait ProstMessage: prost::Message + Default + Send + Sync + 'static {}
 
+/// Fails to compile, with [`ProstMessage`]'s message, unless `T` is a prost message.
+pub const fn assert_prost_message<T: ProstMessage>() {}
+
+// `do_not_recommend`: report the missing `ProstMessage` with the message above, not the `prost::Message` bound of
+// this impl, which would say nothing about packets.
+#[diagnostic::do_not_recommend]
 impl<T: prost::Message + Default + 'static> ProstMessage for T {}
 
 /// Decodes one packet's payload, naming the packet in the error.
@@ -52,13 +50,16 @@ pub fn unknown_id(id: u16, direction: Direction) -> DecodeError {
 
 /// Encodes one packet's payload into room the caller reserved.
 ///
+/// Bounded by `prost::Message` rather than `Packet` on purpose: when a listed type is not a `Packet`, every
+/// generated use of `Packet` then fails with the same diagnostic, which the compiler prints once.
+///
 /// # Panics
 /// If `buf` has less room than [`prost::Message::encoded_len`], which breaks the contract of
 /// [`PacketSet::encode_payload`](crate::PacketSet::encode_payload).
 #[inline]
-pub fn encode_payload<P: Packet>(packet: &P, buf: &mut impl bytes::BufMut) {
+pub fn encode_payload<M: prost::Message>(packet: &M, buf: &mut impl bytes::BufMut) {
     if let Err(err) = packet.encode(buf) {
-        panic!("encoding {} (id {}): the caller reserved too little room: {err}", P::NAME, P::ID);
+        panic!("encoding {}: the caller reserved too little room: {err}", core::any::type_name::<M>());
     }
 }
 

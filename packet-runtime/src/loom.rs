@@ -28,3 +28,47 @@ pub(crate) mod sync {
 #[cfg(all(test, loom))]
 #[allow(unused_imports)]
 pub(crate) use loom::{model, sync::Arc, thread};
+
+/// The bounded free list: crossbeam's lock-free `ArrayQueue` normally. Under loom, a mutex-protected `VecDeque` with
+/// the same contract (bounded, linearisable, a push happens-before the pop that takes the item): loom cannot see
+/// through crossbeam's std atomics, so the model substitutes a queue whose hand-off it can track. crossbeam checks
+/// `ArrayQueue` itself under its own loom configuration.
+#[cfg(not(loom))]
+pub(crate) type FreeList<T> = crossbeam_queue::ArrayQueue<T>;
+
+#[cfg(loom)]
+pub(crate) use model_queue::FreeList;
+
+#[cfg(loom)]
+mod model_queue {
+    use std::collections::VecDeque;
+
+    #[derive(Debug)]
+    pub(crate) struct FreeList<T> {
+        items: loom::sync::Mutex<VecDeque<T>>,
+        capacity: usize,
+    }
+
+    impl<T> FreeList<T> {
+        pub(crate) fn new(capacity: usize) -> Self {
+            FreeList { items: loom::sync::Mutex::new(VecDeque::with_capacity(capacity)), capacity }
+        }
+
+        pub(crate) fn push(&self, item: T) -> Result<(), T> {
+            let mut items = self.items.lock().unwrap();
+            if items.len() == self.capacity {
+                return Err(item);
+            }
+            items.push_back(item);
+            Ok(())
+        }
+
+        pub(crate) fn pop(&self) -> Option<T> {
+            self.items.lock().unwrap().pop_front()
+        }
+
+        pub(crate) fn len(&self) -> usize {
+            self.items.lock().unwrap().len()
+        }
+    }
+}

@@ -51,9 +51,7 @@ fn marker(protocol: &Protocol) -> TokenStream {
         let direction = set.direction.variant();
         set.packets.iter().map(move |packet| {
             let ty = &packet.ty;
-            quote_spanned!(ty.span()=>
-                ::packet_runtime::__private::packet_info::<#ty>(::packet_runtime::Direction::#direction)
-            )
+            packet_info(ty, &direction)
         })
     });
     quote! {
@@ -70,6 +68,18 @@ fn marker(protocol: &Protocol) -> TokenStream {
             const PACKETS: &'static [::packet_runtime::PacketInfo] = &[#(#infos),*];
             const FINGERPRINT: ::core::primitive::u64 =
                 ::packet_runtime::__private::fingerprint(<Self as ::packet_runtime::Protocol>::PACKETS);
+        }
+    }
+}
+
+/// One `PacketInfo` row. Written out rather than calling a generic helper: when `ty` is not a `Packet`, this use
+/// then fails with the same diagnostic as every other `<ty as Packet>::ID`, and the compiler prints it once.
+fn packet_info(ty: &syn::Path, direction: &syn::Ident) -> TokenStream {
+    quote_spanned! {ty.span()=>
+        ::packet_runtime::PacketInfo {
+            id: <#ty as ::packet_runtime::Packet>::ID,
+            name: <#ty as ::packet_runtime::Packet>::NAME,
+            direction: ::packet_runtime::Direction::#direction,
         }
     }
 }
@@ -97,11 +107,7 @@ fn packet_set_enum(protocol: &Protocol, set: &PacketSet) -> TokenStream {
     let variant_docs = packets.iter().map(|p| format!(" A `{}` packet.", p.display));
     let ids: Vec<_> = tys.iter().map(|ty| quote_spanned!(ty.span()=> <#ty as ::packet_runtime::Packet>::ID)).collect();
     let names = tys.iter().map(|ty| quote_spanned!(ty.span()=> <#ty as ::packet_runtime::Packet>::NAME));
-    let infos = tys.iter().map(|ty| {
-        quote_spanned!(ty.span()=>
-            ::packet_runtime::__private::packet_info::<#ty>(::packet_runtime::Direction::#direction)
-        )
-    });
+    let infos = tys.iter().map(|ty| packet_info(ty, &direction));
     let contains = if packets.is_empty() { quote!(false) } else { quote!(::core::matches!(id, #(#ids)|*)) };
 
     let decode_doc = format!(
@@ -117,7 +123,9 @@ fn packet_set_enum(protocol: &Protocol, set: &PacketSet) -> TokenStream {
 
     let per_packet = packets.iter().map(|packet| {
         let (ty, variant) = (&packet.ty, &packet.variant);
-        quote_spanned! {ty.span()=>
+        // `quote!`, not `quote_spanned!`: the unused `'p` must carry the macro's span, or lints such as
+        // `unused_lifetimes` would blame the user's code for it.
+        quote! {
             #[automatically_derived]
             impl ::core::convert::From<#ty> for #name {
                 #[inline]
@@ -126,8 +134,10 @@ fn packet_set_enum(protocol: &Protocol, set: &PacketSet) -> TokenStream {
                 }
             }
 
+            // Higher-ranked so the bound is checked where the impl is used, not here: a listed type that is not a
+            // `Packet` is then reported once, by the other uses of `<ty as Packet>`, instead of once more here.
             #[automatically_derived]
-            impl ::packet_runtime::PacketOf<#name> for #ty {}
+            impl ::packet_runtime::PacketOf<#name> for #ty where for<'p> #ty: ::packet_runtime::Packet {}
         }
     });
 
@@ -245,6 +255,7 @@ fn packet_set_enum(protocol: &Protocol, set: &PacketSet) -> TokenStream {
             }
 
             #[inline]
+            #[allow(unreachable_patterns)]
             fn contains(id: ::core::primitive::u16) -> ::core::primitive::bool {
                 #contains
             }
@@ -319,5 +330,107 @@ fn unique_ids(protocol: &Protocol) -> TokenStream {
             const PACKETS: &[::packet_runtime::__private::IdEntry] = &[#(#entries),*];
             #(#checks)*
         };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use quote::quote;
+
+    use super::*;
+
+    fn expand(input: TokenStream) -> String {
+        define_packets(syn::parse2(input).unwrap()).to_string()
+    }
+
+    fn compile_errors(out: &str) -> Vec<&str> {
+        out.match_indices(":: core :: compile_error ! {").map(|(at, _)| &out[at..]).collect()
+    }
+
+    #[test]
+    fn generates_enums_traits_and_impls() {
+        let out = expand(quote! {
+            pub protocol Game {
+                client_to_server ClientPacket { CLogin, proto::CEnterRoom }
+                server_to_client ServerPacket { SLogin }
+            }
+        });
+        assert!(compile_errors(&out).is_empty(), "{out}");
+        for expected in [
+            "pub enum Game { }",
+            "impl :: packet_runtime :: Protocol for Game",
+            "type ClientToServer = ClientPacket ;",
+            "pub enum ClientPacket { # [doc = \" A `CLogin` packet.\"] CLogin (CLogin) , # [doc = \" A `proto::CEnterRoom` packet.\"] CEnterRoom (proto :: CEnterRoom) , }",
+            "pub trait ClientPacketHandler < Ctx : ? :: core :: marker :: Sized = () >",
+            "fn on_c_login (& mut self , ctx : & mut Ctx , packet : CLogin) ;",
+            "fn on_c_enter_room (& mut self , ctx : & mut Ctx , packet : proto :: CEnterRoom) ;",
+            "fn on_s_login (& mut self , ctx : & mut Ctx , packet : SLogin) ;",
+            "< CLogin as :: packet_runtime :: Packet > :: ID => :: core :: result :: Result :: Ok (ClientPacket :: CLogin (:: packet_runtime :: __private :: decode :: < CLogin > (payload) ?))",
+            "impl :: packet_runtime :: PacketOf < ServerPacket > for SLogin",
+            "impl :: core :: convert :: From < proto :: CEnterRoom > for ClientPacket",
+            "assert_unique_id (\"Game\" , PACKETS , 2usize)",
+        ] {
+            assert!(out.contains(expected), "missing `{expected}` in\n{out}");
+        }
+        // Two checks for three packets: each packet after the first is compared with those before it.
+        assert_eq!(out.matches("assert_unique_id").count(), 2, "{out}");
+    }
+
+    #[test]
+    fn repeated_packets_are_reported_and_dropped() {
+        let out = expand(quote! {
+            protocol Game {
+                client_to_server C { A, B, A }
+                server_to_client S { B, x::A }
+            }
+        });
+        let errors = compile_errors(&out);
+        assert_eq!(errors.len(), 2, "{out}");
+        assert!(errors[0].contains("`A` is listed twice in protocol `Game` (already in this direction)"), "{out}");
+        assert!(errors[1].contains("`B` is listed twice in protocol `Game` (first in `client_to_server`)"), "{out}");
+        // The code is still generated, without the repeats; `x::A` is another type, so it stays.
+        assert!(
+            out.contains("enum C { # [doc = \" A `A` packet.\"] A (A) , # [doc = \" A `B` packet.\"] B (B) , }"),
+            "{out}"
+        );
+        assert!(out.contains("enum S { # [doc = \" A `x::A` packet.\"] A (x :: A) , }"), "{out}");
+    }
+
+    #[test]
+    fn two_types_with_one_name_in_a_direction_are_reported() {
+        let out = expand(quote!(protocol Game { client_to_server C { a::A, b::A } server_to_client S { B } }));
+        let errors = compile_errors(&out);
+        assert_eq!(errors.len(), 1, "{out}");
+        assert!(errors[0].contains("`b::A` and `a::A` would both become variant `A` / handler method `on_a`"), "{out}");
+    }
+
+    #[test]
+    fn missing_and_empty_directions_still_generate_code() {
+        let out = expand(quote!(protocol Game { client_to_server C {} }));
+        let errors = compile_errors(&out);
+        assert_eq!(errors.len(), 2, "{out}");
+        assert!(errors[0].contains("`client_to_server C` lists no packets"), "{out}");
+        assert!(errors[1].contains("protocol `Game` has no `server_to_client` packets"), "{out}");
+        assert!(out.contains("enum __GameServerToClient { }"), "{out}");
+        assert!(out.contains("type ServerToClient = __GameServerToClient ;"), "{out}");
+        assert!(
+            out.contains("fn contains (id : :: core :: primitive :: u16) -> :: core :: primitive :: bool { false }")
+        );
+    }
+
+    #[test]
+    fn a_misspelled_direction_stands_in_for_the_missing_one() {
+        let out = expand(quote!(protocol Game { client_to_server C { A } server_to_clients S { B } }));
+        let errors = compile_errors(&out);
+        assert_eq!(errors.len(), 1, "{out}");
+        assert!(errors[0].contains("unknown direction `server_to_clients`"), "{out}");
+        assert!(out.contains("type ServerToClient = S ;"), "{out}");
+    }
+
+    #[test]
+    fn malformed_syntax_is_a_parse_error() {
+        assert!(syn::parse2::<ProtocolDef>(quote!(pub proto Game {})).is_err());
+        assert!(syn::parse2::<ProtocolDef>(quote!(protocol Game { client_to_server C { A B } })).is_err());
+        assert!(syn::parse2::<ProtocolDef>(quote!(protocol A {} protocol B {})).is_err());
     }
 }

@@ -36,7 +36,9 @@ use core::slice;
 
 pub use builder::PacketBuilder;
 
-use crate::frame::{Compact, FrameHeader, FrameTooLarge};
+#[cfg(not(loom))]
+use crate::frame::Compact;
+use crate::frame::{FrameHeader, FrameTooLarge};
 use crate::loom::sync::atomic::{Ordering, fence};
 use crate::pool::{BlockHeader, MessagePool, PoolShared, data_ptr};
 use crate::{Packet, PacketSet};

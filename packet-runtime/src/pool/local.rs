@@ -51,6 +51,7 @@ impl LocalCache {
         }
     }
 
+    #[cfg_attr(loom, allow(dead_code))]
     pub(crate) fn pool(&self) -> Option<NonNull<PoolShared>> {
         self.pool.get()
     }

@@ -1,0 +1,8 @@
+#[derive(Clone, PartialEq, prost::Message, packet_runtime::Packet)]
+#[packet(id = 1000, opcode = 7)]
+pub struct CLogin {
+    #[prost(string, tag = "1")]
+    pub name: String,
+}
+
+fn main() {}
