@@ -1,0 +1,124 @@
+//! An interactive terminal chat client for the demo game server.
+//!
+//! ```text
+//! cargo run -p server --release                      # the demo server, on 127.0.0.1:7777
+//! cargo run -p examples --example chat_client -- --addr 127.0.0.1:7777 --name alice --room 1
+//! ```
+//!
+//! Logs in, enters the room, then sends every line typed as a chat message and prints what the server sends:
+//! chats, players spawning and leaving, a kick. `/quit` (or end of input) leaves.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+
+use clap::Parser;
+use packet_runtime::Client;
+use packet_runtime::client::ClientError;
+use tests::game::{GameProtocol, ServerPacket};
+use tests::proto;
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+/// A terminal chat client for the demo game server.
+#[derive(Debug, Parser)]
+struct Args {
+    /// The demo server's address.
+    #[arg(long, default_value = "127.0.0.1:7777")]
+    addr: SocketAddr,
+    /// The name to log in with.
+    #[arg(long, default_value = "guest")]
+    name: String,
+    /// The room to enter.
+    #[arg(long, default_value_t = 1)]
+    room: u32,
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args = Args::parse();
+    let client = Client::<GameProtocol>::connect(args.addr).await?;
+    let (mut reader, mut writer) = client.into_split();
+
+    writer.send(&proto::CLogin { name: args.name.clone() }).await?;
+    writer.send(&proto::CEnterRoom { room_id: args.room }).await?;
+    println!("connected to {} as {}; type a message and press enter, /quit to leave", args.addr, args.name);
+
+    // Player names learned from S_ENTER_ROOM and S_SPAWN, to print chats by name.
+    let mut names: HashMap<u64, String> = HashMap::new();
+    let mut lines = BufReader::new(tokio::io::stdin()).lines();
+    loop {
+        tokio::select! {
+            // Both futures are cancel-safe: `next_line` and `recv` keep partial input buffered across polls.
+            line = lines.next_line() => {
+                let Some(line) = line? else { break };
+                let line = line.trim();
+                if line == "/quit" {
+                    break;
+                }
+                if !line.is_empty() {
+                    writer.send(&proto::CChat { msg: line.to_owned() }).await?;
+                }
+            }
+            packet = reader.recv() => match packet {
+                Ok(packet) => {
+                    if !show(packet, &mut names) {
+                        break;
+                    }
+                }
+                Err(ClientError::Closed) => {
+                    println!("* the server closed the connection");
+                    break;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+    writer.shutdown().await?;
+    Ok(())
+}
+
+/// Prints one packet. Returns `false` once the session is over (kicked).
+fn show(packet: ServerPacket, names: &mut HashMap<u64, String>) -> bool {
+    match packet {
+        ServerPacket::SLogin(login) if login.success => println!("* logged in as player {}", login.player_id),
+        ServerPacket::SLogin(_) => println!("* login refused"),
+        ServerPacket::SEnterRoom(room) if room.success => {
+            remember(names, &room.players);
+            println!("* entered the room; here: {}", list(&room.players));
+        }
+        ServerPacket::SEnterRoom(_) => println!("* could not enter the room"),
+        ServerPacket::SSpawn(spawn) => {
+            remember(names, &spawn.players);
+            println!("* joined: {}", list(&spawn.players));
+        }
+        ServerPacket::SDespawn(despawn) => {
+            for id in despawn.player_ids {
+                let name = names.remove(&id).unwrap_or_else(|| format!("#{id}"));
+                println!("* left: {name}");
+            }
+        }
+        ServerPacket::SChat(chat) => match names.get(&chat.player_id) {
+            Some(name) => println!("[{name}] {}", chat.msg),
+            None => println!("[#{}] {}", chat.player_id, chat.msg),
+        },
+        ServerPacket::SKick(kick) => {
+            println!("* kicked: {}", kick.reason);
+            return false;
+        }
+        // Movement, pongs and echoes are not part of a chat.
+        ServerPacket::SMove(_) | ServerPacket::SPong(_) | ServerPacket::SEcho(_) => {}
+    }
+    true
+}
+
+fn remember(names: &mut HashMap<u64, String>, players: &[proto::PlayerInfo]) {
+    for player in players {
+        names.insert(player.player_id, player.name.clone());
+    }
+}
+
+fn list(players: &[proto::PlayerInfo]) -> String {
+    if players.is_empty() {
+        return "nobody".to_owned();
+    }
+    players.iter().map(|p| p.name.as_str()).collect::<Vec<_>>().join(", ")
+}
