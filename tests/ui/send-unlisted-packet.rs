@@ -1,4 +1,4 @@
-use packet_runtime::{Packet, PacketOf, define_packets};
+use packet_runtime::{Packet, Session, define_packets};
 
 #[derive(Clone, PartialEq, prost::Message, Packet)]
 #[packet(id = 1000)]
@@ -29,9 +29,9 @@ define_packets! {
     }
 }
 
-/// Stands in for the server session's `send`: it takes only server-to-client packets.
-fn send_to_client<P: PacketOf<ServerPacket>>(_packet: P) {}
-
-fn main() {
-    send_to_client(SAuctionList { count: 3 });
+/// Server-side code sends through its session, which takes only packets listed in the protocol.
+fn on_login(session: &Session<GameProtocol>) {
+    let _ = session.send(&SAuctionList { count: 3 });
 }
+
+fn main() {}
