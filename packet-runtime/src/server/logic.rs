@@ -144,6 +144,37 @@ impl<P: Protocol> std::fmt::Debug for Context<'_, P> {
     }
 }
 
+/// The usual context for the generated handler traits: the logic [`Context`] and the session a packet came from.
+///
+/// ```ignore
+/// impl ClientPacketHandler<Request<'_, '_, GameProtocol>> for Game {
+///     fn on_c_ping(&mut self, req: &mut Request<'_, '_, GameProtocol>, ping: CPing) {
+///         let _ = req.session.send(&SPong { client_time: ping.client_time, server_time: 0 });
+///     }
+/// }
+/// // in Logic::on_packet:
+/// packet.dispatch(self, &mut Request::new(ctx, session));
+/// ```
+pub struct Request<'r, 'c, P: Protocol> {
+    /// The logic thread's context (sessions, broadcast, ticks).
+    pub ctx: &'r mut Context<'c, P>,
+    /// The session the packet came from.
+    pub session: &'r Session<P>,
+}
+
+impl<'r, 'c, P: Protocol> Request<'r, 'c, P> {
+    /// Pairs a context with the session a packet came from.
+    pub fn new(ctx: &'r mut Context<'c, P>, session: &'r Session<P>) -> Self {
+        Request { ctx, session }
+    }
+}
+
+impl<P: Protocol> std::fmt::Debug for Request<'_, '_, P> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Request").field("session", &self.session.id()).finish_non_exhaustive()
+    }
+}
+
 /// The logic thread's table of live sessions, indexed by slot.
 struct Sessions<P: Protocol> {
     slots: Vec<Option<Session<P>>>,

@@ -40,7 +40,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use config::{RateLimit, ServerConfig};
 pub use io_hook::{BadFrameAction, ForwardAll, IoAction, IoHandler};
-pub use logic::{Context, Logic};
+pub use logic::{Context, Logic, Request};
 
 use crate::Protocol;
 use crate::frame::HeaderKind;
