@@ -31,3 +31,8 @@ pub mod game {
         }
     }
 }
+
+/// The README's Rust example, compiled and run as a doc test so the README stays true.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;
