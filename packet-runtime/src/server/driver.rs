@@ -121,6 +121,8 @@ impl<P: Protocol, S: AsyncRead + AsyncWrite + Unpin> Driver<P, S> {
     }
 
     fn poll_drive(&mut self, cx: &mut Context<'_>, mut timer: Pin<&mut Sleep>) -> Poll<CloseReason> {
+        // Replies queued while reading (an IO hook answering a ping) are written in the same poll, once.
+        let mut wrote_after_read = false;
         loop {
             let shared = self.session.shared();
             if shared.abort.load(Ordering::Acquire) {
@@ -160,7 +162,12 @@ impl<P: Protocol, S: AsyncRead + AsyncWrite + Unpin> Driver<P, S> {
                     let _ = self.session.shared().reason.set(reason.clone());
                     return Poll::Ready(self.close_reason());
                 }
-                Poll::Pending => {}
+                Poll::Pending => {
+                    if !wrote_after_read && !self.rx.is_empty() {
+                        wrote_after_read = true;
+                        continue;
+                    }
+                }
             }
             // Idle timeout.
             let Some(idle) = self.server.config.idle_timeout else { return Poll::Pending };
@@ -318,7 +325,7 @@ impl<P: Protocol, S: AsyncRead + AsyncWrite + Unpin> Driver<P, S> {
     /// Handles every complete frame in `data`; returns how many bytes were consumed.
     fn parse(&mut self, data: &[u8]) -> Result<usize, CloseReason> {
         let max = self.server.config.max_frame;
-        let now = StdInstant::now();
+        let now = if self.rate.is_some() { Some(StdInstant::now()) } else { None };
         let mut at = 0;
         while self.state == State::Open {
             let rest = &data[at..];
@@ -330,7 +337,7 @@ impl<P: Protocol, S: AsyncRead + AsyncWrite + Unpin> Driver<P, S> {
                 Ok(None) => break,
                 Ok(Some(frame)) => {
                     at += frame.len;
-                    if let Some(rate) = &mut self.rate
+                    if let (Some(rate), Some(now)) = (&mut self.rate, now)
                         && !rate.take(now)
                     {
                         return Err(CloseReason::RateLimited);
