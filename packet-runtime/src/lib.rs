@@ -17,9 +17,12 @@
 //!   [`ServerHandle`] with the ordered shutdown.
 //! - [`transport`]: where connections come from (TCP, Unix sockets, in-memory pipes).
 //! - [`client`]: [`Client`], the typed client.
+//! - [`build`] (feature `build`): the build-script helper that turns a `.proto` into prost messages and a protocol.
 //! - `metrics`: the counters behind [`MetricsSnapshot`].
 //! - `__private`: helpers the generated code calls. Not a public API.
 
+#[cfg(feature = "build")]
+pub mod build;
 pub mod client;
 pub mod frame;
 mod metrics;
@@ -43,7 +46,7 @@ pub use packet_derive::{Packet, define_packets};
 pub use packet_ptr::{EncodeError, PacketBuilder, PacketPtr};
 pub use pool::{MessagePool, PoolConfig, PoolStats};
 pub use protocol::{DecodeError, Direction, PacketInfo, PacketOf, PacketSet, Protocol};
-pub use server::{Context, IoAction, IoHandler, Logic, Server, ServerHandle, ShutdownReport};
+pub use server::{Context, IoAction, IoHandler, Logic, Request, Server, ServerHandle, ShutdownReport};
 pub use session::{CloseReason, Session, SessionId};
 
 /// The prost version this runtime is built against. Use it (`packet_runtime::prost::Message`) so user code and the
