@@ -41,7 +41,7 @@ impl IoHandler<GameProtocol> for GameIo {
 }
 
 /// The answer to a ping: the client's time back, and ours in milliseconds since the UNIX epoch.
-pub(crate) fn pong(ping: &CPing) -> SPong {
+fn pong(ping: &CPing) -> SPong {
     SPong { client_time: ping.client_time, server_time: unix_millis() }
 }
 

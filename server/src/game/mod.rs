@@ -18,7 +18,7 @@
 //! - `C_CHAT` in a room -> everyone in it, the sender included, receives `S_CHAT` (encoded once for all). Outside a
 //!   room it is ignored.
 //! - `C_PING`/`C_ECHO` are answered by [`GameIo`] on the IO threads; the handlers here only run if a server is built
-//!   without that hook.
+//!   without that hook, and then answer pings with `server_time: 0` to make the missing hook visible.
 //! - On shutdown every client receives `S_KICK { reason: "server shutting down" }` before its connection closes.
 //!
 //! - `players`: who is logged in, their names and positions.
@@ -39,7 +39,7 @@ use players::{LoginRefused, Players};
 use rooms::Rooms;
 
 use crate::proto::{
-    CChat, CEcho, CEnterRoom, CLogin, CMove, CPing, SChat, SDespawn, SEnterRoom, SKick, SLogin, SMove, SSpawn,
+    CChat, CEcho, CEnterRoom, CLogin, CMove, CPing, SChat, SDespawn, SEnterRoom, SKick, SLogin, SMove, SPong, SSpawn,
 };
 use crate::{ClientPacket, ClientPacketHandler, GameProtocol};
 
@@ -190,8 +190,10 @@ impl ClientPacketHandler<Req<'_, '_>> for Game {
         send_to_all(req.ctx, self.rooms.members(room).iter().copied(), &chat);
     }
 
+    /// Only reached on a server built without [`GameIo`]: answers with `server_time: 0`, which tells a client (and
+    /// the tests) that pings are taking the slow path through the logic thread.
     fn on_c_ping(&mut self, req: &mut Req<'_, '_>, packet: CPing) {
-        let _ = req.session.send(&io::pong(&packet));
+        let _ = req.session.send(&SPong { client_time: packet.client_time, server_time: 0 });
     }
 
     fn on_c_echo(&mut self, req: &mut Req<'_, '_>, packet: CEcho) {
