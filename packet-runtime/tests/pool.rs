@@ -119,6 +119,31 @@ fn an_exiting_thread_gives_its_l1_blocks_back() {
 }
 
 #[test]
+fn packets_dropped_by_thread_local_destructors_go_back() {
+    use std::cell::RefCell;
+    thread_local! {
+        static BEFORE: RefCell<Option<PacketPtr>> = const { RefCell::new(None) };
+        static AFTER: RefCell<Option<PacketPtr>> = const { RefCell::new(None) };
+    }
+    let pool = small_pool(64, 8);
+    let remote = pool.clone();
+    std::thread::spawn(move || {
+        // `BEFORE` is registered before the pool's cache binds (and so its exit flush), `AFTER` after: their
+        // destructors run on either side of the flush, one releasing into the L1, the other finding it gone.
+        BEFORE.with(|_| ());
+        let packet = || PacketPtr::encode_in::<Compact, _>(&remote, &Chat { text: "x".into() }).unwrap();
+        let (first, second) = (packet(), packet());
+        BEFORE.with(|held| *held.borrow_mut() = Some(first));
+        AFTER.with(|held| *held.borrow_mut() = Some(second));
+    })
+    .join()
+    .unwrap();
+    let stats = pool.stats().classes[0];
+    assert_eq!(stats.outstanding, 0, "{stats:?}");
+    assert_eq!(stats.retained, 2, "both back in the global list: {stats:?}");
+}
+
+#[test]
 fn pools_never_mix_blocks() {
     let a = MessagePool::new(PoolConfig::default());
     let b = MessagePool::new(PoolConfig::default());

@@ -139,6 +139,7 @@ impl PacketBuilder {
 }
 
 impl Drop for PacketBuilder {
+    #[inline]
     fn drop(&mut self) {
         // SAFETY: the builder owns the block exclusively and is never used again.
         unsafe { PoolShared::release(self.block) };

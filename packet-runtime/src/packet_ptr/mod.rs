@@ -204,17 +204,29 @@ impl Clone for PacketPtr {
 }
 
 impl Drop for PacketPtr {
+    /// One decrement inline; the return to the pool is out of line (as `Arc::drop_slow`), so a drop that is not the
+    /// last stays a few instructions with no register spills, and callers can inline it.
     #[inline]
     fn drop(&mut self) {
         // Release: this handle's reads of the frame happen before whoever takes the block next can write to it.
         if self.header().refs.fetch_sub(1, Ordering::Release) != 1 {
             return;
         }
-        // Acquire: pairs with the other handles' Release decrements, so all their reads happen before the reuse.
-        fence(Ordering::Acquire);
         // SAFETY: the count reached 0: we own the block exclusively, and `self` is not used again.
-        unsafe { PoolShared::release(self.block) };
+        unsafe { drop_last(self.block) };
     }
+}
+
+/// Returns a block whose last handle was just dropped.
+///
+/// # Safety
+/// The caller's `Release` decrement took `block`'s refcount to 0; `block` is not used afterwards.
+#[inline(never)]
+unsafe fn drop_last(block: NonNull<BlockHeader>) {
+    // Acquire: pairs with the other handles' Release decrements, so all their reads happen before the reuse.
+    fence(Ordering::Acquire);
+    // SAFETY: the count reached 0, so we own the block exclusively (per the contract).
+    unsafe { PoolShared::release(block) };
 }
 
 impl Deref for PacketPtr {

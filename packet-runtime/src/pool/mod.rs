@@ -18,8 +18,13 @@
 //!   a burst comes back down to the caps. (A bounded array queue, not a Treiber stack: no ABA.)
 //! - **L1**: each thread keeps, per pool (up to 4 pools per thread), at most [`PoolConfig::local_capacity`] blocks
 //!   per class. An empty L1 refills half its capacity from the global list in one go; a full one spills half.
-//!   A thread that exits gives its L1 blocks back (thread-local destructor). The thread-local is `const`-initialised,
-//!   so an access is a TLS load and a state check, no lazy-init branch.
+//!   A thread that exits gives its L1 blocks back (a thread-local destructor, registered when the thread binds
+//!   its first cache). The caches themselves live in a `const`-initialised thread-local without a destructor, so
+//!   an access is an offset from the thread pointer, with neither a lazy-init nor a registration check.
+//! - **Hot path**: [`PacketBuilder::with_capacity_in`](crate::PacketBuilder::with_capacity_in) and the return of a
+//!   block inline a slot lookup (the four slots' pool keys share a cache line) and a pop or push on the L1 stack,
+//!   touching only this thread's memory, the block header and, on release, the pool's `handles` count. Binding,
+//!   refills, spills, oversize blocks and abandoned pools are out of line.
 //!
 //! # Pool lifetime
 //! A block finds its pool through a raw pointer in its header. The pool's shared state is reference counted
@@ -149,12 +154,23 @@ impl PoolShared {
         self.handles.load(Ordering::Relaxed) == 0
     }
 
-    /// Hands out a unique block with room for at least `cap` bytes.
+    /// Hands out a unique block with room for at least `cap` bytes. Inlined into the caller: the fast path is a
+    /// pop from this thread's L1; everything else is out of line.
     #[inline]
     pub(crate) fn acquire(pool: NonNull<PoolShared>, cap: usize) -> NonNull<BlockHeader> {
         let Some(class) = size_class::class_for(cap) else {
             return Self::acquire_oversize(pool, cap);
         };
+        #[cfg(not(loom))]
+        if let Some(block) = local::acquire_fast(pool, class) {
+            return block;
+        }
+        Self::acquire_slow(pool, class)
+    }
+
+    /// An acquisition the L1 fast path could not serve: bind a cache and refill it, or go to the global list.
+    #[inline(never)]
+    fn acquire_slow(pool: NonNull<PoolShared>, class: usize) -> NonNull<BlockHeader> {
         #[cfg(not(loom))]
         if let Some(block) = local::with_cache(pool, |cache| cache.acquire(class)) {
             return block;
@@ -229,6 +245,28 @@ impl PoolShared {
             let header = block.as_ref();
             (header.pool, header.class)
         };
+        // `< CLASS_COUNT` rather than `!= OVERSIZE`: the same test, and it lets the fast path index by class unchecked.
+        #[cfg(not(loom))]
+        let block = if usize::from(class) >= CLASS_COUNT {
+            block
+        } else {
+            // SAFETY: the caller owns the block and its pool reference; `pool` and `class` are its own.
+            match unsafe { local::release_fast(pool, usize::from(class), block) } {
+                Ok(()) => return,
+                Err(block) => block,
+            }
+        };
+        // SAFETY: per the contract; ownership passes on.
+        unsafe { Self::release_slow(block, pool, class) };
+    }
+
+    /// A release the L1 fast path could not take: an oversize block, no cache bound yet, a full L1 (spill), a
+    /// disabled one or an abandoned pool.
+    ///
+    /// # Safety
+    /// As for [`release`](Self::release); `pool` and `class` are the block's.
+    #[inline(never)]
+    unsafe fn release_slow(block: NonNull<BlockHeader>, pool: NonNull<PoolShared>, class: u8) {
         if class == OVERSIZE {
             // SAFETY: the block's reference keeps the state alive.
             SharedCounters::bump(&unsafe { pool.as_ref() }.oversize.releases);
