@@ -14,8 +14,8 @@ use std::net::SocketAddr;
 use clap::Parser;
 use packet_runtime::Client;
 use packet_runtime::client::ClientError;
-use tests::game::{GameProtocol, ServerPacket};
-use tests::proto;
+use server::proto;
+use server::{GameProtocol, ServerPacket};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
 /// A terminal chat client for the demo game server.

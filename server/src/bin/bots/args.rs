@@ -1,0 +1,128 @@
+//! Command-line flags.
+
+use std::time::Duration;
+
+use clap::Parser;
+
+use super::bot::Scenario;
+
+/// Load generator for the demo game server: many bot clients log in, enter rooms and chat, move or echo, then a
+/// report of throughput, latency percentiles and errors is printed.
+///
+/// Example: `cargo run --release -p server --bin bots -- --clients 500 --room-size 50 --scenario chat`
+#[derive(Debug, Clone, Parser)]
+#[command(name = "bots", version)]
+pub(crate) struct Args {
+    /// The server's address (host:port).
+    #[arg(long, default_value = "127.0.0.1:7777")]
+    pub(crate) addr: String,
+
+    /// Number of bot clients. Bot N logs in as `bot-N`.
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..))]
+    pub(crate) clients: u32,
+
+    /// Bots per room: bot N enters room N / room-size.
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..))]
+    pub(crate) room_size: u32,
+
+    /// What the bots send. chat: C_CHAT, every S_CHAT at every room member is a delivery; latency is send to
+    /// delivery. move: C_MOVE, S_MOVE deliveries are counted; latency comes from a C_PING sent after each move.
+    /// echo: C_ECHO, latency is the S_ECHO round trip.
+    #[arg(long, value_enum, default_value_t = Scenario::Chat)]
+    pub(crate) scenario: Scenario,
+
+    /// Measured sending time (after the warmup), e.g. 30s, 2m.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    pub(crate) duration: Duration,
+
+    /// Sending time before measuring starts; its messages are not counted.
+    #[arg(long, default_value = "0s", value_parser = humantime::parse_duration)]
+    pub(crate) warmup: Duration,
+
+    /// Messages per second per client; 0 sends as fast as the in-flight window allows.
+    #[arg(long, default_value_t = 0.0)]
+    pub(crate) rate: f64,
+
+    /// Requests outstanding per client: a new one is sent when a reply to an own request arrives (for chat, the
+    /// sender's own copy of its S_CHAT).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    pub(crate) in_flight: u32,
+
+    /// Echo payload size in bytes (the first 8 carry the send time; smaller values are raised to 8).
+    #[arg(long, default_value_t = 64)]
+    pub(crate) payload: usize,
+
+    /// How long to wait for a login, or for a reply while requests are outstanding, before counting a timeout
+    /// (the bot then stops).
+    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+    pub(crate) timeout: Duration,
+
+    /// Connection attempts in progress at once.
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..))]
+    pub(crate) connect_parallel: u32,
+
+    /// Print the report as one JSON object on stdout (no progress line).
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+impl Args {
+    /// Rejects values clap cannot check on its own.
+    pub(crate) fn validate(&self) -> Result<(), String> {
+        if !self.rate.is_finite() || self.rate < 0.0 {
+            return Err(format!("--rate must be a number >= 0, got {}", self.rate));
+        }
+        if self.duration.is_zero() {
+            return Err("--duration must be more than 0".to_owned());
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    #[test]
+    fn flags_are_consistent() {
+        Args::command().debug_assert();
+    }
+
+    #[test]
+    fn parses_the_documented_command_line() {
+        let args = Args::try_parse_from([
+            "bots",
+            "--addr",
+            "127.0.0.1:7777",
+            "--clients",
+            "500",
+            "--room-size",
+            "50",
+            "--scenario",
+            "move",
+            "--duration",
+            "30s",
+            "--rate",
+            "20",
+            "--in-flight",
+            "4",
+            "--warmup",
+            "2s",
+            "--json",
+        ])
+        .unwrap();
+        assert_eq!((args.clients, args.room_size, args.in_flight), (500, 50, 4));
+        assert_eq!(args.scenario, Scenario::Move);
+        assert_eq!((args.duration, args.warmup), (Duration::from_secs(30), Duration::from_secs(2)));
+        assert!(args.json);
+        args.validate().unwrap();
+    }
+
+    #[test]
+    fn rejects_a_negative_rate() {
+        let args = Args::try_parse_from(["bots", "--rate=-1"]).unwrap();
+        assert!(args.validate().is_err());
+    }
+}

@@ -1,0 +1,148 @@
+//! `bots`: the load generator for the demo game server.
+//!
+//! ```text
+//! cargo run --release -p server --bin bots -- --addr 127.0.0.1:7777 --clients 500 --room-size 50 \
+//!     --scenario chat --duration 30s
+//! ```
+//!
+//! `--help` documents every flag. The report goes to stdout (a table, or one JSON object with `--json`); the live
+//! progress line goes to stderr when it is a terminal. Ctrl-C stops early and still reports; a second Ctrl-C exits
+//! at once. Exits with status 1 when no client could connect, 2 on bad flags.
+//!
+//! # Layout
+//! The modules form a small library the benchmark tooling reuses; only this file prints.
+//! - `args`: the command line.
+//! - `bot`: one client's life (setup, scenario loop with its in-flight window, drain) and the scenarios.
+//! - `fleet`: runs all bots through the phases of a run and merges what they measured.
+//! - `stats`: counters per bot, the shared latency histogram, the live counters behind the progress line.
+//! - `report`: the end-of-run report, as a table or JSON.
+
+mod args;
+mod bot;
+mod fleet;
+mod report;
+mod stats;
+#[cfg(test)]
+mod tests;
+
+use std::io::IsTerminal;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Parser;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use tokio::sync::Notify;
+
+use args::Args;
+use bot::BotConfig;
+use fleet::FleetConfig;
+use report::Report;
+use stats::LiveCounters;
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    if let Err(e) = args.validate() {
+        eprintln!("error: {e}");
+        return ExitCode::from(2);
+    }
+    let addr = match resolve(&args.addr) {
+        Ok(addr) => addr,
+        Err(e) => {
+            eprintln!("error: cannot resolve --addr {}: {e}", args.addr);
+            return ExitCode::from(2);
+        }
+    };
+    let config = FleetConfig {
+        bot: BotConfig {
+            addr,
+            scenario: args.scenario,
+            room_size: args.room_size as usize,
+            rate: args.rate,
+            in_flight: args.in_flight as usize,
+            payload: args.payload,
+            timeout: args.timeout,
+        },
+        clients: args.clients as usize,
+        duration: args.duration,
+        warmup: args.warmup,
+        connect_parallel: args.connect_parallel as usize,
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let show_progress = !args.json && std::io::stderr().is_terminal();
+    let result = runtime.block_on(async {
+        let live = Arc::new(LiveCounters::default());
+        let progress = show_progress.then(|| spawn_progress(Arc::clone(&live), config.clients as u64));
+        let stop = Arc::new(Notify::new());
+        tokio::spawn(watch_ctrl_c(Arc::clone(&stop)));
+        let result = fleet::run(&config, live, async move { stop.notified().await }).await;
+        if let Some((bar, task)) = progress {
+            task.abort();
+            bar.finish_and_clear();
+        }
+        result
+    });
+    let report = Report::new(&config, &result);
+    if args.json {
+        println!("{}", report.to_json());
+    } else {
+        print!("{report}");
+    }
+    if report.connected == 0 {
+        eprintln!("error: no client could connect to {}", config.bot.addr);
+        return ExitCode::FAILURE;
+    }
+    ExitCode::SUCCESS
+}
+
+fn resolve(addr: &str) -> std::io::Result<SocketAddr> {
+    addr.to_socket_addrs()?.next().ok_or_else(|| std::io::Error::other("no address"))
+}
+
+/// First Ctrl-C: stop the run (the report follows). Second: exit at once, since tokio keeps the signal handler
+/// installed and the default action would never come.
+async fn watch_ctrl_c(stop: Arc<Notify>) {
+    if tokio::signal::ctrl_c().await.is_err() {
+        return;
+    }
+    eprintln!("stopping: draining the bots for the report (Ctrl-C again to exit now)");
+    // `notify_one` stores a permit, so a stop requested before the fleet waits is not lost.
+    stop.notify_one();
+    if tokio::signal::ctrl_c().await.is_ok() {
+        std::process::exit(130);
+    }
+}
+
+/// The live progress line on stderr: connected bots, send and receive rates, errors. Updated twice a second.
+fn spawn_progress(live: Arc<LiveCounters>, clients: u64) -> (ProgressBar, tokio::task::JoinHandle<()>) {
+    let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+    bar.set_style(ProgressStyle::with_template("{spinner} {elapsed:>4} {msg}").expect("valid template"));
+    let task_bar = bar.clone();
+    let task = tokio::spawn(async move {
+        const PERIOD: Duration = Duration::from_millis(500);
+        let mut ticker = tokio::time::interval(PERIOD);
+        let mut last = live.snapshot();
+        loop {
+            ticker.tick().await;
+            let now = live.snapshot();
+            let rate = |a: u64, b: u64| (a.saturating_sub(b)) as f64 / PERIOD.as_secs_f64();
+            task_bar.set_message(format!(
+                "connected {}/{clients} | sent {:.0} msg/s | received {:.0} /s | errors {}",
+                now.connected,
+                rate(now.sent, last.sent),
+                rate(now.received, last.received),
+                now.errors
+            ));
+            task_bar.tick();
+            last = now;
+        }
+    });
+    (bar, task)
+}
