@@ -60,7 +60,7 @@
 //!
 //! and in the crate, next to each other (the default [`rust_module`](ProtoPackets::rust_module) is `crate::proto`):
 //!
-//! ```ignore
+//! ```text
 //! pub mod proto {
 //!     include!(concat!(env!("OUT_DIR"), "/game.rs")); // prost-build's output, named after the package
 //! }
