@@ -60,7 +60,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             }
             packet = reader.recv() => match packet {
                 Ok(packet) => {
-                    if !show(packet, &mut names) {
+                    if !show(packet, &args.name, &mut names) {
                         break;
                     }
                 }
@@ -77,9 +77,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 }
 
 /// Prints one packet. Returns `false` once the session is over (kicked).
-fn show(packet: ServerPacket, names: &mut HashMap<u64, String>) -> bool {
+fn show(packet: ServerPacket, me: &str, names: &mut HashMap<u64, String>) -> bool {
     match packet {
-        ServerPacket::SLogin(login) if login.success => println!("* logged in as player {}", login.player_id),
+        ServerPacket::SLogin(login) if login.success => {
+            names.insert(login.player_id, me.to_owned());
+            println!("* logged in as player {}", login.player_id);
+        }
         ServerPacket::SLogin(_) => println!("* login refused"),
         ServerPacket::SEnterRoom(room) if room.success => {
             remember(names, &room.players);

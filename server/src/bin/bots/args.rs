@@ -39,7 +39,9 @@ pub(crate) struct Args {
     #[arg(long, default_value = "0s", value_parser = humantime::parse_duration)]
     pub(crate) warmup: Duration,
 
-    /// Messages per second per client; 0 sends as fast as the in-flight window allows.
+    /// Messages per second per client; 0 sends as fast as the in-flight window allows. Mind the server's packet
+    /// rate limit (the demo server closes a client above 1,000 packets/s unless started with `--rate-limit 0`); the
+    /// move scenario sends two packets (C_MOVE + C_PING) per message.
     #[arg(long, default_value_t = 0.0)]
     pub(crate) rate: f64,
 

@@ -14,7 +14,8 @@
 //! # Window and pacing
 //! At most `in_flight` requests are outstanding; a reply frees a slot. With `rate = 0` the window is refilled at
 //! once (closed loop); otherwise one request is sent per `1/rate` tick when a slot is free, and ticks that find the
-//! window full are skipped.
+//! window full are dropped. Late ticks are caught up in a burst (so rates above the timer's 1 ms resolution are
+//! still met), but only up to the free slots.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -274,7 +275,7 @@ impl Bot {
         let mut measure_from = self.link.clock.measure_from();
         let paced = self.config.rate > 0.0;
         let mut ticker = tokio::time::interval(Duration::from_secs_f64(1.0 / self.config.rate.max(1e-9)));
-        ticker.set_missed_tick_behavior(MissedTickBehavior::Skip);
+        ticker.set_missed_tick_behavior(MissedTickBehavior::Burst);
         let mut ticks = 0usize;
         // The reply deadline: re-armed only when it fires, against the time of the last progress.
         let mut last_progress = tokio::time::Instant::now();

@@ -113,3 +113,18 @@ fn no_server_means_connect_failures() {
     assert_eq!((c.bots, c.connected, c.errors.connect_failed), (4, 0, 4), "{c:?}");
     assert_eq!(Report::new(&config, &result).connected, 0);
 }
+
+#[test]
+fn paced_bots_keep_to_the_rate() {
+    let server = start_server();
+    let mut config = config(server.local_addr().unwrap(), Scenario::Echo);
+    config.bot.rate = 50.0;
+    let result = run(&config);
+    assert_clean(&config, &result);
+    // 4 bots at 50/s: at most one message per bot per 20 ms of measured time, plus a tick at each edge.
+    let most = 4.0 * 50.0 * result.measured.as_secs_f64() + 8.0;
+    let sent = result.counters.sent as f64;
+    assert!(sent <= most && sent >= most / 4.0, "sent {sent}, at most {most}");
+    server.shutdown();
+    server.join();
+}
