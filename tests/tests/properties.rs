@@ -280,3 +280,57 @@ fn a_session_script_with_every_operation_leaves_the_server_at_rest() {
     // certain; whether the paused reader overflows and the kick lands before the drop depends on thread timing.
     assert_eq!(m.closed(CloseKind::BadFrame), 4, "{:?}", m.closes);
 }
+
+/// Found while writing the limits table: the idle timer was reset by every byte, so a client trickling one byte of
+/// a frame every 50 ms kept its session forever although the README says a half-sent frame is no activity. Only a
+/// complete frame counts now (packet-runtime/src/server/driver.rs, `poll_receive`).
+#[test]
+fn a_slowloris_trickling_one_byte_at_a_time_still_times_out() {
+    use std::sync::{Arc, Mutex};
+    use std::time::{Duration, Instant};
+
+    use packet_runtime::transport::memory;
+    use packet_runtime::{CloseReason, Context, Logic, Server, Session};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    struct Closes(Arc<Mutex<Vec<CloseReason>>>);
+    impl Logic for Closes {
+        type Protocol = GameProtocol;
+        fn on_packet(&mut self, _: &mut Context<'_, GameProtocol>, _: &Session<GameProtocol>, _: ClientPacket) {}
+        fn on_disconnect(&mut self, _: &mut Context<'_, GameProtocol>, _: &Session<GameProtocol>, r: &CloseReason) {
+            self.0.lock().unwrap().push(r.clone());
+        }
+    }
+
+    let reasons = Arc::new(Mutex::new(Vec::new()));
+    let (listener, connector) = memory::listener(1024);
+    let handle = Server::<GameProtocol>::builder()
+        .workers(1)
+        .tick(None)
+        .idle_timeout(Some(Duration::from_millis(300)))
+        .start_on(move || Ok(listener), Closes(Arc::clone(&reasons)))
+        .unwrap();
+    let client = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let closed_after = client.block_on(async {
+        let (mut read, mut write) = tokio::io::split(connector.connect().unwrap());
+        // A 64-byte chat frame at one byte per 50 ms would take 3.2 s to arrive.
+        let chat: Vec<u8> = [0x0A, 58].into_iter().chain([b'z'; 58]).collect();
+        let frame = session::raw_frame(1008, &chat);
+        let start = Instant::now();
+        let mut sink = [0u8; 64];
+        for byte in frame {
+            if write.write_all(&[byte]).await.is_err() {
+                break;
+            }
+            tokio::select! {
+                _ = read.read(&mut sink) => break, // the server closed
+                _ = tokio::time::sleep(Duration::from_millis(50)) => {}
+            }
+        }
+        start.elapsed()
+    });
+    handle.shutdown();
+    handle.join();
+    assert_eq!(*reasons.lock().unwrap(), [CloseReason::IdleTimeout]);
+    assert!(closed_after < Duration::from_secs(2), "closed only after {closed_after:?}");
+}

@@ -57,7 +57,8 @@ pub(crate) struct Driver<P: Protocol, S> {
     head_written: usize,
     needs_flush: bool,
     state: State,
-    last_read: Instant,
+    /// When the last complete frame arrived: the idle timeout counts from here.
+    last_frame: Instant,
     rate: Option<TokenBucket>,
     counters: Counters,
 }
@@ -102,7 +103,7 @@ impl<P: Protocol, S: AsyncRead + AsyncWrite + Unpin> Driver<P, S> {
             head_written: 0,
             needs_flush: false,
             state: State::Open,
-            last_read: Instant::now(),
+            last_frame: Instant::now(),
             rate,
             counters: Counters::default(),
         }
@@ -171,7 +172,7 @@ impl<P: Protocol, S: AsyncRead + AsyncWrite + Unpin> Driver<P, S> {
             }
             // Idle timeout.
             let Some(idle) = self.server.config.idle_timeout else { return Poll::Pending };
-            let due = self.last_read + idle;
+            let due = self.last_frame + idle;
             if Instant::now() >= due {
                 let _ = self.session.shared().reason.set(CloseReason::IdleTimeout);
                 return Poll::Ready(self.close_reason());
@@ -295,9 +296,14 @@ impl<P: Protocol, S: AsyncRead + AsyncWrite + Unpin> Driver<P, S> {
             if data.is_empty() {
                 return Poll::Ready(Err(CloseReason::PeerClosed));
             }
-            self.last_read = Instant::now();
             self.counters.bytes_in += data.len() as u64;
+            let frames_before = self.counters.frames_in;
             self.on_bytes(data)?;
+            // Only a complete frame is activity: a peer trickling the bytes of a frame it never finishes
+            // (slowloris) must still time out.
+            if self.counters.frames_in != frames_before {
+                self.last_frame = Instant::now();
+            }
             if self.state != State::Open {
                 return Poll::Ready(Ok(false));
             }
