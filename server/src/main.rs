@@ -8,7 +8,9 @@
 //!
 //! Prints the packet table and the protocol fingerprint, then `listening on ADDR` (the bound address, so
 //! `--addr 127.0.0.1:0` reports the port it got). Logs go to stderr (`RUST_LOG`, default `info`). On Ctrl-C or
-//! SIGTERM it shuts down in order and prints a summary; a second signal exits at once with status 130.
+//! SIGTERM it shuts down in order and prints a summary, the last line of which is the process's allocation count, CPU
+//! time and peak RSS (`probe: ...`, also printed on SIGUSR1; see `server::probe`); a second signal exits at once
+//! with status 130.
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -19,6 +21,10 @@ use packet_runtime::session::CloseKind;
 use packet_runtime::{Protocol, ShutdownReport};
 use server::{GameProtocol, ServerOptions};
 use tracing_subscriber::EnvFilter;
+
+/// Counts heap allocations for the benchmark harness (`loadtest`); see `server::probe`.
+#[global_allocator]
+static ALLOC: server::probe::CountingAlloc = server::probe::CountingAlloc;
 
 /// The demo game server: login, rooms, movement, chat, ping and echo over the compact frame header.
 #[derive(Debug, Parser)]
@@ -71,6 +77,7 @@ impl Args {
 }
 
 fn main() -> ExitCode {
+    server::probe::configure_from_env();
     let args = Args::parse();
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
@@ -93,6 +100,9 @@ fn main() -> ExitCode {
         handle.join();
         return ExitCode::FAILURE;
     }
+    if let Err(error) = server::probe::report_on_sigusr1() {
+        eprintln!("warning: cannot report statistics on SIGUSR1: {error}");
+    }
     let addr = handle.local_addr().expect("a TCP server has a local address");
     tracing::info!(
         workers = options.workers,
@@ -108,6 +118,7 @@ fn main() -> ExitCode {
 
     let report = handle.join();
     print_summary(&report);
+    println!("{}", server::probe::ProcessStats::of_self().to_line());
     if report.logic_thread_panicked {
         eprintln!("error: the logic thread died");
         return ExitCode::FAILURE;

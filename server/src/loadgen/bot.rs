@@ -22,10 +22,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use crate::proto;
+use crate::{GameProtocol, ServerPacket};
 use packet_runtime::Client;
 use packet_runtime::client::{ClientError, ClientReader, ClientWriter};
-use server::proto;
-use server::{GameProtocol, ServerPacket};
 use tokio::io::{ReadHalf, WriteHalf};
 use tokio::net::TcpStream;
 use tokio::sync::{Semaphore, watch};
@@ -36,7 +36,7 @@ use super::stats::{Counters, LatencySink, LiveCounters};
 /// What the bots do once in their room.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
-pub(crate) enum Scenario {
+pub enum Scenario {
     /// C_CHAT to the room; every S_CHAT at every member is a delivery.
     Chat,
     /// C_MOVE (+ C_PING for latency); every S_MOVE at every member is a delivery.
@@ -47,26 +47,29 @@ pub(crate) enum Scenario {
 
 /// The settings every bot shares.
 #[derive(Debug, Clone)]
-pub(crate) struct BotConfig {
+pub struct BotConfig {
     /// The server.
-    pub(crate) addr: SocketAddr,
+    pub addr: SocketAddr,
     /// What to send.
-    pub(crate) scenario: Scenario,
+    pub scenario: Scenario,
     /// Bots per room: bot `n` enters room `n / room_size`.
-    pub(crate) room_size: usize,
+    pub room_size: usize,
     /// Messages per second per bot; 0 sends whenever the window has room.
-    pub(crate) rate: f64,
+    pub rate: f64,
     /// Requests outstanding per bot.
-    pub(crate) in_flight: usize,
+    pub in_flight: usize,
     /// Echo payload size in bytes (at least the 8-byte timestamp).
-    pub(crate) payload: usize,
+    pub payload: usize,
     /// How long a bot waits for its login, or for any reply while requests are outstanding, before giving up.
-    pub(crate) timeout: Duration,
+    pub timeout: Duration,
+    /// The server is a raw byte mirror (`raw_echo`), not a game server: no login and no room; the bot's own
+    /// `C_ECHO` frame coming back is the reply. Only meaningful for [`Scenario::Echo`].
+    pub mirror: bool,
 }
 
 /// Where the whole fleet is. Bots follow it through a `watch` channel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub(crate) enum Phase {
+pub enum Phase {
     /// Connecting, logging in, entering rooms.
     Setup,
     /// Sending (the warmup is part of this phase).
@@ -80,32 +83,32 @@ pub(crate) enum Phase {
 /// The run's time base: timestamps are nanoseconds since `origin`, and only messages sent at or after `measure_from`
 /// count.
 #[derive(Debug)]
-pub(crate) struct Clock {
+pub struct Clock {
     origin: Instant,
     measure_from: AtomicU64,
 }
 
 impl Clock {
     /// A clock starting now; nothing is measured until [`start_measuring`](Self::start_measuring).
-    pub(crate) fn new() -> Self {
+    pub fn new() -> Self {
         Clock { origin: Instant::now(), measure_from: AtomicU64::new(u64::MAX) }
     }
 
     /// Nanoseconds since the clock started.
-    pub(crate) fn now_ns(&self) -> u64 {
+    pub fn now_ns(&self) -> u64 {
         u64::try_from(self.origin.elapsed().as_nanos()).unwrap_or(u64::MAX)
     }
 
     /// Measures messages sent from `after` from now on. Call before announcing [`Phase::Run`]: the phase channel
     /// publishes the value to the bots.
-    pub(crate) fn start_measuring(&self, after: Duration) {
+    pub fn start_measuring(&self, after: Duration) {
         let from = self.now_ns().saturating_add(u64::try_from(after.as_nanos()).unwrap_or(u64::MAX));
         // Relaxed: the `watch` send of `Phase::Run` that follows orders this store before the bots' loads.
         self.measure_from.store(from, Ordering::Relaxed);
     }
 
     /// When measuring starts (ns since the origin), `u64::MAX` before [`start_measuring`](Self::start_measuring).
-    pub(crate) fn measure_from(&self) -> u64 {
+    pub fn measure_from(&self) -> u64 {
         self.measure_from.load(Ordering::Relaxed)
     }
 }
@@ -118,21 +121,21 @@ impl Default for Clock {
 
 /// What a bot shares with the fleet.
 #[derive(Debug, Clone)]
-pub(crate) struct FleetLink {
+pub struct FleetLink {
     /// The run's time base.
-    pub(crate) clock: Arc<Clock>,
+    pub clock: Arc<Clock>,
     /// The fleet's phase.
-    pub(crate) phase: watch::Receiver<Phase>,
+    pub phase: watch::Receiver<Phase>,
     /// Bots whose setup finished (successfully or not). Each bot adds 1 exactly once.
-    pub(crate) ready: Arc<watch::Sender<usize>>,
+    pub ready: Arc<watch::Sender<usize>>,
     /// Bots that have nothing in flight any more after the run (drained, or stopped). Each bot adds 1 exactly once.
-    pub(crate) settled: Arc<watch::Sender<usize>>,
+    pub settled: Arc<watch::Sender<usize>>,
     /// The progress line's counters.
-    pub(crate) live: Arc<LiveCounters>,
+    pub live: Arc<LiveCounters>,
     /// Caps connection attempts in progress, so a big fleet does not overflow the server's accept backlog.
-    pub(crate) connecting: Arc<Semaphore>,
+    pub connecting: Arc<Semaphore>,
     /// Bots in each room (index: room id) whose setup succeeded; final once every bot is ready.
-    pub(crate) rooms: Arc<[AtomicU64]>,
+    pub rooms: Arc<[AtomicU64]>,
 }
 
 type Reader = ClientReader<GameProtocol, ReadHalf<TcpStream>>;
@@ -158,7 +161,7 @@ impl From<ClientError> for Failure {
 }
 
 /// Runs bot `index` to the end of the run and returns its counters; its latency samples go to `latency`.
-pub(crate) async fn run(index: usize, config: Arc<BotConfig>, link: FleetLink, latency: LatencySink) -> Counters {
+pub async fn run(index: usize, config: Arc<BotConfig>, link: FleetLink, latency: LatencySink) -> Counters {
     let mut bot = Bot {
         index,
         room: u32::try_from(index / config.room_size.max(1)).unwrap_or(u32::MAX),
@@ -249,6 +252,9 @@ impl Bot {
             Client::<GameProtocol>::connect(self.config.addr).await.map_err(|_| Failure::ConnectFailed)?
         };
         let (mut reader, mut writer) = client.into_split();
+        if self.config.mirror {
+            return Ok((reader, writer));
+        }
         writer.queue(&proto::CLogin { name: format!("bot-{}", self.index) }).map_err(|_| Failure::Closed)?;
         writer.queue(&proto::CEnterRoom { room_id: self.room }).map_err(|_| Failure::Closed)?;
         writer.flush().await.map_err(|_| Failure::Closed)?;
@@ -316,11 +322,11 @@ impl Bot {
                         return Ok(());
                     }
                 }
-                packet = reader.recv() => {
+                packet = next_packet(reader, self.config.mirror) => {
                     let packet = match packet {
                         Ok(packet) => packet,
                         // A close after the fleet stopped is not a failure; before, it is.
-                        Err(e) => return if phase == Phase::Stop { Ok(()) } else { Err(e.into()) },
+                        Err(e) => return if phase == Phase::Stop { Ok(()) } else { Err(e) },
                     };
                     self.link.live.received();
                     if self.on_packet(packet, measure_from)? {
@@ -397,6 +403,20 @@ impl Bot {
         }
         Ok(own)
     }
+}
+
+/// The next packet from the server. From a mirror, the frames are the bot's own `C_ECHO`s, read as the `S_ECHO`
+/// a game server would have answered. Cancel-safe, like [`ClientReader::recv`].
+async fn next_packet(reader: &mut Reader, mirror: bool) -> Result<ServerPacket, Failure> {
+    if !mirror {
+        return Ok(reader.recv().await?);
+    }
+    let (id, payload) = reader.recv_raw().await?;
+    if id != <proto::CEcho as packet_runtime::Packet>::ID {
+        return Err(Failure::Decode);
+    }
+    let echo = <proto::CEcho as prost::Message>::decode(payload.as_slice()).map_err(|_| Failure::Decode)?;
+    Ok(ServerPacket::SEcho(proto::SEcho { data: echo.data }))
 }
 
 /// `"<ns> <bot>"`, the chat text bots send.

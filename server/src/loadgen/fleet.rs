@@ -22,38 +22,59 @@ use super::bot::{self, BotConfig, Clock, FleetLink, Phase};
 use super::stats::{Counters, Latency, LiveCounters};
 
 /// How long no packet may arrive before a drained fleet is considered quiet.
-pub(crate) const QUIET: Duration = Duration::from_millis(100);
+pub const QUIET: Duration = Duration::from_millis(100);
 
 /// How to run the fleet.
 #[derive(Debug, Clone)]
-pub(crate) struct FleetConfig {
+pub struct FleetConfig {
     /// What every bot does.
-    pub(crate) bot: BotConfig,
+    pub bot: BotConfig,
     /// Number of bots.
-    pub(crate) clients: usize,
+    pub clients: usize,
     /// Measured sending time, after the warmup.
-    pub(crate) duration: Duration,
+    pub duration: Duration,
     /// Sending time before measuring starts.
-    pub(crate) warmup: Duration,
+    pub warmup: Duration,
     /// Connection attempts in progress at once.
-    pub(crate) connect_parallel: usize,
+    pub connect_parallel: usize,
 }
 
 /// What a run measured.
 #[derive(Debug)]
-pub(crate) struct FleetResult {
+pub struct FleetResult {
     /// Every bot's counters, merged.
-    pub(crate) counters: Counters,
+    pub counters: Counters,
     /// Round-trip (echo, move) or delivery (chat) latencies in microseconds.
-    pub(crate) latency: Histogram<u64>,
+    pub latency: Histogram<u64>,
     /// From the end of the warmup to the start of the drain: the time the counted messages were sent in.
-    pub(crate) measured: Duration,
+    pub measured: Duration,
     /// Whether the run was stopped early.
-    pub(crate) interrupted: bool,
+    pub interrupted: bool,
+}
+
+/// A moment of the run an observer is told about (see [`run_marked`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mark {
+    /// The warmup is over: messages sent from now on are counted.
+    MeasureStart,
+    /// The measured time is over: no new requests from now on (the drain follows).
+    MeasureEnd,
 }
 
 /// Runs `config.clients` bots to completion. `stop` ends the run early when it completes.
-pub(crate) async fn run(config: &FleetConfig, live: Arc<LiveCounters>, stop: impl Future<Output = ()>) -> FleetResult {
+pub async fn run(config: &FleetConfig, live: Arc<LiveCounters>, stop: impl Future<Output = ()>) -> FleetResult {
+    run_marked(config, live, stop, |_| {}).await
+}
+
+/// [`run`], calling `mark` at the start and the end of the measured time (both or neither; not after a stop).
+/// `mark` runs on the fleet's control task: it may take a few milliseconds (the benchmark harness samples the
+/// server process there), not longer.
+pub async fn run_marked(
+    config: &FleetConfig,
+    live: Arc<LiveCounters>,
+    stop: impl Future<Output = ()>,
+    mut mark: impl FnMut(Mark),
+) -> FleetResult {
     let clients = config.clients;
     let rooms = clients.div_ceil(config.bot.room_size.max(1));
     let (phase, phase_rx) = watch::channel(Phase::Setup);
@@ -87,10 +108,21 @@ pub(crate) async fn run(config: &FleetConfig, live: Arc<LiveCounters>, stop: imp
         let started = Instant::now();
         let _ = phase.send(Phase::Run);
         tokio::select! {
-            () = tokio::time::sleep(config.warmup + config.duration) => {}
+            () = tokio::time::sleep(config.warmup) => {}
             () = &mut stop => interrupted = true,
         }
+        if !interrupted {
+            mark(Mark::MeasureStart);
+            tokio::select! {
+                () = tokio::time::sleep_until((started + config.warmup + config.duration).into()) => {}
+                () = &mut stop => interrupted = true,
+            }
+        }
+        // Before the mark's own time: the bots stop counting at the drain, which follows the mark.
         measured = started.elapsed().saturating_sub(config.warmup);
+        if !interrupted {
+            mark(Mark::MeasureEnd);
+        }
         let _ = phase.send(Phase::Drain);
         let drain_deadline = tokio::time::Instant::now() + config.bot.timeout;
         tokio::select! {

@@ -21,28 +21,28 @@ const SINK_BATCH: usize = 256;
 /// Counters of one bot, or of all bots once merged. Only messages sent after the warmup count, and only replies
 /// and deliveries of such messages.
 #[derive(Debug, Default, Clone, PartialEq, Eq, Serialize)]
-pub(crate) struct Counters {
+pub struct Counters {
     /// Bots started.
-    pub(crate) bots: u64,
+    pub bots: u64,
     /// Bots that connected, logged in and entered their room.
-    pub(crate) connected: u64,
+    pub connected: u64,
     /// Scenario messages sent (C_ECHO, C_CHAT or C_MOVE).
-    pub(crate) sent: u64,
+    pub sent: u64,
     /// Replies to a bot's own requests: S_ECHO, its own S_CHAT, or the S_PONG after a C_MOVE.
-    pub(crate) replies: u64,
+    pub replies: u64,
     /// Broadcasts received: every S_CHAT (chat) or S_MOVE (move) at every receiver. 0 for echo.
-    pub(crate) deliveries: u64,
+    pub deliveries: u64,
     /// Deliveries a lossless server owes: each chat sent times the members of the sender's room. 0 unless chat.
-    pub(crate) expected_deliveries: u64,
+    pub expected_deliveries: u64,
     /// Packets received outside the measurement (setup replies, spawns, warmup traffic, …).
-    pub(crate) other_received: u64,
+    pub other_received: u64,
     /// Failures, by kind.
-    pub(crate) errors: Errors,
+    pub errors: Errors,
 }
 
 impl Counters {
     /// Adds another bot's counters.
-    pub(crate) fn merge(&mut self, other: &Counters) {
+    pub fn merge(&mut self, other: &Counters) {
         self.bots += other.bots;
         self.connected += other.connected;
         self.sent += other.sent;
@@ -56,24 +56,24 @@ impl Counters {
 
 /// Failures by kind. A bot stops at its first failure, so each bot contributes at most one.
 #[derive(Debug, Default, Clone, PartialEq, Eq, Serialize)]
-pub(crate) struct Errors {
+pub struct Errors {
     /// The TCP connection could not be established.
-    pub(crate) connect_failed: u64,
+    pub connect_failed: u64,
     /// The server refused the login or the room (`success = false`).
-    pub(crate) rejected: u64,
+    pub rejected: u64,
     /// The server closed the connection (or it was reset) while the bot was running.
-    pub(crate) closed_by_server: u64,
+    pub closed_by_server: u64,
     /// The server sent S_KICK, by reason.
-    pub(crate) kicked: BTreeMap<String, u64>,
+    pub kicked: BTreeMap<String, u64>,
     /// The server sent a frame or packet the bot could not decode, or a reply it could not interpret.
-    pub(crate) decode: u64,
+    pub decode: u64,
     /// A request (or the login) got no reply within the timeout.
-    pub(crate) timeouts: u64,
+    pub timeouts: u64,
 }
 
 impl Errors {
     /// Every failure counted.
-    pub(crate) fn total(&self) -> u64 {
+    pub fn total(&self) -> u64 {
         self.connect_failed
             + self.rejected
             + self.closed_by_server
@@ -83,7 +83,7 @@ impl Errors {
     }
 
     /// Adds another bot's failures.
-    pub(crate) fn merge(&mut self, other: &Errors) {
+    pub fn merge(&mut self, other: &Errors) {
         self.connect_failed += other.connect_failed;
         self.rejected += other.rejected;
         self.closed_by_server += other.closed_by_server;
@@ -97,7 +97,7 @@ impl Errors {
 
 /// Counters the progress line reads while the bots run. Approximate by design (relaxed atomics).
 #[derive(Debug, Default)]
-pub(crate) struct LiveCounters {
+pub struct LiveCounters {
     connected: AtomicU64,
     sent: AtomicU64,
     received: AtomicU64,
@@ -106,41 +106,41 @@ pub(crate) struct LiveCounters {
 
 /// A reading of [`LiveCounters`].
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct LiveSnapshot {
+pub struct LiveSnapshot {
     /// Bots connected right now.
-    pub(crate) connected: u64,
+    pub connected: u64,
     /// Messages sent so far (warmup included).
-    pub(crate) sent: u64,
+    pub sent: u64,
     /// Packets received so far (all kinds).
-    pub(crate) received: u64,
+    pub received: u64,
     /// Failures so far.
-    pub(crate) errors: u64,
+    pub errors: u64,
 }
 
 // Relaxed everywhere: the counters are statistics, read for display; no other memory is published through them.
 impl LiveCounters {
-    pub(crate) fn connected(&self) {
+    pub fn connected(&self) {
         self.connected.fetch_add(1, Ordering::Relaxed);
     }
 
-    pub(crate) fn disconnected(&self) {
+    pub fn disconnected(&self) {
         self.connected.fetch_sub(1, Ordering::Relaxed);
     }
 
-    pub(crate) fn sent(&self, n: u64) {
+    pub fn sent(&self, n: u64) {
         self.sent.fetch_add(n, Ordering::Relaxed);
     }
 
-    pub(crate) fn received(&self) {
+    pub fn received(&self) {
         self.received.fetch_add(1, Ordering::Relaxed);
     }
 
-    pub(crate) fn error(&self) {
+    pub fn error(&self) {
         self.errors.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Reads every counter.
-    pub(crate) fn snapshot(&self) -> LiveSnapshot {
+    pub fn snapshot(&self) -> LiveSnapshot {
         LiveSnapshot {
             connected: self.connected.load(Ordering::Relaxed),
             sent: self.sent.load(Ordering::Relaxed),
@@ -152,23 +152,23 @@ impl LiveCounters {
 
 /// The latency histograms every bot feeds, sharded to keep lock contention negligible.
 #[derive(Debug, Clone)]
-pub(crate) struct Latency {
+pub struct Latency {
     shards: Arc<[Mutex<Histogram<u64>>]>,
 }
 
 impl Latency {
     /// `shards` histograms (at least one).
-    pub(crate) fn new(shards: usize) -> Self {
+    pub fn new(shards: usize) -> Self {
         Latency { shards: (0..shards.max(1)).map(|_| Mutex::new(new_histogram())).collect() }
     }
 
     /// A buffer for one bot, feeding shard `bot % shards`.
-    pub(crate) fn sink(&self, bot: usize) -> LatencySink {
+    pub fn sink(&self, bot: usize) -> LatencySink {
         LatencySink { latency: self.clone(), shard: bot % self.shards.len(), buf: Vec::with_capacity(SINK_BATCH) }
     }
 
     /// Every sample recorded so far (flushed sinks only), in microseconds.
-    pub(crate) fn merged(&self) -> Histogram<u64> {
+    pub fn merged(&self) -> Histogram<u64> {
         let mut all = new_histogram();
         for shard in self.shards.iter() {
             let shard = shard.lock().unwrap_or_else(PoisonError::into_inner);
@@ -184,7 +184,7 @@ fn new_histogram() -> Histogram<u64> {
 
 /// One bot's buffered latency samples. Flushes when full and when dropped.
 #[derive(Debug)]
-pub(crate) struct LatencySink {
+pub struct LatencySink {
     latency: Latency,
     shard: usize,
     buf: Vec<u64>,
@@ -192,7 +192,7 @@ pub(crate) struct LatencySink {
 
 impl LatencySink {
     /// Records one latency in nanoseconds (stored in microseconds, at least 1).
-    pub(crate) fn record_ns(&mut self, ns: u64) {
+    pub fn record_ns(&mut self, ns: u64) {
         self.buf.push((ns / 1_000).max(1));
         if self.buf.len() == SINK_BATCH {
             self.flush();
@@ -200,7 +200,7 @@ impl LatencySink {
     }
 
     /// Adds the buffered samples to the shared histogram.
-    pub(crate) fn flush(&mut self) {
+    pub fn flush(&mut self) {
         if self.buf.is_empty() {
             return;
         }

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use clap::Parser;
 
-use super::bot::Scenario;
+use server::loadgen::bot::Scenario;
 
 /// Load generator for the demo game server: many bot clients log in, enter rooms and chat, move or echo, then a
 /// report of throughput, latency percentiles and errors is printed.

@@ -10,18 +10,13 @@
 //! at once. Exits with status 1 when no client could connect, 2 on bad flags.
 //!
 //! # Layout
-//! The modules form a small library the benchmark tooling reuses; only this file prints.
+//! The bots themselves live in the library (`server::loadgen`: `bot`, `fleet`, `stats`), which the benchmark
+//! harness (`loadtest`) reuses; only this file prints.
 //! - `args`: the command line.
-//! - `bot`: one client's life (setup, scenario loop with its in-flight window, drain) and the scenarios.
-//! - `fleet`: runs all bots through the phases of a run and merges what they measured.
-//! - `stats`: counters per bot, the shared latency histogram, the live counters behind the progress line.
 //! - `report`: the end-of-run report, as a table or JSON.
 
 mod args;
-mod bot;
-mod fleet;
 mod report;
-mod stats;
 #[cfg(test)]
 mod tests;
 
@@ -36,10 +31,10 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tokio::sync::Notify;
 
 use args::Args;
-use bot::BotConfig;
-use fleet::FleetConfig;
 use report::Report;
-use stats::LiveCounters;
+use server::loadgen::bot::BotConfig;
+use server::loadgen::fleet::{self, FleetConfig};
+use server::loadgen::stats::LiveCounters;
 
 fn main() -> ExitCode {
     let args = Args::parse();
@@ -63,6 +58,7 @@ fn main() -> ExitCode {
             in_flight: args.in_flight as usize,
             payload: args.payload,
             timeout: args.timeout,
+            mirror: false,
         },
         clients: args.clients as usize,
         duration: args.duration,

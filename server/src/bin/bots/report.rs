@@ -6,9 +6,9 @@ use std::time::Duration;
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
-use super::bot::Scenario;
-use super::fleet::{FleetConfig, FleetResult};
-use super::stats::Errors;
+use server::loadgen::bot::Scenario;
+use server::loadgen::fleet::{FleetConfig, FleetResult};
+use server::loadgen::stats::Errors;
 
 /// Everything a run reports. Field names are the JSON keys.
 #[derive(Debug, Clone, Serialize)]

@@ -7,10 +7,10 @@ use std::time::Duration;
 use packet_runtime::ServerHandle;
 use server::{GameProtocol, ServerOptions};
 
-use super::bot::{BotConfig, Scenario};
-use super::fleet::{self, FleetConfig, FleetResult};
 use super::report::Report;
-use super::stats::LiveCounters;
+use server::loadgen::bot::{BotConfig, Scenario};
+use server::loadgen::fleet::{self, FleetConfig, FleetResult};
+use server::loadgen::stats::LiveCounters;
 
 /// The demo server itself, on a free port, one IO thread, without the packet rate limit (the bots run unpaced).
 fn start_server() -> ServerHandle<GameProtocol> {
@@ -33,6 +33,7 @@ fn config(addr: std::net::SocketAddr, scenario: Scenario) -> FleetConfig {
             in_flight: 2,
             payload: 32,
             timeout: Duration::from_secs(5),
+            mirror: false,
         },
         clients: 4,
         duration: Duration::from_millis(700),
