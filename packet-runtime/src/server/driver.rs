@@ -294,7 +294,11 @@ impl<P: Protocol, S: AsyncRead + AsyncWrite + Unpin> Driver<P, S> {
             }
             let data = buf.filled();
             if data.is_empty() {
-                return Poll::Ready(Err(CloseReason::PeerClosed));
+                // End of stream. The peer may only have shut down its write side and still be reading: flush what
+                // is already queued for it (replies the IO hook queued while reading its last frames), then close,
+                // instead of dropping those replies.
+                self.begin_close(Some(CloseReason::PeerClosed));
+                return Poll::Ready(Ok(false));
             }
             self.counters.bytes_in += data.len() as u64;
             let frames_before = self.counters.frames_in;
