@@ -32,7 +32,7 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use packet_runtime::Client;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use server::loadgen::bot::{BotConfig, Scenario};
 use server::loadgen::fleet::{self, FleetConfig, Mark};
 use server::loadgen::stats::LiveCounters;
@@ -88,10 +88,13 @@ struct Args {
     /// Only these contenders (comma-separated names, e.g. server,baseline-batched).
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
+    /// Run nothing: print the table (and draw the chart, with --chart) of a report saved with --json.
+    #[arg(long)]
+    from_json: Option<PathBuf>,
 }
 
 /// One server under test.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 enum Contender {
     Server,
@@ -222,7 +225,7 @@ impl ServerProcess {
 }
 
 /// One measured run of one contender.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 struct Sample {
     /// Delivered messages per second: S_ECHO replies (echo) or S_CHAT at every member (chat).
     msgs_per_sec: f64,
@@ -269,7 +272,7 @@ impl Sample {
 }
 
 /// A scenario's load.
-#[derive(Debug, Clone, Copy, Serialize)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
 struct Load {
     scenario: Scenario,
     clients: usize,
@@ -279,7 +282,7 @@ struct Load {
 }
 
 /// One line of the report: a contender in a scenario, medians over the runs.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 struct Row {
     scenario: Scenario,
     contender: Contender,
@@ -294,7 +297,7 @@ struct Row {
 }
 
 /// RSS of idle connections.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 struct Idle {
     contender: Contender,
     connections: usize,
@@ -307,7 +310,7 @@ struct Idle {
     allocs_per_connection: f64,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 struct Machine {
     nproc: usize,
     cpu_model: String,
@@ -315,7 +318,7 @@ struct Machine {
     load_average_after: String,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 struct Report {
     machine: Machine,
     quick: bool,
@@ -336,6 +339,9 @@ fn main() -> ExitCode {
         (args.echo_clients, args.echo_in_flight) = (4, 4);
         (args.chat_clients, args.chat_room_size, args.chat_in_flight) = (6, 3, 2);
         args.idle_connections = args.idle_connections.min(50);
+    }
+    if let Some(path) = &args.from_json {
+        return replay(path, args.chart.as_deref());
     }
     let bin_dir = match args.bin_dir.clone().or_else(|| std::env::current_exe().ok()?.parent().map(Path::to_path_buf)) {
         Some(dir) => dir,
@@ -430,6 +436,28 @@ fn main() -> ExitCode {
             println!("chart: {}", path.display());
         }
     }
+    ExitCode::SUCCESS
+}
+
+/// `--from-json`: the table and the chart of a saved report.
+fn replay(path: &Path, chart: Option<&Path>) -> ExitCode {
+    let report: Report = match std::fs::read(path)
+        .map_err(|e| e.to_string())
+        .and_then(|bytes| serde_json::from_slice(&bytes).map_err(|e| e.to_string()))
+    {
+        Ok(report) => report,
+        Err(error) => {
+            eprintln!("error: cannot read {}: {error}", path.display());
+            return ExitCode::FAILURE;
+        }
+    };
+    if let Some(chart) = chart
+        && let Err(error) = chart::draw(chart, &report.results)
+    {
+        eprintln!("error: cannot draw {}: {error}", chart.display());
+        return ExitCode::FAILURE;
+    }
+    print_table(&report);
     ExitCode::SUCCESS
 }
 
@@ -656,6 +684,21 @@ fn print_table(report: &Report) {
             s.errors
         );
     }
+    println!();
+    for row in report.results.iter().filter(|r| r.contender != Contender::Server && r.throughput_vs_server > 0.0) {
+        println!(
+            "server / {:<17} {:<5} throughput {:.2}x, p99 {:.2}x, CPU per message {:.2}x",
+            row.contender.name(),
+            format!("{:?}", row.scenario).to_lowercase(),
+            1.0 / row.throughput_vs_server,
+            if row.p99_vs_server > 0.0 { 1.0 / row.p99_vs_server } else { 0.0 },
+            report
+                .results
+                .iter()
+                .find(|r| r.scenario == row.scenario && r.contender == Contender::Server)
+                .map_or(0.0, |server| server.median.cpu_us_per_msg / row.median.cpu_us_per_msg.max(1e-12)),
+        );
+    }
     for idle in &report.idle {
         println!(
             "idle   {:<17} {} of {} connections: RSS {} KiB -> {} KiB, {:.0} B per connection, {:.1} allocations each",
@@ -671,87 +714,70 @@ fn print_table(report: &Report) {
 }
 
 mod chart {
-    //! The SVG chart: throughput and p99 by scenario, one bar per contender.
+    //! The SVG chart: one panel per scenario and measure (throughput, p99), one bar per contender.
 
     use std::path::Path;
 
     use plotters::prelude::*;
-    use plotters::style::text_anchor::{HPos, Pos, VPos};
 
     use super::{Contender, Row};
 
     const COLORS: [RGBColor; 4] =
         [RGBColor(31, 119, 180), RGBColor(255, 127, 14), RGBColor(44, 160, 44), RGBColor(148, 103, 189)];
 
+    type Area<'a> = DrawingArea<SVGBackend<'a>, plotters::coord::Shift>;
+
     pub(super) fn draw(path: &Path, rows: &[Row]) -> Result<(), Box<dyn std::error::Error>> {
-        let root = SVGBackend::new(path, (1000, 760)).into_drawing_area();
+        let mut scenarios: Vec<_> = rows.iter().map(|r| r.scenario).collect();
+        scenarios.dedup();
+        let root = SVGBackend::new(path, (540 * scenarios.len().max(1) as u32, 760)).into_drawing_area();
         root.fill(&WHITE)?;
-        let (top, bottom) = root.split_vertically(380);
-        panel(&top, rows, "delivered messages per second (median; higher is better)", |r| r.median.msgs_per_sec)?;
-        panel(&bottom, rows, "p99 latency, µs (median; lower is better)", |r| r.median.p99_us)?;
+        let panels = root.split_evenly((2, scenarios.len().max(1)));
+        for (i, scenario) in scenarios.iter().enumerate() {
+            let of: Vec<&Row> = rows.iter().filter(|r| r.scenario == *scenario).collect();
+            let name = format!("{scenario:?}").to_lowercase();
+            panel(&panels[i], &of, &format!("{name}: delivered msgs/s (median, higher is better)"), |r| {
+                r.median.msgs_per_sec
+            })?;
+            panel(
+                &panels[scenarios.len() + i],
+                &of,
+                &format!("{name}: p99 latency, µs (median, lower is better)"),
+                |r| r.median.p99_us,
+            )?;
+        }
         root.present()?;
         Ok(())
     }
 
     fn panel(
-        area: &DrawingArea<SVGBackend<'_>, plotters::coord::Shift>,
-        rows: &[Row],
+        area: &Area<'_>,
+        rows: &[&Row],
         title: &str,
         value: fn(&Row) -> f64,
     ) -> Result<(), Box<dyn std::error::Error>> {
-        let mut scenarios: Vec<_> = rows.iter().map(|r| r.scenario).collect();
-        scenarios.dedup();
-        let groups = scenarios.len().max(1);
-        let top = rows.iter().map(value).fold(0.0, f64::max).max(1.0) * 1.2;
+        let names: Vec<&str> = rows.iter().map(|r| r.contender.name()).collect();
+        let top = rows.iter().map(|r| value(r)).fold(0.0, f64::max).max(1.0) * 1.15;
         let mut chart = ChartBuilder::on(area)
-            .caption(title, ("sans-serif", 18))
+            .caption(title, ("sans-serif", 16))
             .margin(12)
-            .x_label_area_size(10)
-            .y_label_area_size(80)
-            .build_cartesian_2d(0f64..groups as f64, 0f64..top)?;
-        chart.configure_mesh().disable_x_mesh().disable_x_axis().y_label_formatter(&|y| format!("{y:.0}")).draw()?;
-        let width = 0.8 / Contender::ALL.len() as f64;
-        for (c, contender) in Contender::ALL.iter().enumerate() {
-            let color = COLORS[c % COLORS.len()];
-            let bars: Vec<_> = scenarios
-                .iter()
-                .enumerate()
-                .filter_map(|(g, scenario)| {
-                    let row = rows.iter().find(|r| r.scenario == *scenario && r.contender == *contender)?;
-                    let x0 = g as f64 + 0.1 + c as f64 * width;
-                    Some((x0, value(row)))
-                })
-                .collect();
-            if bars.is_empty() {
-                continue;
-            }
-            chart
-                .draw_series(
-                    bars.iter().map(|&(x0, v)| Rectangle::new([(x0, 0.0), (x0 + width * 0.9, v)], color.filled())),
-                )?
-                .label(contender.name())
-                .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 10, y + 5)], color.filled()));
-            chart.draw_series(bars.iter().map(|&(x0, v)| {
-                Text::new(
-                    format!("{v:.0}"),
-                    (x0 + width * 0.45, v + top * 0.01),
-                    ("sans-serif", 11).into_font().into_text_style(area).pos(Pos::new(HPos::Center, VPos::Bottom)),
-                )
-            }))?;
-        }
-        chart.draw_series(scenarios.iter().enumerate().map(|(g, scenario)| {
-            Text::new(
-                format!("{scenario:?}").to_lowercase(),
-                (g as f64 + 0.5, top * 0.97),
-                ("sans-serif", 15).into_font().into_text_style(area).pos(Pos::new(HPos::Center, VPos::Top)),
-            )
-        }))?;
+            .x_label_area_size(28)
+            .y_label_area_size(70)
+            .build_cartesian_2d((0..rows.len()).into_segmented(), 0f64..top)?;
         chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
+            .configure_mesh()
+            .disable_x_mesh()
+            .x_labels(rows.len())
+            .x_label_formatter(&|x| match x {
+                SegmentValue::CenterOf(i) => names.get(*i).map_or(String::new(), |n| (*n).to_owned()),
+                _ => String::new(),
+            })
+            .y_label_formatter(&|y| format!("{y:.0}"))
             .draw()?;
+        for (i, row) in rows.iter().enumerate() {
+            let color = COLORS[Contender::ALL.iter().position(|c| *c == row.contender).unwrap_or(0) % COLORS.len()];
+            chart.draw_series(Histogram::vertical(&chart).style(color.filled()).margin(12).data([(i, value(row))]))?;
+        }
         Ok(())
     }
 }

@@ -34,7 +34,7 @@ use tokio::time::MissedTickBehavior;
 use super::stats::{Counters, LatencySink, LiveCounters};
 
 /// What the bots do once in their room.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Scenario {
     /// C_CHAT to the room; every S_CHAT at every member is a delivery.
