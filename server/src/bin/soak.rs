@@ -16,6 +16,7 @@
 //! (pool outstanding must be 0), shuts down, and a summary compares the RSS at the end of the load with the RSS after
 //! the warm-up (goal: within 10%). The exit status is 0 only if every goal held and no client saw an error.
 
+use std::alloc::{GlobalAlloc, Layout, System};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -29,6 +30,56 @@ use packet_runtime::Client;
 use packet_runtime::session::CloseKind;
 use server::proto::{CChat, CEcho, CEnterRoom, CLogin, CMove, PosInfo};
 use server::{GameProtocol, ServerOptions, ServerPacket};
+
+/// Counts live heap bytes (allocated minus freed), so that a growing RSS can be told apart: live bytes growing is a
+/// leak; RSS growing over flat live bytes is the allocator holding freed memory (fragmentation, per-thread arenas).
+struct LiveBytes;
+
+static LIVE_BYTES: AtomicU64 = AtomicU64::new(0);
+
+// SAFETY: every method forwards to `System` with the caller's arguments unchanged; the counter is only statistics.
+unsafe impl GlobalAlloc for LiveBytes {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: forwarded as is; the caller upholds `GlobalAlloc::alloc`'s contract.
+        let ptr = unsafe { System.alloc(layout) };
+        if !ptr.is_null() {
+            LIVE_BYTES.fetch_add(layout.size() as u64, Relaxed);
+        }
+        ptr
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: forwarded as is.
+        let ptr = unsafe { System.alloc_zeroed(layout) };
+        if !ptr.is_null() {
+            LIVE_BYTES.fetch_add(layout.size() as u64, Relaxed);
+        }
+        ptr
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: forwarded as is; `ptr` came from this allocator, which is `System`.
+        unsafe { System.dealloc(ptr, layout) };
+        LIVE_BYTES.fetch_sub(layout.size() as u64, Relaxed);
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        // SAFETY: forwarded as is.
+        let new = unsafe { System.realloc(ptr, layout, new_size) };
+        if !new.is_null() {
+            LIVE_BYTES.fetch_add(new_size as u64, Relaxed);
+            LIVE_BYTES.fetch_sub(layout.size() as u64, Relaxed);
+        }
+        new
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: LiveBytes = LiveBytes;
+
+fn live_kib() -> u64 {
+    LIVE_BYTES.load(Relaxed) / 1024
+}
 
 /// Runs the demo server in-process under a churning mixed load and reports memory over time.
 #[derive(Debug, Parser)]
@@ -143,10 +194,12 @@ fn main() -> ExitCode {
     let mut baseline: Option<u64> = None;
     let mut last_rss = 0;
     let mut pool_under_load = Vec::new();
+    let mut live_samples = Vec::new();
+    let mut baseline_live = 0;
     let mut next_sample = started + args.sample_every;
     println!(
-        "{:>7} {:>10} {:>9} {:>6} {:>9} {:>11} {:>11} {:>6}",
-        "t_s", "rss_kib", "pool_out", "open", "created", "frames_in", "frames_out", "errors"
+        "{:>7} {:>9} {:>9} {:>9} {:>9} {:>6} {:>9} {:>11} {:>11} {:>6}",
+        "t_s", "rss_kib", "live_kib", "pool_out", "pool_kib", "open", "created", "frames_in", "frames_out", "errors"
     );
     while started.elapsed() < args.duration {
         std::thread::sleep(next_sample.saturating_duration_since(Instant::now()));
@@ -155,11 +208,15 @@ fn main() -> ExitCode {
         let rss = rss_kib();
         last_rss = rss;
         pool_under_load.push(metrics.pool.outstanding());
+        let live = live_kib();
+        live_samples.push(live);
         println!(
-            "{:>7.0} {:>10} {:>9} {:>6} {:>9} {:>11} {:>11} {:>6}",
+            "{:>7.0} {:>9} {:>9} {:>9} {:>9} {:>6} {:>9} {:>11} {:>11} {:>6}",
             started.elapsed().as_secs_f64(),
             rss,
+            live,
             metrics.pool.outstanding(),
+            metrics.pool.total.bytes_retained / 1024,
             metrics.connections_open,
             metrics.connections_total,
             metrics.frames_in,
@@ -168,7 +225,8 @@ fn main() -> ExitCode {
         );
         if baseline.is_none() && started.elapsed() >= args.warmup {
             baseline = Some(rss);
-            println!("soak: warm-up over; baseline RSS {rss} KiB");
+            baseline_live = live_kib();
+            println!("soak: warm-up over; baseline RSS {rss} KiB, live heap {baseline_live} KiB");
         }
     }
 
@@ -199,6 +257,12 @@ fn main() -> ExitCode {
     println!("RSS after warm-up:         {baseline} KiB");
     println!("RSS at the end of load:    {last_rss} KiB");
     println!("ratio end / warm-up:       {ratio:.3} (goal <= 1.10)");
+    let last_live = live_samples.last().copied().unwrap_or(0);
+    println!(
+        "live heap after warm-up {baseline_live} KiB, at the end of load {last_live} KiB (ratio {:.3}), max {} KiB",
+        last_live as f64 / baseline_live.max(1) as f64,
+        live_samples.iter().max().copied().unwrap_or(0)
+    );
     println!(
         "pool outstanding under load: min {} max {} mean first half {first_half:.1}, second half {second_half:.1}",
         pool_under_load.iter().min().copied().unwrap_or(0),
