@@ -20,7 +20,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::{Pin, pin};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::task::{Context, Poll, ready};
+use std::task::{Context, Poll, Waker, ready};
 use std::time::Instant as StdInstant;
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -113,7 +113,12 @@ impl<P: Protocol, S: AsyncRead + AsyncWrite + Unpin> Driver<P, S> {
     pub(crate) async fn run(mut self) {
         let mut timer = pin!(tokio::time::sleep(self.server.config.idle_timeout.unwrap_or(FAR)));
         let reason = poll_fn(|cx| {
-            let poll = self.poll_drive(cx, timer.as_mut());
+            let mut poll = self.poll_drive(cx, timer.as_mut());
+            if poll.is_pending() && self.register_queue_waker(cx) {
+                // A command slipped in before the waker was registered: come back for it at once.
+                cx.waker().wake_by_ref();
+                poll = Poll::Pending;
+            }
             self.flush_counters();
             poll
         })
@@ -222,12 +227,19 @@ impl<P: Protocol, S: AsyncRead + AsyncWrite + Unpin> Driver<P, S> {
 
     /// Moves queued frames into the batch and writes them until the queue is empty or the socket is full.
     /// `Ready(Ok)` when there is nothing left to write, `Pending` when the socket or the flush is pending.
+    ///
+    /// The queue is polled with a no-op waker here: the driver registers its real waker on the queue only when it
+    /// is about to return `Pending` ([`register_queue_waker`](Self::register_queue_waker)). Otherwise a reply the
+    /// IO hook queues while this very poll is reading (an echo, a pong) would wake the running task, and tokio
+    /// answers a task waking itself by re-queueing it and waking an idle worker to steal it: a futex wake (and an
+    /// eventfd write when that worker sleeps in epoll) per read, measured at ~9x the baseline's futex calls in the
+    /// echo benchmark (docs/BENCHMARKS.md).
     fn poll_send(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let mut quiet = Context::from_waker(Waker::noop());
         loop {
             while self.batch.len() < BATCH {
-                match self.rx.poll_recv(cx) {
-                    Poll::Ready(Some(Command::Frame(frame))) => self.batch.push_back(frame),
-                    Poll::Ready(Some(Command::Close)) => self.begin_close(None),
+                match self.rx.poll_recv(&mut quiet) {
+                    Poll::Ready(Some(command)) => self.on_command(command),
                     // The session's shared state owns a sender, so the queue never ends while we run.
                     Poll::Ready(None) | Poll::Pending => break,
                 }
@@ -240,6 +252,30 @@ impl<P: Protocol, S: AsyncRead + AsyncWrite + Unpin> Driver<P, S> {
                 return Poll::Ready(Ok(()));
             }
             ready!(self.poll_write_batch(cx))?;
+        }
+    }
+
+    fn on_command(&mut self, command: Command) {
+        match command {
+            Command::Frame(frame) => self.batch.push_back(frame),
+            Command::Close => self.begin_close(None),
+        }
+    }
+
+    /// Registers the task's waker on the send queue, last thing before the driver returns `Pending`, so that a
+    /// later send (or `Session::close`, or an abort) wakes it. Returns whether a command had arrived first (it is
+    /// taken; the caller must poll again). With a full batch nothing is registered: the driver is then waiting on
+    /// the socket, whose readiness wakes it, and takes more from the queue once the batch drains.
+    fn register_queue_waker(&mut self, cx: &mut Context<'_>) -> bool {
+        if self.batch.len() >= BATCH {
+            return false;
+        }
+        match self.rx.poll_recv(cx) {
+            Poll::Ready(Some(command)) => {
+                self.on_command(command);
+                true
+            }
+            Poll::Ready(None) | Poll::Pending => false,
         }
     }
 
