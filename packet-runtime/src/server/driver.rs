@@ -66,6 +66,12 @@ pub(crate) struct Driver<P: Protocol, S> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
     Open,
+    /// The peer ended its side of the stream (it may only have half-closed and still be reading). Nothing more is
+    /// read; queued and future replies are still written until the logic thread, having handled every packet that
+    /// came before the end of stream, closes the session (or the deadline passes).
+    ReadClosed {
+        deadline: Instant,
+    },
     /// Flushing what is queued, until the deadline.
     Closing {
         deadline: Instant,
@@ -139,6 +145,7 @@ impl<P: Protocol, S: AsyncRead + AsyncWrite + Unpin> Driver<P, S> {
             }
             match self.state {
                 State::Open => {}
+                State::ReadClosed { deadline } => return self.poll_deadline(cx, timer.as_mut(), deadline),
                 State::Closing { deadline } => {
                     if self.batch.is_empty() && !self.needs_flush && self.rx.is_empty() {
                         // Everything queued before the close is on the wire: half-close, then linger.
@@ -213,7 +220,7 @@ impl<P: Protocol, S: AsyncRead + AsyncWrite + Unpin> Driver<P, S> {
 
     /// Starts a graceful close: stop reading, flush what is queued, then close.
     fn begin_close(&mut self, reason: Option<CloseReason>) {
-        if self.state != State::Open {
+        if !matches!(self.state, State::Open | State::ReadClosed { .. }) {
             return;
         }
         let shared = self.session.shared();
@@ -330,10 +337,11 @@ impl<P: Protocol, S: AsyncRead + AsyncWrite + Unpin> Driver<P, S> {
             }
             let data = buf.filled();
             if data.is_empty() {
-                // End of stream. The peer may only have shut down its write side and still be reading: flush what
-                // is already queued for it (replies the IO hook queued while reading its last frames), then close,
-                // instead of dropping those replies.
-                self.begin_close(Some(CloseReason::PeerClosed));
+                // End of stream. The peer may only have shut down its write side and still be reading, and the
+                // logic thread may still owe it replies to the packets just forwarded. So the close goes through the
+                // logic thread, queued behind those packets: it closes the session when it sees this event, and
+                // that close is queued behind the replies, which are therefore written first.
+                self.end_of_stream();
                 return Poll::Ready(Ok(false));
             }
             self.counters.bytes_in += data.len() as u64;
@@ -349,6 +357,17 @@ impl<P: Protocol, S: AsyncRead + AsyncWrite + Unpin> Driver<P, S> {
             }
         }
         Poll::Ready(Ok(true))
+    }
+
+    fn end_of_stream(&mut self) {
+        let _ = self.session.shared().reason.set(CloseReason::PeerClosed);
+        let event = LogicEvent::ReadClosed(self.session.id());
+        if self.server.inbox.send(event).is_err() {
+            // No logic thread to wait for: close now, flushing what is queued.
+            self.begin_close(None);
+            return;
+        }
+        self.state = State::ReadClosed { deadline: Instant::now() + self.server.config.close_flush_timeout };
     }
 
     fn on_bytes(&mut self, data: &[u8]) -> Result<(), CloseReason> {

@@ -215,6 +215,9 @@ impl<P: Protocol> Sessions<P> {
 pub(crate) enum LogicEvent<P: Protocol> {
     Connected(Session<P>),
     Packet(SessionId, P::ClientToServer),
+    /// The peer ended its side of the stream after the packets queued before this event; close the session once
+    /// they are handled, so the replies to them are written before the close.
+    ReadClosed(SessionId),
     Disconnected(SessionId, CloseReason),
     AcceptorStopped,
     Shutdown,
@@ -349,6 +352,11 @@ impl<L: Logic> LogicLoop<L> {
                     self.report.handler_panics += 1;
                     tracing::error!(session = %id, "packet handler panicked; closing the session");
                     session.shared().close(CloseReason::HandlerPanic);
+                }
+            }
+            LogicEvent::ReadClosed(id) => {
+                if let Some(session) = self.sessions.get(id) {
+                    session.shared().close(CloseReason::PeerClosed);
                 }
             }
             LogicEvent::Disconnected(id, reason) => {

@@ -83,12 +83,9 @@ fn a_half_closed_client_still_gets_the_reply_to_a_ping_answered_on_the_io_thread
     server.stop();
 }
 
-// Known runtime bug, reported: on end of stream the driver starts closing at once, which refuses every later send,
-// so a reply the logic thread produces for the peer's last packets (here S_LOGIN) is lost. The fix needs the logic
-// thread: the driver would report the end of stream as an event queued behind the session's packets, and the logic
-// thread would close the session when it handles that event, so the close is queued after the replies.
+/// The end of stream reaches the logic thread as an event queued behind the session's packets, and the logic thread
+/// closes the session when it handles it: the close is queued after the replies to those packets.
 #[test]
-#[ignore = "runtime bug: replies from the logic thread to a half-closed peer are dropped (see comment)"]
 fn a_half_closed_client_still_gets_the_reply_to_a_login_answered_on_the_logic_thread() {
     let server = start();
     runtime().block_on(async {
