@@ -1,13 +1,13 @@
-//! Atomics shim: loom's model-checked types under `--cfg loom`, std's otherwise.
+//! Atomics shim: loom's model-checked types under `--cfg packet_loom`, std's otherwise.
 //!
 //! Only the atomics that carry synchronisation (block refcounts, pool lifetime counts, the pool's `closed` flag) and
 //! the registry lock go through this shim, so loom explores their interleavings. Statistics counters use
 //! `core::sync::atomic` directly: they never order anything, and keeping them out of the model keeps it small.
 //!
-//! Model tests live next to the code in `#[cfg(all(test, loom))]` modules named `loom_*`; run them with
-//! `RUSTFLAGS="--cfg loom" cargo test -p packet-runtime --lib --release -- loom_`.
+//! Model tests live next to the code in `#[cfg(all(test, packet_loom))]` modules named `loom_*`; run them with
+//! `RUSTFLAGS="--cfg packet_loom" cargo test -p packet-runtime --lib --release -- loom_`.
 
-#[cfg(not(loom))]
+#[cfg(not(packet_loom))]
 pub(crate) mod sync {
     pub(crate) use std::sync::Mutex;
 
@@ -16,7 +16,7 @@ pub(crate) mod sync {
     }
 }
 
-#[cfg(loom)]
+#[cfg(packet_loom)]
 pub(crate) mod sync {
     pub(crate) use loom::sync::Mutex;
 
@@ -25,7 +25,7 @@ pub(crate) mod sync {
     }
 }
 
-#[cfg(all(test, loom))]
+#[cfg(all(test, packet_loom))]
 #[allow(unused_imports)]
 pub(crate) use loom::{model, sync::Arc, thread};
 
@@ -33,13 +33,13 @@ pub(crate) use loom::{model, sync::Arc, thread};
 /// the same contract (bounded, linearisable, a push happens-before the pop that takes the item): loom cannot see
 /// through crossbeam's std atomics, so the model substitutes a queue whose hand-off it can track. crossbeam checks
 /// `ArrayQueue` itself under its own loom configuration.
-#[cfg(not(loom))]
+#[cfg(not(packet_loom))]
 pub(crate) type FreeList<T> = crossbeam_queue::ArrayQueue<T>;
 
-#[cfg(loom)]
+#[cfg(packet_loom)]
 pub(crate) use model_queue::FreeList;
 
-#[cfg(loom)]
+#[cfg(packet_loom)]
 mod model_queue {
     use std::collections::VecDeque;
 

@@ -30,7 +30,7 @@ unsafe impl Sync for PacketBuilder {}
 
 impl PacketBuilder {
     /// An empty builder with room for at least `capacity` bytes, from the global pool.
-    #[cfg(not(loom))]
+    #[cfg(not(packet_loom))]
     pub fn with_capacity(capacity: usize) -> PacketBuilder {
         PacketBuilder::with_capacity_in(MessagePool::global(), capacity)
     }

@@ -36,7 +36,7 @@ use core::slice;
 
 pub use builder::PacketBuilder;
 
-#[cfg(not(loom))]
+#[cfg(not(packet_loom))]
 use crate::frame::Compact;
 use crate::frame::{FrameHeader, FrameTooLarge};
 use crate::loom::sync::atomic::{Ordering, fence};
@@ -68,7 +68,7 @@ unsafe impl Sync for PacketPtr {}
 
 impl PacketPtr {
     /// Encodes `msg` behind a compact header into a block of the global pool.
-    #[cfg(not(loom))]
+    #[cfg(not(packet_loom))]
     #[inline]
     pub fn encode<P: Packet>(msg: &P) -> Result<PacketPtr, EncodeError> {
         PacketPtr::encode_in::<Compact, P>(MessagePool::global(), msg)
@@ -83,7 +83,7 @@ impl PacketPtr {
     }
 
     /// Encodes the packet held by a packet-set value behind a compact header into a block of the global pool.
-    #[cfg(not(loom))]
+    #[cfg(not(packet_loom))]
     #[inline]
     pub fn encode_set<S: PacketSet>(packet: &S) -> Result<PacketPtr, EncodeError> {
         PacketPtr::encode_set_in::<Compact, S>(MessagePool::global(), packet)

@@ -258,12 +258,12 @@ impl LocalCache {
 }
 
 /// Caches for up to this many pools per thread; further pools bypass the L1.
-#[cfg(not(loom))]
+#[cfg(not(packet_loom))]
 const SLOTS: usize = 4;
 
 /// This thread's caches. No `Drop` (see [`ExitFlush`]), so the thread-local holding it needs no destructor
 /// registration and an access compiles to a thread-pointer offset.
-#[cfg(not(loom))]
+#[cfg(not(packet_loom))]
 struct LocalCaches {
     /// `caches[i].pool()`, mirrored side by side so the lookup of the hot path reads one cache line instead of
     /// one per slot. Written only by `bind_slot` and `ExitFlush`, together with the cache's own binding.
@@ -271,7 +271,7 @@ struct LocalCaches {
     caches: [LocalCache; SLOTS],
 }
 
-#[cfg(not(loom))]
+#[cfg(not(packet_loom))]
 impl LocalCaches {
     /// The cache bound to `pool`, if this thread has one.
     #[inline]
@@ -310,10 +310,10 @@ impl LocalCaches {
 }
 
 /// Flushes every cache of the thread when the thread exits, giving the L1 blocks back to their pools.
-#[cfg(not(loom))]
+#[cfg(not(packet_loom))]
 struct ExitFlush;
 
-#[cfg(not(loom))]
+#[cfg(not(packet_loom))]
 impl Drop for ExitFlush {
     fn drop(&mut self) {
         // `CACHES` has no destructor, so it is still there. A release from a later thread-local destructor finds
@@ -327,7 +327,7 @@ impl Drop for ExitFlush {
     }
 }
 
-#[cfg(not(loom))]
+#[cfg(not(packet_loom))]
 thread_local! {
     // `const` init and no destructor: an access is the thread pointer plus an offset, with no lazy-initialisation
     // or registration check.
@@ -343,7 +343,7 @@ thread_local! {
 /// `CACHES.with(f)` directly would do the same, but with the fast paths' closures LLVM keeps `LocalKey::with` out
 /// of line (a call per acquisition and release); with a closure that only returns the address, it folds into a
 /// thread-pointer offset.
-#[cfg(not(loom))]
+#[cfg(not(packet_loom))]
 #[inline(always)]
 fn with_caches<R>(f: impl FnOnce(&LocalCaches) -> R) -> R {
     let caches = CACHES.with(core::ptr::from_ref);
@@ -354,7 +354,7 @@ fn with_caches<R>(f: impl FnOnce(&LocalCaches) -> R) -> R {
 }
 
 /// A cached block of `class` of `pool` from this thread's L1, if it has one: the whole fast path of an acquisition.
-#[cfg(not(loom))]
+#[cfg(not(packet_loom))]
 #[inline]
 pub(super) fn acquire_fast(pool: NonNull<PoolShared>, class: usize) -> Option<NonNull<BlockHeader>> {
     with_caches(|caches| caches.find(pool)?.pop(class))
@@ -365,7 +365,7 @@ pub(super) fn acquire_fast(pool: NonNull<PoolShared>, class: usize) -> Option<No
 ///
 /// # Safety
 /// The caller owns `block` exclusively (with its pool reference); it belongs to `pool` and class `class`.
-#[cfg(not(loom))]
+#[cfg(not(packet_loom))]
 #[inline]
 pub(super) unsafe fn release_fast(
     pool: NonNull<PoolShared>,
@@ -382,7 +382,7 @@ pub(super) unsafe fn release_fast(
 /// Runs `f` with this thread's cache for `pool`, binding one if needed. `None` (and `f` not called) when the thread
 /// has no cache to offer: its exit flush has started, every slot serves a live pool, or `pool` has no handles left.
 /// The slow path: [`acquire_fast`] and [`release_fast`] serve the common case.
-#[cfg(not(loom))]
+#[cfg(not(packet_loom))]
 pub(super) fn with_cache<R>(pool: NonNull<PoolShared>, f: impl FnOnce(&LocalCache) -> R) -> Option<R> {
     CACHES.with(|caches| {
         let cache = match caches.find(pool) {

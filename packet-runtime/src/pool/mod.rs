@@ -44,9 +44,9 @@
 //! packet and builder of the pool is dropped.
 
 mod block;
-#[cfg(not(loom))]
+#[cfg(not(packet_loom))]
 mod local;
-#[cfg(loom)]
+#[cfg(packet_loom)]
 pub(crate) mod local;
 mod size_class;
 mod stats;
@@ -161,7 +161,7 @@ impl PoolShared {
         let Some(class) = size_class::class_for(cap) else {
             return Self::acquire_oversize(pool, cap);
         };
-        #[cfg(not(loom))]
+        #[cfg(not(packet_loom))]
         if let Some(block) = local::acquire_fast(pool, class) {
             return block;
         }
@@ -171,7 +171,7 @@ impl PoolShared {
     /// An acquisition the L1 fast path could not serve: bind a cache and refill it, or go to the global list.
     #[inline(never)]
     fn acquire_slow(pool: NonNull<PoolShared>, class: usize) -> NonNull<BlockHeader> {
-        #[cfg(not(loom))]
+        #[cfg(not(packet_loom))]
         if let Some(block) = local::with_cache(pool, |cache| cache.acquire(class)) {
             return block;
         }
@@ -246,7 +246,7 @@ impl PoolShared {
             (header.pool, header.class)
         };
         // `< CLASS_COUNT` rather than `!= OVERSIZE`: the same test, and it lets the fast path index by class unchecked.
-        #[cfg(not(loom))]
+        #[cfg(not(packet_loom))]
         let block = if usize::from(class) >= CLASS_COUNT {
             block
         } else {
@@ -275,7 +275,7 @@ impl PoolShared {
             return;
         }
         let class = class as usize;
-        #[cfg(not(loom))]
+        #[cfg(not(packet_loom))]
         // SAFETY: ownership of the block passes to the cache.
         if local::with_cache(pool, |cache| unsafe { cache.release(class, block) }).is_some() {
             return;
@@ -421,7 +421,7 @@ impl MessagePool {
     }
 
     /// The process-wide pool with the default configuration, used by [`PacketPtr::encode`](crate::PacketPtr::encode).
-    #[cfg(not(loom))]
+    #[cfg(not(packet_loom))]
     pub fn global() -> &'static MessagePool {
         static GLOBAL: std::sync::OnceLock<MessagePool> = std::sync::OnceLock::new();
         GLOBAL.get_or_init(|| MessagePool::new(PoolConfig::default()))
@@ -491,7 +491,7 @@ impl fmt::Debug for MessagePool {
     }
 }
 
-#[cfg(all(test, loom))]
+#[cfg(all(test, packet_loom))]
 mod loom_tests {
     use super::local::LocalCache;
     use super::*;
