@@ -66,7 +66,7 @@ impl LocalCache {
         }
     }
 
-    #[cfg_attr(loom, allow(dead_code))]
+    #[cfg_attr(packet_loom, allow(dead_code))]
     pub(crate) fn pool(&self) -> Option<NonNull<PoolShared>> {
         self.pool.get()
     }
@@ -159,7 +159,7 @@ impl LocalCache {
     ///
     /// # Safety
     /// The caller owns `block` exclusively (with its pool reference) and it belongs to the bound pool, `pool`.
-    #[cfg_attr(loom, allow(dead_code))]
+    #[cfg_attr(packet_loom, allow(dead_code))]
     #[inline]
     unsafe fn push(
         &self,
