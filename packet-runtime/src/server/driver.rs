@@ -271,12 +271,10 @@ impl<P: Protocol, S: AsyncRead + AsyncWrite + Unpin> Driver<P, S> {
 
     /// Registers the task's waker on the send queue, last thing before the driver returns `Pending`, so that a
     /// later send (or `Session::close`, or an abort) wakes it. Returns whether a command had arrived first (it is
-    /// taken; the caller must poll again). With a full batch nothing is registered: the driver is then waiting on
-    /// the socket, whose readiness wakes it, and takes more from the queue once the batch drains.
+    /// taken; the caller must poll again). This holds with a full batch too: a peer that does not read keeps the
+    /// batch full, and a `close()` or a slow-consumer abort queued behind it must still wake the driver (the frame
+    /// taken then goes past the batch's nominal size, which only bounds what one `write_vectored` call gets).
     fn register_queue_waker(&mut self, cx: &mut Context<'_>) -> bool {
-        if self.batch.len() >= BATCH {
-            return false;
-        }
         match self.rx.poll_recv(cx) {
             Poll::Ready(Some(command)) => {
                 self.on_command(command);
@@ -289,7 +287,7 @@ impl<P: Protocol, S: AsyncRead + AsyncWrite + Unpin> Driver<P, S> {
     fn poll_write_batch(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let mut slices = [IoSlice::new(&[]); BATCH];
         let mut count = 0;
-        for (i, frame) in self.batch.iter().enumerate() {
+        for (i, frame) in self.batch.iter().take(BATCH).enumerate() {
             let bytes = if i == 0 { &frame[self.head_written..] } else { &frame[..] };
             slices[i] = IoSlice::new(bytes);
             count += 1;

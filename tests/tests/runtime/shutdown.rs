@@ -141,3 +141,59 @@ fn a_second_signal_exits_at_once_while_shutdown_hangs() {
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(130), "{status:?}");
 }
+
+/// Fills a session that never reads: another client chats large messages until the server holds a backlog for the
+/// silent one (its socket buffers full, frames still queued). Returns both clients so they stay connected.
+async fn silent_session_with_a_backlog(
+    server: &TestServer,
+) -> (packet_runtime::Client<tests::game::GameProtocol>, TestClient) {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let silent = packet_runtime::Client::new(socket.connect(server.addr).await.unwrap());
+    let mut talker = connect(server.addr).await;
+    let big = "y".repeat(8 * 1024);
+    let mut received = 0u64;
+    // The talker reads its own copies (it is a room member too), so only the silent session backs up.
+    while server.handle.metrics().frames_out + 64 > received * 2 || received < 64 {
+        talker.send(&proto::CChat { msg: big.clone() }).await.unwrap();
+        within("own chat", talker.recv()).await.unwrap();
+        received += 1;
+        assert!(received < 10_000, "the silent session never backed up");
+    }
+    (silent, talker)
+}
+
+#[test]
+fn close_flush_timeout_ends_a_session_that_cannot_be_flushed() {
+    let server =
+        start(builder().close_flush_timeout(Duration::from_millis(300)).shutdown_timeout(Duration::from_secs(60)));
+    let runtime = client_runtime();
+    let _clients = runtime.block_on(silent_session_with_a_backlog(&server));
+    server.handle.shutdown();
+    let (done_tx, done) = mpsc::channel();
+    let handle = server.handle;
+    std::thread::spawn(move || done_tx.send(handle.join()).unwrap());
+    let report = done.recv_timeout(Duration::from_secs(30)).expect("the flush deadline ends the stuck session");
+    assert_eq!(report.sessions_closed, 2);
+    assert!(report.frames_dropped > 0, "the silent session's backlog was dropped at the deadline: {report:?}");
+    assert_eq!(report.pool_outstanding, 0);
+}
+
+#[test]
+fn shutdown_timeout_runs_on_disconnect_for_sessions_that_never_finish_closing() {
+    // The flush deadline is far away, so only the shutdown timeout can end the stuck session.
+    let server =
+        start(builder().close_flush_timeout(Duration::from_secs(120)).shutdown_timeout(Duration::from_millis(300)));
+    let runtime = client_runtime();
+    let _clients = runtime.block_on(silent_session_with_a_backlog(&server));
+    server.handle.shutdown();
+    let (done_tx, done) = mpsc::channel();
+    let handle = server.handle;
+    std::thread::spawn(move || done_tx.send(handle.join()).unwrap());
+    let report = done.recv_timeout(Duration::from_secs(30)).expect("the shutdown timeout ends the wait");
+    assert_eq!(report.sessions_closed, 2, "on_disconnect ran for every session, the stuck one included");
+    assert_eq!(report.pool_outstanding, 0, "the IO runtime's shutdown dropped the stuck driver and its frames");
+    let journal = server.journal.lock().unwrap();
+    assert_eq!(journal.disconnected.len(), 2);
+    assert!(journal.disconnected.iter().all(|(_, reason)| *reason == packet_runtime::CloseReason::ServerShutdown));
+}
