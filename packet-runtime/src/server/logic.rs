@@ -146,14 +146,39 @@ impl<P: Protocol> std::fmt::Debug for Context<'_, P> {
 
 /// The usual context for the generated handler traits: the logic [`Context`] and the session a packet came from.
 ///
-/// ```ignore
-/// impl ClientPacketHandler<Request<'_, '_, GameProtocol>> for Game {
-///     fn on_c_ping(&mut self, req: &mut Request<'_, '_, GameProtocol>, ping: CPing) {
-///         let _ = req.session.send(&SPong { client_time: ping.client_time, server_time: 0 });
+/// ```
+/// use packet_runtime::{define_packets, Context, Logic, Packet, Request, Session};
+///
+/// #[derive(Clone, PartialEq, prost::Message, Packet)]
+/// #[packet(id = 1010)]
+/// pub struct CPing { #[prost(uint64, tag = "1")] pub client_time: u64 }
+///
+/// #[derive(Clone, PartialEq, prost::Message, Packet)]
+/// #[packet(id = 1011)]
+/// pub struct SPong { #[prost(uint64, tag = "1")] pub client_time: u64 }
+///
+/// define_packets! {
+///     pub protocol PingProtocol {
+///         client_to_server ClientPacket { CPing }
+///         server_to_client ServerPacket { SPong }
 ///     }
 /// }
-/// // in Logic::on_packet:
-/// packet.dispatch(self, &mut Request::new(ctx, session));
+///
+/// struct Game;
+///
+/// impl ClientPacketHandler<Request<'_, '_, PingProtocol>> for Game {
+///     fn on_c_ping(&mut self, req: &mut Request<'_, '_, PingProtocol>, ping: CPing) {
+///         let _ = req.session.send(&SPong { client_time: ping.client_time });
+///     }
+/// }
+///
+/// impl Logic for Game {
+///     type Protocol = PingProtocol;
+///
+///     fn on_packet(&mut self, ctx: &mut Context<'_, PingProtocol>, session: &Session<PingProtocol>, packet: ClientPacket) {
+///         packet.dispatch(self, &mut Request::new(ctx, session));
+///     }
+/// }
 /// ```
 pub struct Request<'r, 'c, P: Protocol> {
     /// The logic thread's context (sessions, broadcast, ticks).
