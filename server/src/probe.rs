@@ -177,6 +177,47 @@ pub fn report_on_sigusr1() -> io::Result<()> {
     Ok(())
 }
 
+/// The scaffolding the hand-written contenders (`baseline`, `raw_echo`) share, so they differ only in how they
+/// serve a connection: a multi-thread runtime (`workers` threads, default the CPUs), the listener on `addr`
+/// (`listening on ADDR` printed once the signal handlers are in place), one task per connection, SIGTERM or SIGINT
+/// to stop, and the runtime shut down outside `block_on`. The caller prints its summary and the probe line.
+pub fn serve_until_signal<F, Fut>(addr: std::net::SocketAddr, workers: Option<usize>, serve: F) -> io::Result<()>
+where
+    F: Fn(tokio::net::TcpStream) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    use tokio::signal::unix::{SignalKind, signal};
+
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if let Some(workers) = workers {
+        builder.worker_threads(workers.max(1));
+    }
+    let runtime = builder.enable_all().build()?;
+    let served = runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind(addr).await?;
+        let mut terminate = signal(SignalKind::terminate())?;
+        let mut interrupt = signal(SignalKind::interrupt())?;
+        report_on_sigusr1()?;
+        println!("listening on {}", listener.local_addr()?);
+        loop {
+            tokio::select! {
+                accepted = listener.accept() => match accepted {
+                    Ok((stream, _)) => {
+                        tokio::spawn(serve(stream));
+                    }
+                    // EMFILE and friends: back off a little rather than spin.
+                    Err(_) => tokio::time::sleep(std::time::Duration::from_millis(10)).await,
+                },
+                _ = terminate.recv() => return Ok(()),
+                _ = interrupt.recv() => return Ok(()),
+            }
+        }
+    });
+    // Outside `block_on`: connections still open are dropped with their tasks.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    served
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -21,7 +21,7 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::{BufMut, Bytes, BytesMut};
 use clap::{Parser, ValueEnum};
@@ -32,9 +32,8 @@ use server::proto::{
     CChat, CEcho, CEnterRoom, CLogin, CMove, CPing, PlayerInfo, PosInfo, SChat, SDespawn, SEcho, SEnterRoom, SKick,
     SLogin, SMove, SPong, SSpawn,
 };
+use tokio::net::TcpStream;
 use tokio::net::tcp::OwnedWriteHalf;
-use tokio::net::{TcpListener, TcpStream};
-use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
 use tokio_util::codec::{FramedRead, FramedWrite, LengthDelimitedCodec};
 
@@ -306,17 +305,6 @@ async fn write_loop(
 fn main() -> ExitCode {
     server::probe::configure_from_env();
     let args = Args::parse();
-    let mut builder = tokio::runtime::Builder::new_multi_thread();
-    if let Some(workers) = args.workers {
-        builder.worker_threads(workers.max(1));
-    }
-    let runtime = match builder.enable_all().build() {
-        Ok(runtime) => runtime,
-        Err(error) => {
-            eprintln!("error: cannot start the runtime: {error}");
-            return ExitCode::FAILURE;
-        }
-    };
     let shared = Arc::new(Shared {
         rooms: Mutex::new(HashMap::new()),
         next_player: AtomicU64::new(1),
@@ -326,9 +314,8 @@ fn main() -> ExitCode {
         queue_frames: args.queue_frames.max(1),
         mode: args.mode,
     });
-    let served = runtime.block_on(accept_until_signal(args.addr, Arc::clone(&shared)));
-    // Outside `block_on`: connections still open are dropped with their tasks.
-    runtime.shutdown_timeout(Duration::from_secs(1));
+    let served =
+        server::probe::serve_until_signal(args.addr, args.workers, |stream| serve(stream, Arc::clone(&shared)));
     if let Err(error) = served {
         eprintln!("error: {error}");
         return ExitCode::FAILURE;
@@ -336,27 +323,6 @@ fn main() -> ExitCode {
     println!("shutdown complete: {} broadcast frames dropped", shared.dropped.load(Ordering::Relaxed));
     println!("{}", server::probe::ProcessStats::of_self().to_line());
     ExitCode::SUCCESS
-}
-
-async fn accept_until_signal(addr: SocketAddr, shared: Arc<Shared>) -> std::io::Result<()> {
-    let listener = TcpListener::bind(addr).await?;
-    let mut terminate = signal(SignalKind::terminate())?;
-    let mut interrupt = signal(SignalKind::interrupt())?;
-    server::probe::report_on_sigusr1()?;
-    println!("listening on {}", listener.local_addr()?);
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => {
-                    tokio::spawn(serve(stream, Arc::clone(&shared)));
-                }
-                // EMFILE and friends: back off a little rather than spin.
-                Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
-            },
-            _ = terminate.recv() => return Ok(()),
-            _ = interrupt.recv() => return Ok(()),
-        }
-    }
 }
 
 #[cfg(test)]

@@ -10,12 +10,10 @@
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
-use std::time::Duration;
 
 use clap::Parser;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::signal::unix::{SignalKind, signal};
+use tokio::net::TcpStream;
 
 #[global_allocator]
 static ALLOC: server::probe::CountingAlloc = server::probe::CountingAlloc;
@@ -52,44 +50,11 @@ async fn serve(mut stream: TcpStream) {
 fn main() -> ExitCode {
     server::probe::configure_from_env();
     let args = Args::parse();
-    let mut builder = tokio::runtime::Builder::new_multi_thread();
-    if let Some(workers) = args.workers {
-        builder.worker_threads(workers.max(1));
-    }
-    let runtime = match builder.enable_all().build() {
-        Ok(runtime) => runtime,
-        Err(error) => {
-            eprintln!("error: cannot start the runtime: {error}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let served = runtime.block_on(accept_until_signal(args.addr));
-    runtime.shutdown_timeout(Duration::from_secs(1));
-    if let Err(error) = served {
+    if let Err(error) = server::probe::serve_until_signal(args.addr, args.workers, serve) {
         eprintln!("error: {error}");
         return ExitCode::FAILURE;
     }
     println!("shutdown complete");
     println!("{}", server::probe::ProcessStats::of_self().to_line());
     ExitCode::SUCCESS
-}
-
-async fn accept_until_signal(addr: SocketAddr) -> std::io::Result<()> {
-    let listener = TcpListener::bind(addr).await?;
-    let mut terminate = signal(SignalKind::terminate())?;
-    let mut interrupt = signal(SignalKind::interrupt())?;
-    server::probe::report_on_sigusr1()?;
-    println!("listening on {}", listener.local_addr()?);
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => {
-                    tokio::spawn(serve(stream));
-                }
-                Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
-            },
-            _ = terminate.recv() => return Ok(()),
-            _ = interrupt.recv() => return Ok(()),
-        }
-    }
 }

@@ -61,10 +61,7 @@ fn shutdown_under_load_flushes_goodbyes_and_reports_zero_outstanding() {
         }
     });
     server.handle.shutdown();
-    let (done_tx, done) = mpsc::channel();
-    let handle = server.handle;
-    std::thread::spawn(move || done_tx.send(handle.join()).unwrap());
-    let report = done.recv_timeout(Duration::from_secs(60)).expect("shutdown completes under load");
+    let report = join_within(server.handle, Duration::from_secs(60), "shutdown completes under load");
     assert_eq!(report.sessions_closed, CLIENTS as u64);
     assert_eq!(report.pool_outstanding, 0, "{report:?}");
     assert!(!report.logic_thread_panicked);
@@ -153,7 +150,8 @@ async fn silent_session_with_a_backlog(
     let mut talker = connect(server.addr).await;
     let big = "y".repeat(8 * 1024);
     let mut received = 0u64;
-    // The talker reads its own copies (it is a room member too), so only the silent session backs up.
+    // The talker reads its own copies (it is a room member too), so only the silent session backs up. Each chat is
+    // written twice when both read; stop once the silent session is at least 64 frames (a write batch) behind.
     while server.handle.metrics().frames_out + 64 > received * 2 || received < 64 {
         talker.send(&proto::CChat { msg: big.clone() }).await.unwrap();
         within("own chat", talker.recv()).await.unwrap();
@@ -170,10 +168,7 @@ fn close_flush_timeout_ends_a_session_that_cannot_be_flushed() {
     let runtime = client_runtime();
     let _clients = runtime.block_on(silent_session_with_a_backlog(&server));
     server.handle.shutdown();
-    let (done_tx, done) = mpsc::channel();
-    let handle = server.handle;
-    std::thread::spawn(move || done_tx.send(handle.join()).unwrap());
-    let report = done.recv_timeout(Duration::from_secs(30)).expect("the flush deadline ends the stuck session");
+    let report = join_within(server.handle, Duration::from_secs(30), "the flush deadline ends the stuck session");
     assert_eq!(report.sessions_closed, 2);
     assert!(report.frames_dropped > 0, "the silent session's backlog was dropped at the deadline: {report:?}");
     assert_eq!(report.pool_outstanding, 0);
@@ -187,10 +182,7 @@ fn shutdown_timeout_runs_on_disconnect_for_sessions_that_never_finish_closing() 
     let runtime = client_runtime();
     let _clients = runtime.block_on(silent_session_with_a_backlog(&server));
     server.handle.shutdown();
-    let (done_tx, done) = mpsc::channel();
-    let handle = server.handle;
-    std::thread::spawn(move || done_tx.send(handle.join()).unwrap());
-    let report = done.recv_timeout(Duration::from_secs(30)).expect("the shutdown timeout ends the wait");
+    let report = join_within(server.handle, Duration::from_secs(30), "the shutdown timeout ends the wait");
     assert_eq!(report.sessions_closed, 2, "on_disconnect ran for every session, the stuck one included");
     assert_eq!(report.pool_outstanding, 0, "the IO runtime's shutdown dropped the stuck driver and its frames");
     let journal = server.journal.lock().unwrap();

@@ -195,3 +195,15 @@ pub(crate) async fn drain_until_closed(
         }
     }
 }
+
+/// Joins the server on a plain thread and waits at most `limit` for the report: a hang fails the test with `what`
+/// instead of blocking the suite.
+pub(crate) fn join_within(
+    handle: ServerHandle<GameProtocol>,
+    limit: Duration,
+    what: &str,
+) -> packet_runtime::ShutdownReport {
+    let (done_tx, done) = std::sync::mpsc::channel();
+    std::thread::spawn(move || done_tx.send(handle.join()).unwrap());
+    done.recv_timeout(limit).unwrap_or_else(|_| panic!("{what}"))
+}
