@@ -43,6 +43,7 @@ pub(crate) async fn run<P: Protocol, L: Listener>(mut listener: L, server: Arc<S
                     server.config.header,
                     server.pool.clone(),
                     Arc::clone(&server.metrics),
+                    Arc::clone(&server.spare_lists),
                 );
                 let session = Session::<P>::from_shared(shared);
                 let span = tracing::debug_span!("session", id = %id, peer = %session.peer());

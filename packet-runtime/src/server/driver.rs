@@ -6,13 +6,15 @@
 //! - Reads go into an 8 KiB buffer on the stack of `poll` and are parsed in place; only the tail of a frame that is
 //!   not complete yet is copied into the session's `partial` buffer, which is freed as soon as it is empty and the
 //!   socket has nothing more to read. An idle session holds no read buffer.
-//! - Writes drain the session's queue into a batch of pooled frames and hand up to [`BATCH`] of them to the socket
+//! - Writes drain the session's queue (single frames from any thread, lists of frames from the logic thread's
+//!   outbox) into a batch of pooled frames and hand up to [`BATCH`] of them to the socket
 //!   with one `write_vectored` call, resuming mid-frame after a partial write. Nothing is copied. The queue's waker
 //!   is registered last, even when the batch is full, so a close or an abort always wakes the driver.
 //! - One timer serves the idle timeout and, once closing, the flush deadline.
 //! - `Drop` reports the disconnect to the logic thread exactly once, whatever ended the driver (including the IO
 //!   runtime being shut down), and drops whatever was still queued.
 
+use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::future::poll_fn;
 use std::io::{self, IoSlice};
@@ -34,11 +36,16 @@ use super::logic::LogicEvent;
 use super::rate_limit::TokenBucket;
 use crate::frame::{Compact, HeaderKind, RawFrame, Wide, parse_frame};
 use crate::packet_ptr::PacketPtr;
+use crate::session::io_reply::ReplyScope;
 use crate::session::{BadFrame, CloseReason, Command, Session};
 use crate::{PacketSet, Protocol};
 
-/// Frames handed to one `write_vectored` call at most (well under IOV_MAX = 1024).
+/// Slices handed to one `write_vectored` call at most (well under IOV_MAX = 1024).
 pub(crate) const BATCH: usize = 64;
+/// Frames shorter than this are copied into the IO thread's gather buffer rather than given their own slice.
+const GATHER_BELOW: usize = 512;
+/// Bytes gathered per `write_vectored` call at most: the size of each IO thread's gather buffer.
+const GATHER_CAP: usize = 64 * 1024;
 /// Bytes read per `poll_read` call.
 const READ_CHUNK: usize = 8 * 1024;
 /// Reads per poll before yielding to other tasks, so one flooding peer cannot starve its IO thread.
@@ -177,7 +184,8 @@ impl<P: Protocol, S: AsyncRead + AsyncWrite + Unpin> Driver<P, S> {
                     return Poll::Ready(self.close_reason());
                 }
                 Poll::Pending => {
-                    if !wrote_after_read && !self.rx.is_empty() {
+                    let nothing_to_write = self.rx.is_empty() && self.batch.is_empty();
+                    if !wrote_after_read && !nothing_to_write {
                         wrote_after_read = true;
                         continue;
                     }
@@ -266,6 +274,13 @@ impl<P: Protocol, S: AsyncRead + AsyncWrite + Unpin> Driver<P, S> {
     fn on_command(&mut self, command: Command) {
         match command {
             Command::Frame(frame) => self.batch.push_back(frame),
+            Command::TakePending => {
+                let shared = self.session.shared();
+                if let Some(mut frames) = shared.take_pending() {
+                    self.batch.extend(frames.drain(..));
+                    shared.spares.give_back(frames);
+                }
+            }
             Command::Close => self.begin_close(None),
         }
     }
@@ -285,15 +300,22 @@ impl<P: Protocol, S: AsyncRead + AsyncWrite + Unpin> Driver<P, S> {
         }
     }
 
+    /// Writes the front of the batch with one `write_vectored` call.
+    ///
+    /// Small frames are copied into the IO thread's gather buffer, so a run of them becomes one slice; frames of
+    /// [`GATHER_BELOW`] bytes or more get a slice of their own and are not copied. The kernel's per-slice cost
+    /// (`copy_from_iter` per segment) is far above a user-space copy of a few dozen bytes: with one slice per frame,
+    /// copying the slices was 11% of the server's CPU in the chat benchmark (docs/BENCHMARKS.md). The bytes handed
+    /// to the socket are the same either way (the batch's frames in order, from `head_written` on), so what was
+    /// written is accounted for frame by frame as before.
     fn poll_write_batch(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let mut slices = [IoSlice::new(&[]); BATCH];
-        let mut count = 0;
-        for (i, frame) in self.batch.iter().take(BATCH).enumerate() {
-            let bytes = if i == 0 { &frame[self.head_written..] } else { &frame[..] };
-            slices[i] = IoSlice::new(bytes);
-            count += 1;
-        }
-        let written = ready!(Pin::new(&mut self.stream).poll_write_vectored(cx, &slices[..count]))?;
+        let stream = Pin::new(&mut self.stream);
+        let written = GATHER.with(|gather| match gather.try_borrow_mut() {
+            Ok(mut gather) => write_gathered(stream, cx, &self.batch, self.head_written, &mut gather),
+            // Not reachable (nothing in a write calls back into a driver), but a plain vectored write will do.
+            Err(_) => write_gathered(stream, cx, &self.batch, self.head_written, &mut Vec::new()),
+        });
+        let written = ready!(written)?;
         if written == 0 {
             return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
         }
@@ -369,7 +391,15 @@ impl<P: Protocol, S: AsyncRead + AsyncWrite + Unpin> Driver<P, S> {
         self.state = State::ReadClosed { deadline: Instant::now() + self.server.config.close_flush_timeout };
     }
 
+    /// Parses `data`; what the IO hook sends this session meanwhile goes straight into the write batch.
     fn on_bytes(&mut self, data: &[u8]) -> Result<(), CloseReason> {
+        let replies = ReplyScope::enter(self.session.shared());
+        let parsed = self.parse_bytes(data);
+        replies.leave_into(&mut self.batch);
+        parsed
+    }
+
+    fn parse_bytes(&mut self, data: &[u8]) -> Result<(), CloseReason> {
         if self.partial.is_empty() {
             let used = self.parse(data)?;
             if self.state == State::Open {
@@ -483,6 +513,71 @@ impl<P: Protocol, S: AsyncRead + AsyncWrite + Unpin> Driver<P, S> {
     }
 }
 
+thread_local! {
+    /// Each IO thread's gather buffer: the small frames of the write in progress, copied end to end. It holds
+    /// nothing between writes (the kernel has copied the bytes when `write_vectored` returns), so one per thread
+    /// serves every session on it and an idle session holds no write buffer.
+    static GATHER: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+/// One slice of a write: a run of gathered small frames, or one frame by reference.
+#[derive(Clone, Copy)]
+enum Piece {
+    Gathered { start: usize, end: usize },
+    Frame { index: usize },
+}
+
+/// Hands the front of `batch` (from `head_written` into its first frame) to `stream` in at most [`BATCH`] slices,
+/// runs of small frames copied into `gather`.
+fn write_gathered<S: AsyncWrite>(
+    stream: Pin<&mut S>,
+    cx: &mut Context<'_>,
+    batch: &VecDeque<PacketPtr>,
+    head_written: usize,
+    gather: &mut Vec<u8>,
+) -> Poll<io::Result<usize>> {
+    gather.clear();
+    let mut pieces = [Piece::Frame { index: 0 }; BATCH];
+    let mut count: usize = 0;
+    for (index, frame) in batch.iter().enumerate() {
+        let bytes = if index == 0 { &frame[head_written..] } else { &frame[..] };
+        if bytes.len() < GATHER_BELOW && gather.len() + bytes.len() <= GATHER_CAP {
+            let start = gather.len();
+            if gather.capacity() < GATHER_CAP {
+                gather.reserve_exact(GATHER_CAP - gather.len());
+            }
+            gather.extend_from_slice(bytes);
+            match count.checked_sub(1).map(|last| &mut pieces[last]) {
+                // Adjacent to the previous run: extend its slice.
+                Some(Piece::Gathered { end, .. }) if *end == start => *end = gather.len(),
+                _ if count < BATCH => {
+                    pieces[count] = Piece::Gathered { start, end: gather.len() };
+                    count += 1;
+                }
+                _ => {
+                    gather.truncate(start);
+                    break;
+                }
+            }
+        } else if count < BATCH && bytes.len() >= GATHER_BELOW {
+            pieces[count] = Piece::Frame { index };
+            count += 1;
+        } else {
+            // No slice left, or the gather buffer is full: the rest goes in the next call.
+            break;
+        }
+    }
+    let mut slices = [IoSlice::new(&[]); BATCH];
+    for (slice, piece) in slices.iter_mut().zip(&pieces[..count]) {
+        *slice = IoSlice::new(match *piece {
+            Piece::Gathered { start, end } => &gather[start..end],
+            Piece::Frame { index: 0 } => &batch[0][head_written..],
+            Piece::Frame { index } => &batch[index][..],
+        });
+    }
+    stream.poll_write_vectored(cx, &slices[..count])
+}
+
 impl<P: Protocol, S> Drop for Driver<P, S> {
     fn drop(&mut self) {
         let shared = self.session.shared();
@@ -495,6 +590,8 @@ impl<P: Protocol, S> Drop for Driver<P, S> {
         while let Ok(command) = self.rx.try_recv() {
             dropped += u64::from(matches!(command, Command::Frame(_)));
         }
+        // Counted in `frames_dropped` by `drop_pending` itself (the logic thread may race to do the same).
+        shared.drop_pending();
         let metrics = &self.server.metrics;
         metrics.frames_dropped.fetch_add(dropped, Ordering::Relaxed);
         metrics.connections_open.fetch_sub(1, Ordering::Relaxed);

@@ -3,6 +3,10 @@
 //! IO threads hand it events through one lock-free queue (tokio's unbounded mpsc). Events of one session arrive in
 //! order: `Connected`, its packets, then exactly one `Disconnected`, after which the session's id is released and
 //! never valid again.
+//!
+//! The thread takes events in batches (up to 256 at a time). What the handlers send while it works through a batch
+//! is staged in the thread's outbox (`session::outbox`) and handed to the IO threads when the batch is done: one
+//! hand-over and one wake per recipient per batch, not per frame.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
@@ -14,7 +18,7 @@ use super::ServerShared;
 use crate::frame::{Compact, HeaderKind, Wide};
 use crate::metrics::MetricsSnapshot;
 use crate::packet_ptr::{EncodeError, PacketPtr};
-use crate::session::{CloseReason, Encoded, Session, SessionId};
+use crate::session::{CloseReason, Encoded, Session, SessionId, outbox};
 use crate::{PacketOf, Protocol};
 
 /// The game: implemented by the application, run on the logic thread.
@@ -282,6 +286,8 @@ pub(crate) fn run<L: Logic>(
         acceptor_stopped: false,
         report: LogicReport::default(),
     };
+    // Everything the handlers send during a batch of events is staged here and handed over when the batch is done.
+    let outbox = outbox::install(Arc::clone(&this.shared.spare_lists));
     runtime.block_on(async {
         let mut ticker = this.shared.config.tick.map(|period| {
             let mut ticker = tokio::time::interval_at(Instant::now() + period, period);
@@ -307,12 +313,14 @@ pub(crate) fn run<L: Logic>(
                     break;
                 }
             }
+            outbox::flush();
             if this.finished() {
                 break;
             }
         }
         this.disconnect_remaining();
     });
+    drop(outbox);
     this.report
 }
 

@@ -47,6 +47,7 @@ use crate::frame::HeaderKind;
 use crate::metrics::{Metrics, MetricsSnapshot};
 use crate::pool::{MessagePool, PoolConfig};
 use crate::session::SessionIds;
+use crate::session::outbox::SpareLists;
 use crate::transport::Listener;
 use logic::LogicEvent;
 
@@ -211,6 +212,7 @@ impl<P: Protocol> ServerBuilder<P> {
             inbox,
             io_handler: self.io_handler,
             stop_accepting: CancellationToken::new(),
+            spare_lists: Arc::new(SpareLists::new()),
         });
         let logic_shared = Arc::clone(&shared);
         let logic_thread = std::thread::Builder::new()
@@ -231,6 +233,8 @@ pub(crate) struct ServerShared<P: Protocol> {
     pub(crate) inbox: mpsc::UnboundedSender<LogicEvent<P>>,
     pub(crate) io_handler: Arc<dyn IoHandler<P>>,
     pub(crate) stop_accepting: CancellationToken,
+    /// Frame lists the drivers hand back to the logic thread's outbox once drained.
+    pub(crate) spare_lists: Arc<SpareLists>,
 }
 
 impl<P: Protocol> ServerShared<P> {

@@ -103,3 +103,53 @@ fn wide_header_server_and_client_agree_on_large_frames() {
     server.handle.shutdown();
     assert_eq!(server.handle.join().pool_outstanding, 0);
 }
+
+/// Broadcasts to a peer that stops reading pile up behind a full socket: the logic thread keeps handing frames
+/// over while the peer's driver cannot write, so they are appended to the list still waiting for it. When the peer
+/// reads again, every one arrives, once, in order.
+#[test]
+fn broadcasts_to_a_peer_that_falls_behind_arrive_in_order() {
+    const CHATS: usize = 20_000;
+    // ~20 MB to the slow peer: far more than loopback's socket buffers take from a peer that is not reading (its
+    // receive window stays near the initial 128 KiB), under the queue limit.
+    let server = start(builder().send_queue_limit(64 << 20));
+    client_runtime().block_on(async {
+        let mut slow = connect(server.addr).await;
+        let mut fast = connect(server.addr).await;
+        // Both sessions are known to the logic thread before the first chat (a broadcast goes to every session).
+        for client in [&mut slow, &mut fast] {
+            client.send(&proto::CLogin { name: "reader".into() }).await.unwrap();
+            assert!(matches!(within("login", client.recv()).await.unwrap(), ServerPacket::SLogin(_)));
+        }
+        let padding = "x".repeat(1000);
+        let (mut fast_reader, mut fast_writer) = fast.into_split();
+        let sender = tokio::spawn(async move {
+            for i in 0..CHATS {
+                fast_writer.queue(&proto::CChat { msg: format!("{i:06}{padding}") }).unwrap();
+                if i % 64 == 63 {
+                    fast_writer.flush().await.unwrap();
+                }
+            }
+            fast_writer.flush().await.unwrap();
+            fast_writer
+        });
+        // The sender's own copies come back in order; once the last is here, every chat was broadcast.
+        for i in 0..CHATS {
+            match within("own chat", fast_reader.recv()).await.unwrap() {
+                ServerPacket::SChat(chat) => assert_eq!(&chat.msg[..6], format!("{i:06}")),
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        let _writer = sender.await.unwrap();
+        for i in 0..CHATS {
+            match within("slow chat", slow.recv()).await.unwrap() {
+                ServerPacket::SChat(chat) => assert_eq!(&chat.msg[..6], format!("{i:06}"), "chat {i} out of order"),
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+    });
+    server.handle.shutdown();
+    let report = server.handle.join();
+    assert_eq!(report.metrics.frames_dropped, 0);
+    assert_eq!(report.pool_outstanding, 0);
+}

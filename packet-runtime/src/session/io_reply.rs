@@ -1,0 +1,73 @@
+//! Replies an IO hook sends to the session whose packet it is handling skip the session's queue.
+//!
+//! An [`IoHandler`](crate::server::IoHandler) runs inside the session's own driver, so a reply it sends to that
+//! session (an echo, a pong) does not need the channel, its atomics, or the wake of a task that is already running:
+//! while the driver parses, it opens a [`ReplyScope`] for its session, `Session::send` to that session puts the frame
+//! in this thread's reply list, and the driver moves the list into its write batch when the parse is done. The byte
+//! budget is charged exactly as for a queued frame. Sends to any other session, and sends from anywhere else, take
+//! the queue as before.
+
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::marker::PhantomData;
+
+use super::SessionShared;
+use crate::packet_ptr::PacketPtr;
+
+thread_local! {
+    /// The address of the session whose driver is parsing on this thread, 0 if none. Compared, never dereferenced.
+    static CURRENT: Cell<usize> = const { Cell::new(0) };
+    /// Frames sent to that session during the parse, in order.
+    static REPLIES: RefCell<Vec<PacketPtr>> = const { RefCell::new(Vec::new()) };
+}
+
+/// While alive, sends on this thread to `session` are collected for its driver instead of queued.
+#[must_use = "the scope ends when dropped"]
+pub(crate) struct ReplyScope {
+    _not_send: PhantomData<*const ()>,
+}
+
+impl ReplyScope {
+    pub(crate) fn enter(session: &SessionShared) -> Self {
+        CURRENT.set(std::ptr::from_ref(session) as usize);
+        ReplyScope { _not_send: PhantomData }
+    }
+
+    /// Ends the scope, appending what was sent to the session to `batch`.
+    pub(crate) fn leave_into(self, batch: &mut VecDeque<PacketPtr>) {
+        CURRENT.set(0);
+        REPLIES.with(|replies| {
+            if let Ok(mut replies) = replies.try_borrow_mut() {
+                batch.extend(replies.drain(..));
+            }
+        });
+    }
+}
+
+impl Drop for ReplyScope {
+    /// Reached on `leave_into` (nothing left) or on unwinding out of a parse (the session is ending: its replies
+    /// are dropped with it, never handed to the next session parsed on this thread).
+    fn drop(&mut self) {
+        CURRENT.set(0);
+        let _ = REPLIES.try_with(|replies| replies.try_borrow_mut().map(|mut replies| replies.clear()));
+    }
+}
+
+/// Takes `frame` for the session being parsed on this thread if that is `session`; gives it back otherwise.
+pub(crate) fn take(session: &SessionShared, frame: PacketPtr) -> Result<(), PacketPtr> {
+    if CURRENT.get() != std::ptr::from_ref(session) as usize {
+        return Err(frame);
+    }
+    let mut frame = Some(frame);
+    let _ = REPLIES.try_with(|replies| {
+        if let Ok(mut replies) = replies.try_borrow_mut()
+            && let Some(frame) = frame.take()
+        {
+            replies.push(frame);
+        }
+    });
+    match frame {
+        Some(frame) => Err(frame),
+        None => Ok(()),
+    }
+}
