@@ -159,19 +159,41 @@ impl<P: Protocol, R: AsyncRead + Unpin> ClientReader<P, R> {
         Ok((id, self.buf[range].to_vec()))
     }
 
+    /// The next packet if a whole frame of it is already buffered; `Ok(None)` otherwise. Never waits and never
+    /// reads from the socket: after [`recv`](Self::recv) returned, this drains what the same read brought in
+    /// without going back through the caller's `select!` for every packet.
+    pub fn try_recv(&mut self) -> Result<Option<P::ServerToClient>, ClientError> {
+        match self.buffered_frame()? {
+            Some((id, range)) => Ok(Some(P::ServerToClient::decode(id, &self.buf[range])?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Like [`try_recv`](Self::try_recv), returning the frame's id and payload without decoding it.
+    pub fn try_recv_raw(&mut self) -> Result<Option<(u16, Vec<u8>)>, ClientError> {
+        Ok(self.buffered_frame()?.map(|(id, range)| (id, self.buf[range].to_vec())))
+    }
+
+    /// Takes the next whole frame out of the buffer, if there is one.
+    fn buffered_frame(&mut self) -> Result<Option<(u16, std::ops::Range<usize>)>, ClientError> {
+        let pending = &self.buf[self.start..];
+        let found = match self.header {
+            HeaderKind::Compact => {
+                parse_frame::<Compact>(pending, self.max_frame)?.map(|f| (f.id, f.len, Compact::LEN))
+            }
+            HeaderKind::Wide => parse_frame::<Wide>(pending, self.max_frame)?.map(|f| (f.id, f.len, Wide::LEN)),
+        };
+        Ok(found.map(|(id, len, header)| {
+            let range = self.start + header..self.start + len;
+            self.start += len;
+            (id, range)
+        }))
+    }
+
     async fn next_frame(&mut self) -> Result<(u16, std::ops::Range<usize>), ClientError> {
         loop {
-            let pending = &self.buf[self.start..];
-            let found = match self.header {
-                HeaderKind::Compact => {
-                    parse_frame::<Compact>(pending, self.max_frame)?.map(|f| (f.id, f.len, Compact::LEN))
-                }
-                HeaderKind::Wide => parse_frame::<Wide>(pending, self.max_frame)?.map(|f| (f.id, f.len, Wide::LEN)),
-            };
-            if let Some((id, len, header)) = found {
-                let range = self.start + header..self.start + len;
-                self.start += len;
-                return Ok((id, range));
+            if let Some(frame) = self.buffered_frame()? {
+                return Ok(frame);
             }
             if self.start > 0 {
                 self.buf.drain(..self.start);

@@ -131,8 +131,8 @@ impl LiveCounters {
         self.sent.fetch_add(n, Ordering::Relaxed);
     }
 
-    pub fn received(&self) {
-        self.received.fetch_add(1, Ordering::Relaxed);
+    pub fn received(&self, n: u64) {
+        self.received.fetch_add(n, Ordering::Relaxed);
     }
 
     pub fn error(&self) {
