@@ -153,3 +153,31 @@ fn broadcasts_to_a_peer_that_falls_behind_arrive_in_order() {
     assert_eq!(report.metrics.frames_dropped, 0);
     assert_eq!(report.pool_outstanding, 0);
 }
+
+/// `try_recv` hands out what the last read already buffered and never waits: after `recv` returned the first of
+/// two pongs that arrived in one segment, the second is there; after it, nothing is.
+#[test]
+fn try_recv_drains_what_a_read_buffered_without_waiting() {
+    let server = start(builder());
+    client_runtime().block_on(async {
+        let (mut reader, mut writer) = connect(server.addr).await.into_split();
+        for client_time in [1, 2] {
+            writer.queue(&proto::CPing { client_time }).unwrap();
+        }
+        writer.flush().await.unwrap();
+        assert!(reader.try_recv().unwrap().is_none(), "nothing read yet");
+        let mut times = Vec::new();
+        while times.len() < 2 {
+            let packet = match reader.try_recv().unwrap() {
+                Some(packet) => packet,
+                None => within("pong", reader.recv()).await.unwrap(),
+            };
+            let ServerPacket::SPong(pong) = packet else { panic!("expected a pong, got {packet:?}") };
+            times.push(pong.client_time);
+        }
+        assert_eq!(times, [1, 2]);
+        assert!(reader.try_recv().unwrap().is_none(), "only two pongs were sent");
+    });
+    server.handle.shutdown();
+    server.handle.join();
+}
