@@ -21,6 +21,7 @@ use core::marker::PhantomData;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
+use crossbeam_utils::CachePadded;
 use crossbeam_utils::atomic::AtomicCell;
 use tokio::sync::mpsc;
 
@@ -66,23 +67,31 @@ pub(crate) enum Command {
 // The `pending` slot must be one atomic word, not crossbeam's lock-striped fallback.
 const _: () = assert!(AtomicCell::<Option<FrameList>>::is_lock_free());
 
+/// What `SessionShared::deliver` and the driver's `take_pending` share.
+struct Handover {
+    /// Frames the logic thread handed over that the driver has not taken yet: at most one list, appended to while
+    /// it waits. Written only by the server's logic thread (its outbox), taken only by the driver.
+    pending: AtomicCell<Option<FrameList>>,
+    /// Whether a [`Command::TakePending`] is in the queue and not yet seen by the driver.
+    take_queued: AtomicBool,
+}
+
 /// The state a session's handles and its driver share.
 pub(crate) struct SessionShared {
     pub(crate) id: SessionId,
     pub(crate) peer: PeerAddr,
     tx: mpsc::UnboundedSender<Command>,
     /// Bytes queued and not yet written (frames in the channel plus the driver's current batch; frames staged in
-    /// the logic thread's outbox are added when the outbox hands them over).
-    pub(crate) queued_bytes: AtomicUsize,
+    /// the logic thread's outbox are added when the outbox hands them over). On a cache line of its own: the driver
+    /// writes it after every write, while the logic thread reads the fields around it for every frame it stages.
+    pub(crate) queued_bytes: CachePadded<AtomicUsize>,
     queue_limit: usize,
     /// Index + 1 of this session's entry in the outbox of the logic thread that staged it this batch; 0 if none.
     /// Only a hint: the outbox checks the entry is this session's.
     outbox_slot: AtomicUsize,
-    /// Frames the logic thread handed over that the driver has not taken yet: at most one list, appended to while
-    /// it waits. Written only by the server's logic thread (its outbox), taken only by the driver.
-    pending: AtomicCell<Option<FrameList>>,
-    /// Whether a [`Command::TakePending`] is in the queue and not yet seen by the driver.
-    take_queued: AtomicBool,
+    /// The hand-over from the logic thread's outbox to the driver, on a cache line of its own (both sides write it
+    /// once per batch).
+    handover: CachePadded<Handover>,
     /// The server's spare lists (also its identity for the outbox).
     pub(crate) spares: Arc<SpareLists>,
     /// Set once a close was requested: new sends are refused from then on.
@@ -112,11 +121,13 @@ impl SessionShared {
             id,
             peer,
             tx,
-            queued_bytes: AtomicUsize::new(0),
+            queued_bytes: CachePadded::new(AtomicUsize::new(0)),
             queue_limit,
             outbox_slot: AtomicUsize::new(0),
-            pending: AtomicCell::new(None),
-            take_queued: AtomicBool::new(false),
+            handover: CachePadded::new(Handover {
+                pending: AtomicCell::new(None),
+                take_queued: AtomicBool::new(false),
+            }),
             spares,
             closing: AtomicBool::new(false),
             abort: AtomicBool::new(false),
@@ -164,7 +175,7 @@ impl SessionShared {
     /// they are counted as dropped, like the frames it had not written. Only the server's logic thread calls this.
     pub(crate) fn deliver(&self, mut frames: FrameList, bytes: usize) {
         self.queued_bytes.fetch_add(bytes, Ordering::Relaxed);
-        let list = match self.pending.take() {
+        let list = match self.handover.pending.take() {
             Some(mut waiting) => {
                 waiting.append(&mut frames);
                 self.spares.give_back(frames);
@@ -174,12 +185,12 @@ impl SessionShared {
         };
         // Single producer: nothing else stores into `pending`, so it is still empty here. (Were it not, the
         // displaced list would be dropped below, never lost silently: counted as dropped.)
-        let displaced = self.pending.swap(Some(list));
+        let displaced = self.handover.pending.swap(Some(list));
         // The driver clears `take_queued` before it takes `pending` (`take_pending`). Both sides order the flag
         // against their swap on `pending` with a SeqCst fence, so either the driver's take sees this list, or this
         // swap of the flag sees it cleared and queues a new `TakePending`: a list is never left without a command.
         std::sync::atomic::fence(Ordering::SeqCst);
-        let must_queue = !self.take_queued.swap(true, Ordering::AcqRel);
+        let must_queue = !self.handover.take_queued.swap(true, Ordering::AcqRel);
         if (must_queue && self.tx.send(Command::TakePending).is_err()) || self.tx.is_closed() {
             self.drop_pending();
         }
@@ -190,14 +201,14 @@ impl SessionShared {
 
     /// The driver's side of [`deliver`](Self::deliver): takes the frames waiting in `pending`.
     pub(crate) fn take_pending(&self) -> Option<FrameList> {
-        self.take_queued.store(false, Ordering::Release);
+        self.handover.take_queued.store(false, Ordering::Release);
         std::sync::atomic::fence(Ordering::SeqCst);
-        self.pending.take()
+        self.handover.pending.take()
     }
 
     /// The driver is gone: frames still waiting are dropped and counted.
     pub(crate) fn drop_pending(&self) -> usize {
-        let Some(list) = self.pending.take() else { return 0 };
+        let Some(list) = self.handover.pending.take() else { return 0 };
         let bytes: usize = list.iter().map(|frame| frame.len()).sum();
         self.queued_bytes.fetch_sub(bytes, Ordering::Relaxed);
         self.frames_dropped(list.len());

@@ -87,6 +87,10 @@ struct Staged {
     frames: FrameList,
     /// Bytes in `frames`, not yet counted in the session's `queued_bytes`.
     bytes: usize,
+    /// The session's `queued_bytes` when this entry was made. The queue limit is checked against it plus `bytes`:
+    /// reading the live counter per frame would pull its cache line from the IO thread that writes it, and it only
+    /// shrinks meanwhile, so the check can only be early, never late.
+    queued_before: usize,
 }
 
 /// Gives the current thread an outbox for the sessions of the server `server` identifies until the guard is dropped;
@@ -176,7 +180,8 @@ impl Outbox {
             Some(index) if self.staged.get(index).is_some_and(|entry| Arc::ptr_eq(&entry.session, session)) => index,
             _ => {
                 let frames = self.server.take();
-                self.staged.push(Staged { session: Arc::clone(session), frames, bytes: 0 });
+                let queued_before = session.queued_bytes.load(Ordering::Relaxed);
+                self.staged.push(Staged { session: Arc::clone(session), frames, bytes: 0, queued_before });
                 let index = self.staged.len() - 1;
                 session.outbox_slot.store(index + 1, Ordering::Relaxed);
                 index
@@ -184,7 +189,7 @@ impl Outbox {
         };
         let entry = &mut self.staged[index];
         let len = frame.len();
-        if session.queued_bytes.load(Ordering::Relaxed) + entry.bytes + len > session.queue_limit {
+        if entry.queued_before + entry.bytes + len > session.queue_limit {
             session.metrics.queue_overflow();
             session.abort(CloseReason::SlowConsumer);
             return Err(SendError::QueueFull);
