@@ -169,9 +169,15 @@ impl<P: Protocol, R: AsyncRead + Unpin> ClientReader<P, R> {
         }
     }
 
-    /// Like [`try_recv`](Self::try_recv), returning the frame's id and payload without decoding it.
-    pub fn try_recv_raw(&mut self) -> Result<Option<(u16, Vec<u8>)>, ClientError> {
-        Ok(self.buffered_frame()?.map(|(id, range)| (id, self.buf[range].to_vec())))
+    /// Waits for the next frame and lends its id and payload, undecoded and uncopied, until the next call.
+    pub async fn recv_frame(&mut self) -> Result<(u16, &[u8]), ClientError> {
+        let (id, range) = self.next_frame().await?;
+        Ok((id, &self.buf[range]))
+    }
+
+    /// Like [`try_recv`](Self::try_recv), lending the frame's id and payload undecoded and uncopied.
+    pub fn try_recv_frame(&mut self) -> Result<Option<(u16, &[u8])>, ClientError> {
+        Ok(self.buffered_frame()?.map(|(id, range)| (id, &self.buf[range])))
     }
 
     /// Takes the next whole frame out of the buffer, if there is one.

@@ -425,8 +425,8 @@ async fn next_packet(reader: &mut Reader, mirror: bool) -> Result<ServerPacket, 
     if !mirror {
         return Ok(reader.recv().await?);
     }
-    let (id, payload) = reader.recv_raw().await?;
-    mirrored_echo(id, &payload)
+    let (id, payload) = reader.recv_frame().await?;
+    mirrored_echo(id, payload)
 }
 
 /// The next packet if the last read already brought it in, without waiting; like [`next_packet`] otherwise.
@@ -434,8 +434,8 @@ fn buffered_packet(reader: &mut Reader, mirror: bool) -> Result<Option<ServerPac
     if !mirror {
         return Ok(reader.try_recv()?);
     }
-    let Some((id, payload)) = reader.try_recv_raw()? else { return Ok(None) };
-    mirrored_echo(id, &payload).map(Some)
+    let Some((id, payload)) = reader.try_recv_frame()? else { return Ok(None) };
+    mirrored_echo(id, payload).map(Some)
 }
 
 /// A mirror's frame (the bot's own `C_ECHO`) read as the `S_ECHO` a game server would have answered.

@@ -177,6 +177,12 @@ fn try_recv_drains_what_a_read_buffered_without_waiting() {
         }
         assert_eq!(times, [1, 2]);
         assert!(reader.try_recv().unwrap().is_none(), "only two pongs were sent");
+        // The borrowing variants lend the undecoded payload.
+        writer.send(&proto::CPing { client_time: 3 }).await.unwrap();
+        let (id, payload) = within("pong frame", reader.recv_frame()).await.unwrap();
+        assert_eq!(id, <proto::SPong as packet_runtime::Packet>::ID);
+        assert_eq!(<proto::SPong as prost::Message>::decode(payload).unwrap().client_time, 3);
+        assert!(reader.try_recv_frame().unwrap().is_none());
     });
     server.handle.shutdown();
     server.handle.join();
