@@ -335,7 +335,7 @@ impl<P: Protocol, S: AsyncRead + AsyncWrite + Unpin> Driver<P, S> {
             self.counters.frames_out += 1;
             self.batch.pop_front();
         }
-        self.session.shared().queued_bytes.fetch_sub(freed, Ordering::Relaxed);
+        self.session.shared().handover.queued_bytes.fetch_sub(freed, Ordering::Relaxed);
         Poll::Ready(Ok(()))
     }
 

@@ -180,7 +180,7 @@ impl Outbox {
             Some(index) if self.staged.get(index).is_some_and(|entry| Arc::ptr_eq(&entry.session, session)) => index,
             _ => {
                 let frames = self.server.take();
-                let queued_before = session.queued_bytes.load(Ordering::Relaxed);
+                let queued_before = session.handover.queued_bytes.load(Ordering::Relaxed);
                 self.staged.push(Staged { session: Arc::clone(session), frames, bytes: 0, queued_before });
                 let index = self.staged.len() - 1;
                 session.outbox_slot.store(index + 1, Ordering::Relaxed);
