@@ -6,10 +6,13 @@
 //! - Reads go into an 8 KiB buffer on the stack of `poll` and are parsed in place; only the tail of a frame that is
 //!   not complete yet is copied into the session's `partial` buffer, which is freed as soon as it is empty and the
 //!   socket has nothing more to read. An idle session holds no read buffer.
-//! - Writes drain the session's queue (single frames from any thread, lists of frames from the logic thread's
-//!   outbox) into a batch of pooled frames and hand up to [`BATCH`] of them to the socket
-//!   with one `write_vectored` call, resuming mid-frame after a partial write. Nothing is copied. The queue's waker
-//!   is registered last, even when the batch is full, so a close or an abort always wakes the driver.
+//! - Writes drain the session's queue (single frames from any thread; a `TakePending` for the list the logic
+//!   thread's outbox left in the session's pending slot) and the IO hook's own replies into a batch of pooled frames,
+//!   and hand its front to the socket with one `write_vectored` call of up to [`BATCH`] slices, resuming mid-frame
+//!   after a partial write. Frames of 512 bytes and more are slices of their own, not copied; runs of smaller ones
+//!   are copied into the IO thread's gather buffer and go as one slice (the kernel's cost per slice is far above a
+//!   copy of a few dozen bytes). The queue's waker is registered last, even when the batch is full, so a close or
+//!   an abort always wakes the driver.
 //! - One timer serves the idle timeout and, once closing, the flush deadline.
 //! - `Drop` reports the disconnect to the logic thread exactly once, whatever ended the driver (including the IO
 //!   runtime being shut down), and drops whatever was still queued.
