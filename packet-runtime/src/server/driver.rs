@@ -47,8 +47,10 @@ use crate::{PacketSet, Protocol};
 pub(crate) const BATCH: usize = 64;
 /// Frames shorter than this are copied into the IO thread's gather buffer rather than given their own slice.
 const GATHER_BELOW: usize = 512;
-/// Bytes gathered per `write_vectored` call at most: the size of each IO thread's gather buffer.
-const GATHER_CAP: usize = 64 * 1024;
+/// Bytes gathered per `write_vectored` call at most: the size of each IO thread's gather buffer. Small enough that
+/// re-gathering for a peer whose window takes a few KiB at a time stays cheap, large enough for a batch of small
+/// frames to go in one call.
+const GATHER_CAP: usize = 16 * 1024;
 /// Bytes read per `poll_read` call.
 const READ_CHUNK: usize = 8 * 1024;
 /// Reads per poll before yielding to other tasks, so one flooding peer cannot starve its IO thread.
@@ -398,6 +400,13 @@ impl<P: Protocol, S: AsyncRead + AsyncWrite + Unpin> Driver<P, S> {
     fn on_bytes(&mut self, data: &[u8]) -> Result<(), CloseReason> {
         let replies = ReplyScope::enter(self.session.shared());
         let parsed = self.parse_bytes(data);
+        if replies.has_replies() {
+            // What is queued was sent before this parse: it goes first (see `ReplyScope::leave_into`). `try_recv`,
+            // not `poll_recv`: the latter stops at tokio's cooperative budget and would leave part of it behind.
+            while let Ok(command) = self.rx.try_recv() {
+                self.on_command(command);
+            }
+        }
         replies.leave_into(&mut self.batch);
         parsed
     }
@@ -588,12 +597,19 @@ impl<P: Protocol, S> Drop for Driver<P, S> {
         let reason = shared.reason.get_or_init(|| CloseReason::ServerShutdown).clone();
         shared.close_quietly();
         let mut dropped = self.batch.len() as u64;
+        // A partly written head frame is still counted whole (`poll_write_batch` subtracts whole frames).
+        let mut bytes: usize = self.batch.iter().map(|frame| frame.len()).sum();
         self.batch.clear();
         self.rx.close();
         while let Ok(command) = self.rx.try_recv() {
-            dropped += u64::from(matches!(command, Command::Frame(_)));
+            if let Command::Frame(frame) = command {
+                dropped += 1;
+                bytes += frame.len();
+            }
         }
-        // Counted in `frames_dropped` by `drop_pending` itself (the logic thread may race to do the same).
+        shared.handover.queued_bytes.fetch_sub(bytes, Ordering::Relaxed);
+        // Counted in `frames_dropped` and `queued_bytes` by `drop_pending` itself (the logic thread may race to do
+        // the same).
         shared.drop_pending();
         let metrics = &self.server.metrics;
         metrics.frames_dropped.fetch_add(dropped, Ordering::Relaxed);

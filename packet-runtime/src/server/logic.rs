@@ -303,11 +303,15 @@ pub(crate) fn run<L: Logic>(
                     if received == 0 {
                         break;
                     }
+                    outbox::begin();
                     for event in events.drain(..) {
                         this.handle(event);
                     }
                 }
-                _ = next_tick(&mut ticker) => this.on_tick(),
+                _ = next_tick(&mut ticker) => {
+                    outbox::begin();
+                    this.on_tick();
+                }
                 _ = sleep_until_opt(deadline) => {
                     tracing::warn!(left = this.sessions.live, "shutdown timeout: closing the remaining sessions");
                     break;
@@ -318,6 +322,7 @@ pub(crate) fn run<L: Logic>(
                 break;
             }
         }
+        outbox::begin();
         this.disconnect_remaining();
     });
     drop(outbox);

@@ -33,7 +33,14 @@ impl ReplyScope {
         ReplyScope { _not_send: PhantomData }
     }
 
-    /// Ends the scope, appending what was sent to the session to `batch`.
+    /// Whether anything was sent to the session in this scope.
+    pub(crate) fn has_replies(&self) -> bool {
+        REPLIES.try_with(|replies| replies.try_borrow().is_ok_and(|replies| !replies.is_empty())).unwrap_or(false)
+    }
+
+    /// Ends the scope, appending what was sent to the session to `batch`. The caller first moves into `batch`
+    /// whatever is in the session's queue: frames this thread queued there (an IO hook of another session sending to
+    /// this one) were sent before this parse and must not be overtaken.
     pub(crate) fn leave_into(self, batch: &mut VecDeque<PacketPtr>) {
         CURRENT.set(0);
         REPLIES.with(|replies| {
@@ -45,8 +52,9 @@ impl ReplyScope {
 }
 
 impl Drop for ReplyScope {
-    /// Reached on `leave_into` (nothing left) or on unwinding out of a parse (the session is ending: its replies
-    /// are dropped with it, never handed to the next session parsed on this thread).
+    /// Reached on `leave_into` (nothing left) or on unwinding out of a parse (a bug; the session is ending: its
+    /// replies are dropped with it, never handed to the next session parsed on this thread, and not subtracted from
+    /// its `queued_bytes`, which no longer matters).
     fn drop(&mut self) {
         CURRENT.set(0);
         let _ = REPLIES.try_with(|replies| replies.try_borrow_mut().map(|mut replies| replies.clear()));

@@ -70,8 +70,8 @@ const _: () = assert!(AtomicCell::<Option<FrameList>>::is_lock_free());
 /// 64-byte aligned (a cache line on the machines this targets; `CachePadded`'s 128 bytes cost idle sessions more).
 #[repr(align(64))]
 pub(crate) struct Handover {
-    /// Bytes queued and not yet written (frames in the channel plus the driver's current batch; frames staged in
-    /// the logic thread's outbox are added when the outbox hands them over).
+    /// Bytes queued and not yet written: frames in the channel, in `pending` and in the driver's batch. Frames the
+    /// logic thread's outbox stages are added when it hands them over, at the end of its batch.
     pub(crate) queued_bytes: AtomicUsize,
     /// Frames the logic thread handed over that the driver has not taken yet: at most one list, appended to while
     /// it waits. Written only by the server's logic thread (its outbox), taken only by the driver.
@@ -145,10 +145,9 @@ impl SessionShared {
         self.closing.load(Ordering::Relaxed)
     }
 
-    /// Queues a frame. On the logic thread it is staged in the outbox (a `Vec` push) and handed over at the end of
-    /// the batch; from an IO hook to the session it is handling it goes straight to the driver's batch; elsewhere it
-    /// goes to the queue at once. Lock-free in every case: an atomic add for the byte budget and a lock-free channel
-    /// push.
+    /// Queues a frame. On the logic thread it is staged in the outbox (a `Vec` push, counted against the limit
+    /// there) and handed over at the end of the batch; from an IO hook to the session it is handling it goes straight
+    /// to the driver's batch; elsewhere it goes to the lock-free channel. No path takes a lock.
     pub(crate) fn push(self: &Arc<Self>, frame: PacketPtr) -> Result<(), SendError> {
         if self.is_closing() {
             return Err(SendError::Closed);
@@ -196,6 +195,8 @@ impl SessionShared {
             self.drop_pending();
         }
         if let Some(displaced) = displaced {
+            let bytes: usize = displaced.iter().map(|frame| frame.len()).sum();
+            self.handover.queued_bytes.fetch_sub(bytes, Ordering::Relaxed);
             self.frames_dropped(displaced.len());
         }
     }
@@ -312,7 +313,8 @@ impl<P: Protocol> Session<P> {
         !self.shared.is_closing()
     }
 
-    /// Bytes queued and not yet written.
+    /// Bytes queued and not yet written. Frames the logic thread sent in the batch of events it is handling now
+    /// are not in it until the batch ends.
     pub fn queued_bytes(&self) -> usize {
         self.shared.handover.queued_bytes.load(Ordering::Relaxed)
     }

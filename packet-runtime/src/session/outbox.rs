@@ -21,7 +21,8 @@
 //! logic thread's.
 //!
 //! Only a logic thread has an outbox: [`install`] puts one in a thread-local for the thread's lifetime, and the logic
-//! loop calls [`flush`] after every batch of events, tick or shutdown step, before it waits again. It stages only its
+//! loop calls [`begin`] before and [`flush`] after every batch of events, tick or shutdown step, before it waits
+//! again. It stages only its
 //! own server's sessions, so each `pending` slot has a single producer. Everywhere else [`stage`] declines and the
 //! caller pushes to the queue directly.
 
@@ -76,6 +77,10 @@ thread_local! {
 }
 
 struct Outbox {
+    /// Whether the logic loop is handling a batch (events, a tick, a shutdown step), i.e. will call [`flush`] before
+    /// it waits again. Outside of that (a task spawned on the logic thread's runtime) sends are not staged: nothing
+    /// would hand them over until the next event.
+    active: bool,
     /// One entry per session staged in this batch, in the order they were first sent to.
     staged: Vec<Staged>,
     /// The server whose logic thread this is (its spare lists): only its sessions are staged.
@@ -87,16 +92,16 @@ struct Staged {
     frames: FrameList,
     /// Bytes in `frames`, not yet counted in the session's `queued_bytes`.
     bytes: usize,
-    /// The session's `queued_bytes` when this entry was made. The queue limit is checked against it plus `bytes`:
-    /// reading the live counter per frame would pull its cache line from the IO thread that writes it, and it only
-    /// shrinks meanwhile, so the check can only be early, never late.
+    /// The session's `queued_bytes` when last read. The queue limit is checked against it plus `bytes`, and the live
+    /// counter is read again only when that check fails: reading it per frame would pull its cache line from the IO
+    /// thread that writes it after every write.
     queued_before: usize,
 }
 
 /// Gives the current thread an outbox for the sessions of the server `server` identifies until the guard is dropped;
 /// the guard's drop hands over what is still staged.
 pub(crate) fn install(server: Arc<SpareLists>) -> InstallGuard {
-    OUTBOX.with(|cell| *cell.borrow_mut() = Some(Outbox { staged: Vec::new(), server }));
+    OUTBOX.with(|cell| *cell.borrow_mut() = Some(Outbox { active: false, staged: Vec::new(), server }));
     InstallGuard { _not_send: std::marker::PhantomData }
 }
 
@@ -129,6 +134,7 @@ pub(crate) fn stage(session: &Arc<SessionShared>, frame: PacketPtr) -> Staging {
         // A borrow cannot be outstanding here (nothing the outbox calls sends), but declining costs nothing.
         if let Ok(mut slot) = cell.try_borrow_mut()
             && let Some(outbox) = slot.as_mut()
+            && outbox.active
             && Arc::ptr_eq(&outbox.server, &session.spares)
             && let Some(frame) = frame.take()
         {
@@ -141,7 +147,18 @@ pub(crate) fn stage(session: &Arc<SessionShared>, frame: PacketPtr) -> Staging {
     }
 }
 
-/// Hands every staged list to its session's driver: one command and one wake per session.
+/// Starts staging: the logic loop calls this before it runs handlers and [`flush`] once they are done.
+pub(crate) fn begin() {
+    let _ = OUTBOX.try_with(|cell| {
+        if let Ok(mut outbox) = cell.try_borrow_mut()
+            && let Some(outbox) = outbox.as_mut()
+        {
+            outbox.active = true;
+        }
+    });
+}
+
+/// Hands every staged list to its session's driver (one command and one wake per session) and stops staging.
 pub(crate) fn flush() {
     let _ = OUTBOX.try_with(|cell| {
         if let Ok(mut outbox) = cell.try_borrow_mut()
@@ -189,7 +206,9 @@ impl Outbox {
         };
         let entry = &mut self.staged[index];
         let len = frame.len();
-        if entry.queued_before + entry.bytes + len > session.queue_limit {
+        if entry.queued_before + entry.bytes + len > session.queue_limit
+            && session.handover.queued_bytes.load(Ordering::Relaxed) + entry.bytes + len > session.queue_limit
+        {
             session.metrics.queue_overflow();
             session.abort(CloseReason::SlowConsumer);
             return Err(SendError::QueueFull);
@@ -200,6 +219,7 @@ impl Outbox {
     }
 
     fn flush(&mut self) {
+        self.active = false;
         for entry in self.staged.drain(..) {
             entry.session.outbox_slot.store(0, Ordering::Relaxed);
             if entry.frames.is_empty() {

@@ -187,3 +187,133 @@ fn try_recv_drains_what_a_read_buffered_without_waiting() {
     server.handle.shutdown();
     server.handle.join();
 }
+
+/// Forwards every `C_ECHO` it sees to the session that pinged first (and echoes it back to its sender), on the IO
+/// thread: sends from one session's IO hook into another session's queue.
+#[derive(Default)]
+struct CrossIo {
+    target: std::sync::Mutex<Option<packet_runtime::Session<tests::game::GameProtocol>>>,
+}
+
+impl packet_runtime::server::IoHandler<tests::game::GameProtocol> for CrossIo {
+    fn on_packet(
+        &self,
+        session: &packet_runtime::Session<tests::game::GameProtocol>,
+        packet: tests::game::ClientPacket,
+    ) -> packet_runtime::server::IoAction<tests::game::ClientPacket> {
+        use packet_runtime::server::IoAction;
+        use tests::game::ClientPacket;
+        match packet {
+            ClientPacket::CPing(ping) => {
+                self.target.lock().unwrap().get_or_insert_with(|| session.clone());
+                let _ = session.send(&proto::SPong { client_time: ping.client_time, server_time: 1 });
+                IoAction::Handled
+            }
+            ClientPacket::CEcho(echo) => {
+                let reply = proto::SEcho { data: echo.data };
+                if let Some(target) = self.target.lock().unwrap().as_ref() {
+                    let _ = target.send(&reply);
+                }
+                let _ = session.send(&reply);
+                IoAction::Handled
+            }
+            other => IoAction::Forward(other),
+        }
+    }
+}
+
+/// An IO hook's reply to its own session goes straight into that session's write batch; frames another session's
+/// hook queued for it on the same IO thread earlier must still go first. One IO thread, a peer that stops reading so
+/// that its batch is full and the rest waits in its queue, then a ping whose pong must come after all of it.
+#[test]
+fn io_hook_replies_do_not_overtake_frames_queued_earlier_on_the_same_thread() {
+    const ECHOES: usize = 20_000;
+    let builder = packet_runtime::Server::<tests::game::GameProtocol>::builder()
+        .workers(1)
+        .rate_limit(None)
+        .send_queue_limit(64 << 20)
+        .io_handler(CrossIo::default());
+    let server = start(builder);
+    client_runtime().block_on(async {
+        let mut target = connect(server.addr).await;
+        target.send(&proto::CPing { client_time: 0 }).await.unwrap();
+        assert!(matches!(within("first pong", target.recv()).await.unwrap(), ServerPacket::SPong(_)));
+        // ~20 MB to the target, which is not reading: its socket fills, its batch fills, the rest stays queued.
+        let (mut reader, mut writer) = connect(server.addr).await.into_split();
+        let sender = tokio::spawn(async move {
+            for i in 0..ECHOES {
+                let mut data = vec![0u8; 1000];
+                data[..8].copy_from_slice(&(i as u64).to_le_bytes());
+                writer.queue(&proto::CEcho { data }).unwrap();
+                if i % 64 == 63 {
+                    writer.flush().await.unwrap();
+                }
+            }
+            writer.flush().await.unwrap();
+            writer
+        });
+        for _ in 0..ECHOES {
+            assert!(matches!(within("own echo", reader.recv()).await.unwrap(), ServerPacket::SEcho(_)));
+        }
+        let _writer = sender.await.unwrap();
+        // Every forwarded echo is queued for the target by now; its pong is queued after them.
+        target.send(&proto::CPing { client_time: 1 }).await.unwrap();
+        for i in 0..ECHOES {
+            match within("forwarded echo", target.recv()).await.unwrap() {
+                ServerPacket::SEcho(echo) => assert_eq!(echo.data[..8], (i as u64).to_le_bytes(), "echo {i}"),
+                other => panic!("{other:?} overtook forwarded echo {i}"),
+            }
+        }
+        match within("last pong", target.recv()).await.unwrap() {
+            ServerPacket::SPong(pong) => assert_eq!(pong.client_time, 1),
+            other => panic!("expected the pong, got {other:?}"),
+        }
+    });
+    server.handle.shutdown();
+    assert_eq!(server.handle.join().pool_outstanding, 0);
+}
+
+/// Sends from a task spawned on the logic thread's runtime (handlers run inside it, so `tokio::spawn` works there)
+/// are not held for a batch that may never come: with no tick and no further events, the frame still arrives.
+#[test]
+fn a_task_spawned_on_the_logic_thread_can_send() {
+    struct Spawner;
+    impl packet_runtime::Logic for Spawner {
+        type Protocol = tests::game::GameProtocol;
+
+        fn on_connect(
+            &mut self,
+            _ctx: &mut packet_runtime::Context<'_, tests::game::GameProtocol>,
+            session: &packet_runtime::Session<tests::game::GameProtocol>,
+        ) {
+            let session = session.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                let _ = session.send(&proto::SKick { reason: "from a task".into() });
+            });
+        }
+
+        fn on_packet(
+            &mut self,
+            _ctx: &mut packet_runtime::Context<'_, tests::game::GameProtocol>,
+            _session: &packet_runtime::Session<tests::game::GameProtocol>,
+            _packet: tests::game::ClientPacket,
+        ) {
+        }
+    }
+    let handle = packet_runtime::Server::<tests::game::GameProtocol>::builder()
+        .workers(1)
+        .tick(None)
+        .start(Spawner)
+        .expect("server starts");
+    let addr = handle.local_addr().expect("tcp address");
+    client_runtime().block_on(async {
+        let mut client = connect(addr).await;
+        match within("the task's frame", client.recv()).await.unwrap() {
+            ServerPacket::SKick(kick) => assert_eq!(kick.reason, "from a task"),
+            other => panic!("expected the kick, got {other:?}"),
+        }
+    });
+    handle.shutdown();
+    assert_eq!(handle.join().pool_outstanding, 0);
+}
