@@ -90,7 +90,7 @@ pub(crate) struct SessionShared {
     /// Only a hint: the outbox checks the entry is this session's.
     outbox_slot: AtomicUsize,
     /// What senders and the driver both write, on a cache line of its own: the driver writes it after every write
-    /// and the logic thread once per batch, while the fields above are read for every frame the logic thread
+    /// and the logic thread once per batch, while the other fields are read for every frame the logic thread
     /// stages.
     pub(crate) handover: Handover,
     /// The server's spare lists (also its identity for the outbox).
