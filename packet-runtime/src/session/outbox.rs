@@ -206,12 +206,13 @@ impl Outbox {
         };
         let entry = &mut self.staged[index];
         let len = frame.len();
-        if entry.queued_before + entry.bytes + len > session.queue_limit
-            && session.handover.queued_bytes.load(Ordering::Relaxed) + entry.bytes + len > session.queue_limit
-        {
-            session.metrics.queue_overflow();
-            session.abort(CloseReason::SlowConsumer);
-            return Err(SendError::QueueFull);
+        if entry.queued_before + entry.bytes + len > session.queue_limit {
+            entry.queued_before = session.handover.queued_bytes.load(Ordering::Relaxed);
+            if entry.queued_before + entry.bytes + len > session.queue_limit {
+                session.metrics.queue_overflow();
+                session.abort(CloseReason::SlowConsumer);
+                return Err(SendError::QueueFull);
+            }
         }
         entry.bytes += len;
         entry.frames.push(frame);
