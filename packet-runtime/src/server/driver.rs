@@ -14,8 +14,9 @@
 //!   copy of a few dozen bytes). The queue's waker is registered last, even when the batch is full, so a close or
 //!   an abort always wakes the driver.
 //! - One timer serves the idle timeout and, once closing, the flush deadline.
-//! - `Drop` reports the disconnect to the logic thread exactly once, whatever ended the driver (including the IO
-//!   runtime being shut down), and drops whatever was still queued.
+//! - `Drop` drops whatever was still queued and the disconnect is reported to the logic thread exactly once,
+//!   whatever ended the driver (including the IO runtime being shut down), after the socket itself is closed (the
+//!   report is the driver's last field), so `connections_open` and `on_disconnect` never run ahead of the close.
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
@@ -40,7 +41,7 @@ use super::rate_limit::TokenBucket;
 use crate::frame::{Compact, HeaderKind, RawFrame, Wide, parse_frame};
 use crate::packet_ptr::PacketPtr;
 use crate::session::io_reply::ReplyScope;
-use crate::session::{BadFrame, CloseReason, Command, Session};
+use crate::session::{BadFrame, CloseReason, Command, Session, SessionId};
 use crate::{PacketSet, Protocol};
 
 /// Slices handed to one `write_vectored` call at most (well under IOV_MAX = 1024).
@@ -74,6 +75,30 @@ pub(crate) struct Driver<P: Protocol, S> {
     last_frame: Instant,
     rate: Option<TokenBucket>,
     counters: Counters,
+    /// Declared last, so dropped last: the disconnect is reported once the socket and everything else the driver
+    /// held are gone.
+    end: EndReport<P>,
+}
+
+/// Reports a session's end to the metrics and the logic thread when dropped (after the driver's other fields).
+struct EndReport<P: Protocol> {
+    server: Arc<ServerShared<P>>,
+    id: SessionId,
+    /// Set by the driver's `Drop`.
+    reason: Option<CloseReason>,
+    dropped: u64,
+}
+
+impl<P: Protocol> Drop for EndReport<P> {
+    fn drop(&mut self) {
+        let reason = self.reason.take().unwrap_or(CloseReason::ServerShutdown);
+        let metrics = &self.server.metrics;
+        metrics.frames_dropped.fetch_add(self.dropped, Ordering::Relaxed);
+        metrics.connections_open.fetch_sub(1, Ordering::Relaxed);
+        metrics.closed(reason.kind());
+        tracing::debug!(session = %self.id, %reason, dropped = self.dropped, "session closed");
+        let _ = self.server.inbox.send(LogicEvent::Disconnected(self.id, reason));
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -112,6 +137,7 @@ impl<P: Protocol, S: AsyncRead + AsyncWrite + Unpin> Driver<P, S> {
         server: Arc<ServerShared<P>>,
     ) -> Self {
         let rate = server.config.rate_limit.map(|limit| TokenBucket::new(limit, StdInstant::now()));
+        let end = EndReport { server: Arc::clone(&server), id: session.id(), reason: None, dropped: 0 };
         Driver {
             stream,
             session,
@@ -125,6 +151,7 @@ impl<P: Protocol, S: AsyncRead + AsyncWrite + Unpin> Driver<P, S> {
             last_frame: Instant::now(),
             rate,
             counters: Counters::default(),
+            end,
         }
     }
 
@@ -611,11 +638,8 @@ impl<P: Protocol, S> Drop for Driver<P, S> {
         // Counted in `frames_dropped` and `queued_bytes` by `drop_pending` itself (the logic thread may race to do
         // the same).
         shared.drop_pending();
-        let metrics = &self.server.metrics;
-        metrics.frames_dropped.fetch_add(dropped, Ordering::Relaxed);
-        metrics.connections_open.fetch_sub(1, Ordering::Relaxed);
-        metrics.closed(reason.kind());
-        tracing::debug!(session = %shared.id, %reason, dropped, "session closed");
-        let _ = self.server.inbox.send(LogicEvent::Disconnected(shared.id, reason));
+        // Reported by `end`, dropped after the socket.
+        self.end.reason = Some(reason);
+        self.end.dropped = dropped;
     }
 }
