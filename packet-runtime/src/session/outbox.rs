@@ -126,21 +126,25 @@ pub(crate) enum Staging {
     Declined(PacketPtr),
 }
 
-/// Stages `frame` for `session` if this thread is the logic thread of the session's server.
+/// Runs `f` on this thread's outbox; `None` if the thread has none (or is exiting). A borrow cannot be outstanding
+/// here (nothing the outbox calls sends), but declining costs nothing.
+fn with_outbox<R>(f: impl FnOnce(&mut Outbox) -> R) -> Option<R> {
+    OUTBOX.try_with(|cell| cell.try_borrow_mut().ok()?.as_mut().map(f)).ok().flatten()
+}
+
+/// Stages `frame` for `session` if this thread is the logic thread of the session's server, handling a batch.
 pub(crate) fn stage(session: &Arc<SessionShared>, frame: PacketPtr) -> Staging {
     let mut frame = Some(frame);
     let mut result = Ok(());
-    let _ = OUTBOX.try_with(|cell| {
-        // A borrow cannot be outstanding here (nothing the outbox calls sends), but declining costs nothing.
-        if let Ok(mut slot) = cell.try_borrow_mut()
-            && let Some(outbox) = slot.as_mut()
-            && outbox.active
+    with_outbox(|outbox| {
+        if outbox.active
             && Arc::ptr_eq(&outbox.server, &session.spares)
             && let Some(frame) = frame.take()
         {
             result = outbox.stage(session, frame);
         }
     });
+    // Still here: not staged.
     match frame {
         Some(frame) => Staging::Declined(frame),
         None => Staging::Done(result),
@@ -149,33 +153,18 @@ pub(crate) fn stage(session: &Arc<SessionShared>, frame: PacketPtr) -> Staging {
 
 /// Starts staging: the logic loop calls this before it runs handlers and [`flush`] once they are done.
 pub(crate) fn begin() {
-    let _ = OUTBOX.try_with(|cell| {
-        if let Ok(mut outbox) = cell.try_borrow_mut()
-            && let Some(outbox) = outbox.as_mut()
-        {
-            outbox.active = true;
-        }
-    });
+    with_outbox(|outbox| outbox.active = true);
 }
 
 /// Hands every staged list to its session's driver (one command and one wake per session) and stops staging.
 pub(crate) fn flush() {
-    let _ = OUTBOX.try_with(|cell| {
-        if let Ok(mut outbox) = cell.try_borrow_mut()
-            && let Some(outbox) = outbox.as_mut()
-        {
-            outbox.flush();
-        }
-    });
+    with_outbox(Outbox::flush);
 }
 
 /// Hands `session`'s staged frames (if this thread staged any) to its driver now, ahead of a close.
 pub(crate) fn flush_session(session: &SessionShared) {
-    let _ = OUTBOX.try_with(|cell| {
-        if let Ok(mut outbox) = cell.try_borrow_mut()
-            && let Some(outbox) = outbox.as_mut()
-            && let Some(entry) = outbox.entry(session)
-        {
+    with_outbox(|outbox| {
+        if let Some(entry) = outbox.entry(session) {
             let frames = std::mem::replace(&mut entry.frames, session.spares.take());
             let bytes = std::mem::take(&mut entry.bytes);
             session.deliver(frames, bytes);

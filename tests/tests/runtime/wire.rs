@@ -1,7 +1,9 @@
 //! The wire format as a peer sees it: test vectors, split frames, pipelined frames.
 
 use packet_runtime::frame::HeaderKind;
-use tests::game::ServerPacket;
+use packet_runtime::server::{IoAction, IoHandler};
+use packet_runtime::{Context, Logic, Server, Session};
+use tests::game::{ClientPacket, GameProtocol, ServerPacket};
 use tests::proto;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -192,17 +194,11 @@ fn try_recv_drains_what_a_read_buffered_without_waiting() {
 /// thread: sends from one session's IO hook into another session's queue.
 #[derive(Default)]
 struct CrossIo {
-    target: std::sync::Mutex<Option<packet_runtime::Session<tests::game::GameProtocol>>>,
+    target: std::sync::Mutex<Option<Session<GameProtocol>>>,
 }
 
-impl packet_runtime::server::IoHandler<tests::game::GameProtocol> for CrossIo {
-    fn on_packet(
-        &self,
-        session: &packet_runtime::Session<tests::game::GameProtocol>,
-        packet: tests::game::ClientPacket,
-    ) -> packet_runtime::server::IoAction<tests::game::ClientPacket> {
-        use packet_runtime::server::IoAction;
-        use tests::game::ClientPacket;
+impl IoHandler<GameProtocol> for CrossIo {
+    fn on_packet(&self, session: &Session<GameProtocol>, packet: ClientPacket) -> IoAction<ClientPacket> {
         match packet {
             ClientPacket::CPing(ping) => {
                 self.target.lock().unwrap().get_or_insert_with(|| session.clone());
@@ -228,7 +224,7 @@ impl packet_runtime::server::IoHandler<tests::game::GameProtocol> for CrossIo {
 #[test]
 fn io_hook_replies_do_not_overtake_frames_queued_earlier_on_the_same_thread() {
     const ECHOES: usize = 20_000;
-    let builder = packet_runtime::Server::<tests::game::GameProtocol>::builder()
+    let builder = Server::<GameProtocol>::builder()
         .workers(1)
         .rate_limit(None)
         .send_queue_limit(64 << 20)
@@ -278,14 +274,10 @@ fn io_hook_replies_do_not_overtake_frames_queued_earlier_on_the_same_thread() {
 #[test]
 fn a_task_spawned_on_the_logic_thread_can_send() {
     struct Spawner;
-    impl packet_runtime::Logic for Spawner {
-        type Protocol = tests::game::GameProtocol;
+    impl Logic for Spawner {
+        type Protocol = GameProtocol;
 
-        fn on_connect(
-            &mut self,
-            _ctx: &mut packet_runtime::Context<'_, tests::game::GameProtocol>,
-            session: &packet_runtime::Session<tests::game::GameProtocol>,
-        ) {
+        fn on_connect(&mut self, _ctx: &mut Context<'_, GameProtocol>, session: &Session<GameProtocol>) {
             let session = session.clone();
             tokio::spawn(async move {
                 tokio::time::sleep(std::time::Duration::from_millis(50)).await;
@@ -295,17 +287,13 @@ fn a_task_spawned_on_the_logic_thread_can_send() {
 
         fn on_packet(
             &mut self,
-            _ctx: &mut packet_runtime::Context<'_, tests::game::GameProtocol>,
-            _session: &packet_runtime::Session<tests::game::GameProtocol>,
-            _packet: tests::game::ClientPacket,
+            _ctx: &mut Context<'_, GameProtocol>,
+            _session: &Session<GameProtocol>,
+            _packet: ClientPacket,
         ) {
         }
     }
-    let handle = packet_runtime::Server::<tests::game::GameProtocol>::builder()
-        .workers(1)
-        .tick(None)
-        .start(Spawner)
-        .expect("server starts");
+    let handle = Server::<GameProtocol>::builder().workers(1).tick(None).start(Spawner).expect("server starts");
     let addr = handle.local_addr().expect("tcp address");
     client_runtime().block_on(async {
         let mut client = connect(addr).await;
