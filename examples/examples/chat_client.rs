@@ -12,10 +12,10 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 
 use clap::Parser;
+use demo_protocol::proto;
+use demo_protocol::{GameProtocol, ServerPacket};
 use packet_runtime::Client;
 use packet_runtime::client::ClientError;
-use server::proto;
-use server::{GameProtocol, ServerPacket};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
 /// A terminal chat client for the demo game server.

@@ -10,7 +10,9 @@ use std::time::Duration;
 use packet_runtime::server::{RateLimit, ServerBuilder};
 use packet_runtime::{Server, ServerHandle};
 
-use crate::{Game, GameIo, GameProtocol};
+use demo_protocol::GameProtocol;
+
+use crate::{Game, GameIo};
 
 /// Settings of a game server. `Default` gives the binary's defaults.
 #[derive(Debug, Clone, PartialEq, Eq)]

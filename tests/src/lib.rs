@@ -1,7 +1,7 @@
 //! Shared fixtures for the integration suites in `tests/`, the benchmark and the example.
 //!
 //! # Layout
-//! - [`proto`]: the demo game's packets, generated from `proto/game.proto` by `build.rs` (protox + prost-build with
+//! - [`proto`]: the demo game's packets, generated from the demo's `game.proto` (`demo-protocol/proto/`) by `build.rs` (protox + prost-build with
 //!   `#[derive(Packet)]` added through `type_attribute`).
 //! - [`game`]: the demo game's protocol over those packets.
 

@@ -1,4 +1,4 @@
-//! The demo game's protocol (generated from `proto/game.proto` by prost-build, packets added through
+//! The demo game's protocol (generated from `demo-protocol/proto/game.proto` by prost-build, packets added through
 //! `type_attribute`): every packet survives encode -> decode -> dispatch, and the tables describe the protocol.
 
 use packet_runtime::{Direction, Packet, PacketInfo, PacketSet, Protocol};

@@ -9,8 +9,8 @@ use packet_runtime::Session;
 use packet_runtime::server::{BadFrameAction, IoAction, IoHandler};
 use packet_runtime::session::BadFrame;
 
-use crate::proto::{CEcho, CPing, SEcho, SKick, SPong};
-use crate::{ClientPacket, GameProtocol};
+use demo_protocol::proto::{CEcho, CPing, SEcho, SKick, SPong};
+use demo_protocol::{ClientPacket, GameProtocol};
 
 /// The game's [`IoHandler`]: answers `C_PING` and `C_ECHO` on the IO threads, kicks on bad frames.
 #[derive(Debug, Clone, Copy, Default)]

@@ -38,10 +38,10 @@ pub use players::MAX_NAME_CHARS;
 use players::{LoginRefused, Players};
 use rooms::Rooms;
 
-use crate::proto::{
+use demo_protocol::proto::{
     CChat, CEcho, CEnterRoom, CLogin, CMove, CPing, SChat, SDespawn, SEnterRoom, SKick, SLogin, SMove, SPong, SSpawn,
 };
-use crate::{ClientPacket, ClientPacketHandler, GameProtocol};
+use demo_protocol::{ClientPacket, ClientPacketHandler, GameProtocol};
 
 /// How often the tick logs a status line.
 const STATUS_EVERY: Duration = Duration::from_secs(30);
@@ -205,7 +205,7 @@ impl ClientPacketHandler<Req<'_, '_>> for Game {
 /// limit is closed by the runtime as a slow consumer; the others are unaffected.
 fn send_to_all<T>(ctx: &Context<'_, GameProtocol>, recipients: impl IntoIterator<Item = SessionId>, packet: &T)
 where
-    T: packet_runtime::PacketOf<crate::ServerPacket>,
+    T: packet_runtime::PacketOf<demo_protocol::ServerPacket>,
 {
     if let Err(error) = ctx.broadcast(recipients, packet) {
         // Only a packet too large for the frame header fails to encode; the game's packets are bounded by the

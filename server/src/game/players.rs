@@ -7,7 +7,7 @@ use std::collections::HashMap;
 
 use packet_runtime::SessionId;
 
-use crate::proto::{PlayerInfo, PosInfo};
+use demo_protocol::proto::{PlayerInfo, PosInfo};
 
 /// Longest accepted display name, in characters (not bytes).
 pub const MAX_NAME_CHARS: usize = 32;

@@ -1,7 +1,7 @@
 //! Every kind of bad frame gets an S_KICK naming the fault, then the connection closes; everyone else goes on.
 
+use demo_protocol::proto::CChat;
 use packet_runtime::session::CloseKind;
-use server::proto::CChat;
 
 use crate::support::*;
 
@@ -21,7 +21,7 @@ fn kicked_for(bytes: &[u8]) -> String {
         bystander.send(&CChat { msg: "still here".into() }).await.unwrap();
         let chat = expect!(&mut bystander, SChat);
         assert_eq!((chat.player_id, chat.msg.as_str()), (bystander_id, "still here"));
-        bystander.send(&server::proto::CPing { client_time: 1 }).await.unwrap();
+        bystander.send(&demo_protocol::proto::CPing { client_time: 1 }).await.unwrap();
         expect!(&mut bystander, SPong);
         // And new players are still welcome.
         login(server.addr, "newcomer").await;

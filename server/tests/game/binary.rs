@@ -7,9 +7,9 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
+use demo_protocol::GameProtocol;
+use demo_protocol::proto::CChat;
 use packet_runtime::Protocol;
-use server::GameProtocol;
-use server::proto::CChat;
 
 use crate::support::*;
 

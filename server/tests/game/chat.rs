@@ -2,8 +2,8 @@
 
 use std::collections::HashMap;
 
-use server::ServerPacket;
-use server::proto::CChat;
+use demo_protocol::ServerPacket;
+use demo_protocol::proto::CChat;
 
 use crate::support::*;
 

@@ -2,9 +2,9 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use demo_protocol::proto::{CEcho, CPing};
 use packet_runtime::server::ForwardAll;
 use server::Game;
-use server::proto::{CEcho, CPing};
 
 use crate::support::*;
 

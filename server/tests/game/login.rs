@@ -1,7 +1,7 @@
 //! Login: names of 1..=32 characters, unique non-zero ids, retry after a refusal, and the kick before login.
 
-use server::ServerPacket;
-use server::proto::{CChat, CEnterRoom, CLogin, CMove, PosInfo};
+use demo_protocol::ServerPacket;
+use demo_protocol::proto::{CChat, CEnterRoom, CLogin, CMove, PosInfo};
 
 use crate::support::*;
 
@@ -77,9 +77,9 @@ fn ping_and_echo_are_served_before_login() {
     let server = start();
     runtime().block_on(async {
         let mut client = connect(server.addr).await;
-        client.send(&server::proto::CPing { client_time: 5 }).await.unwrap();
+        client.send(&demo_protocol::proto::CPing { client_time: 5 }).await.unwrap();
         assert_eq!(expect!(&mut client, SPong).client_time, 5);
-        client.send(&server::proto::CEcho { data: vec![1, 2, 3] }).await.unwrap();
+        client.send(&demo_protocol::proto::CEcho { data: vec![1, 2, 3] }).await.unwrap();
         assert_eq!(expect!(&mut client, SEcho).data, [1, 2, 3]);
         // Still not kicked: a login works afterwards.
         client.send(&CLogin { name: "late".into() }).await.unwrap();

@@ -4,7 +4,8 @@
 //!
 //! Every wait is on an event (a packet, a close) under a 30 s guard; nothing sleeps to synchronise.
 //!
-//! - `support`: starting servers, connecting, logging in, the `expect!` macro and the logic-thread barrier.
+//! - `support`: the shared fixtures (`../common`: starting the game; `test-support`: clients, logging in, the
+//!   `expect!` macro, the logic-thread barrier).
 //! - `login`: login rules and the kick before login.
 //! - `rooms`: S_ENTER_ROOM, S_SPAWN/S_DESPAWN bookkeeping, movement.
 //! - `chat`: room chat, including 200 clients at once.
@@ -12,19 +13,11 @@
 //! - `bad_frames`: every kind of bad frame is kicked with its fault named; others are unaffected.
 //! - `binary`: the real `server` executable, SIGTERM, exit status and summary.
 
-/// Receives the next packet (under the 30 s guard) and unwraps the expected variant, or panics naming what came.
-macro_rules! expect {
-    ($client:expr, $variant:ident) => {
-        match $crate::support::next($client).await {
-            ::server::ServerPacket::$variant(packet) => packet,
-            other => panic!("expected {}, got {other:?}", stringify!($variant)),
-        }
-    };
-}
-
 mod bad_frames;
 mod binary;
 mod chat;
+#[path = "../common/mod.rs"]
+mod common;
 mod io;
 mod login;
 mod rooms;

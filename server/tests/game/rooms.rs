@@ -1,6 +1,6 @@
 //! Rooms: who is listed on entering, S_SPAWN/S_DESPAWN when players come and go, and movement.
 
-use server::proto::{CEnterRoom, CMove, PlayerInfo, PosInfo};
+use demo_protocol::proto::{CEnterRoom, CMove, PlayerInfo, PosInfo};
 
 use crate::support::*;
 
@@ -20,6 +20,9 @@ fn entering_lists_the_others_with_names_and_last_positions() {
         assert!(enter(&mut ann, 1).await.is_empty(), "first in the room");
         let ann_pos = pos(1.0, 2.0, 3.0, 90.0);
         ann.send(&CMove { pos: Some(ann_pos) }).await.unwrap();
+        // Bob's packets come over another connection, so nothing orders them after Ann's move unless Ann's own
+        // round trip through the logic thread shows the move was handled.
+        assert_nothing_pending(&mut ann).await;
 
         let (mut bob, bob_id) = login(server.addr, "bob").await;
         assert_eq!(enter(&mut bob, 1).await, [info(ann_id, "ann", ann_pos)]);

@@ -1,17 +1,18 @@
 //! Headers, ids and payloads the server must refuse (kick naming the fault, close that session only), and
 //! well-formed input in awkward pieces it must accept.
 
+use demo_protocol::proto::{CChat, CEcho, CLogin, CMove, CPing};
+use packet_runtime::Packet;
 use packet_runtime::session::CloseKind;
 use server::ServerOptions;
-use server::proto::{CChat, CEcho, CLogin, CPing};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::support::*;
 
-const C_LOGIN: u16 = 1000;
-const C_MOVE: u16 = 1006;
-const C_CHAT: u16 = 1008;
-const C_PING: u16 = 1010;
+const C_LOGIN: u16 = CLogin::ID;
+const C_MOVE: u16 = CMove::ID;
+const C_CHAT: u16 = CChat::ID;
+const C_PING: u16 = CPing::ID;
 
 /// Sends `bytes` from a fresh connection (then ends its write side if `eof`), with a logged-in bystander in a room;
 /// returns the kick reason. Checks the close, that the bystander still chats, and the common ending.
@@ -69,14 +70,14 @@ fn closed_quietly_after(options: &ServerOptions, bytes: &[u8]) {
 
 #[test]
 fn size_below_the_header_is_kicked() {
-    let reason = kicked(&[3, 0, 0xE8, 0x03]);
+    let reason = kicked(&header(3, C_LOGIN));
     assert!(reason.contains("frame size 3 is smaller than the 4-byte header"), "{reason}");
 }
 
 #[test]
 fn size_ffff_with_a_short_body_then_eof_is_kicked_from_its_header() {
     // 65,535 bytes announced, 16 KiB allowed, 3 sent, then end of stream: refused from the header alone.
-    let reason = kicked_for(&options(), &[0xFF, 0xFF, 0xE8, 0x03, 1, 2, 3], true);
+    let reason = kicked_for(&options(), &[&header(0xFFFF, C_LOGIN)[..], &[1, 2, 3]].concat(), true);
     assert!(reason.contains("frame size 65535 exceeds the maximum of 16384 bytes"), "{reason}");
 }
 
@@ -84,7 +85,7 @@ fn size_ffff_with_a_short_body_then_eof_is_kicked_from_its_header() {
 fn size_ffff_within_the_maximum_with_a_short_body_then_eof_closes_quietly() {
     // With 64 KiB allowed the same header is acceptable: the frame is just truncated by the end of stream.
     let options = ServerOptions { max_frame: 65_535, ..options() };
-    closed_quietly_after(&options, &[0xFF, 0xFF, 0xE8, 0x03, 1, 2, 3]);
+    closed_quietly_after(&options, &[&header(0xFFFF, C_LOGIN)[..], &[1, 2, 3]].concat());
 }
 
 #[test]
@@ -97,7 +98,7 @@ fn a_complete_frame_over_the_maximum_is_kicked() {
 #[test]
 fn a_truncated_frame_then_eof_closes_quietly() {
     // C_LOGIN announced as 16 bytes, 7 sent.
-    closed_quietly_after(&options(), &[0x10, 0x00, 0xE8, 0x03, 0x0A, 0x03, b'a']);
+    closed_quietly_after(&options(), &[&header(16, C_LOGIN)[..], &[0x0A, 0x03, b'a']].concat());
 }
 
 #[test]
@@ -202,8 +203,8 @@ fn a_login_and_an_echo_dribbled_one_byte_per_write_get_the_normal_replies() {
         let (mut logged_in, mut echoed) = (false, false);
         for _ in 0..2 {
             match next(&mut client).await {
-                server::ServerPacket::SLogin(reply) => logged_in = reply.success,
-                server::ServerPacket::SEcho(echo) => echoed = echo.data == b"one byte at a time",
+                demo_protocol::ServerPacket::SLogin(reply) => logged_in = reply.success,
+                demo_protocol::ServerPacket::SEcho(echo) => echoed = echo.data == b"one byte at a time",
                 other => panic!("expected S_LOGIN and S_ECHO, got {other:?}"),
             }
         }

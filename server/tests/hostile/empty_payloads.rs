@@ -1,16 +1,18 @@
 //! A zero-length payload for every client packet. proto3 decodes it to the message's default; the game must
 //! handle each default as its rules say.
 
+use demo_protocol::proto::{CChat, CEcho, CEnterRoom, CLogin, CMove, CPing};
+use packet_runtime::Packet;
 use packet_runtime::session::CloseKind;
 
 use crate::support::*;
 
-const C_LOGIN: u16 = 1000;
-const C_ENTER_ROOM: u16 = 1002;
-const C_MOVE: u16 = 1006;
-const C_CHAT: u16 = 1008;
-const C_PING: u16 = 1010;
-const C_ECHO: u16 = 1012;
+const C_LOGIN: u16 = CLogin::ID;
+const C_ENTER_ROOM: u16 = CEnterRoom::ID;
+const C_MOVE: u16 = CMove::ID;
+const C_CHAT: u16 = CChat::ID;
+const C_PING: u16 = CPing::ID;
+const C_ECHO: u16 = CEcho::ID;
 
 #[test]
 fn before_login_empty_login_is_refused_empty_ping_and_echo_are_answered() {
@@ -25,7 +27,7 @@ fn before_login_empty_login_is_refused_empty_ping_and_echo_are_answered() {
         client.send_raw(&frame(C_ECHO, &[])).await.unwrap();
         assert!(expect!(&mut client, SEcho).data.is_empty());
         // The refused session may still log in.
-        client.send(&server::proto::CLogin { name: "late".into() }).await.unwrap();
+        client.send(&demo_protocol::proto::CLogin { name: "late".into() }).await.unwrap();
         assert!(expect!(&mut client, SLogin).success);
         drop(client);
         only_closed(&server, CloseKind::PeerClosed).await;

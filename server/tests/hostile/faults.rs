@@ -3,10 +3,11 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use demo_protocol::proto::CChat;
+use demo_protocol::{ClientPacket, GameProtocol, ServerPacket};
 use packet_runtime::session::CloseKind;
 use packet_runtime::{CloseReason, Context, Logic, Session};
-use server::proto::CChat;
-use server::{ClientPacket, Game, GameProtocol, ServerPacket};
+use server::Game;
 
 use crate::support::*;
 
@@ -55,7 +56,7 @@ fn shutdown_while_1000_clients_chat_in_rooms_of_50_completes_and_leaks_nothing()
             within("every client in its room", ready.recv()).await.expect("a client failed to set up");
         }
         // Everyone is in and chat flows: logins, room entries and a few chats per client.
-        until(&server, "chat to flow", |m| m.frames_in >= 5 * u64::from(CLIENTS)).await;
+        server.until("chat to flow", |m| m.frames_in >= 5 * u64::from(CLIENTS)).await;
     });
     let chatting = started.elapsed();
 

@@ -4,9 +4,10 @@
 
 use std::time::{Duration, Instant};
 
+use demo_protocol::proto::{CChat, CLogin, CPing};
+use packet_runtime::Packet;
 use packet_runtime::session::CloseKind;
 use server::ServerOptions;
-use server::proto::{CChat, CLogin, CPing};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpSocket;
 
@@ -45,7 +46,7 @@ fn a_slowloris_holding_a_partial_frame_is_closed_at_the_idle_timeout() {
     runtime().block_on(async {
         let started = Instant::now();
         let mut slowloris = connect(server.addr).await;
-        slowloris.send_raw(&[0x20, 0x00, 0xE8, 0x03, 0x0A]).await.unwrap(); // C_LOGIN of 32 bytes, 5 sent
+        slowloris.send_raw(&[&header(32, CLogin::ID)[..], &[0x0A]].concat()).await.unwrap(); // 32 bytes, 5 sent
         let (got, end) = drain_until_closed(&mut slowloris).await;
         assert!(got.is_empty() && is_close(&end), "{got:?} {end:?}");
         assert!(started.elapsed() >= IDLE, "closed after {:?}", started.elapsed());
@@ -61,7 +62,7 @@ fn a_slowloris_dribbling_a_frame_that_never_completes_is_closed_at_the_idle_time
     let server = start_with(&idle_options());
     runtime().block_on(async {
         let (mut reader, mut writer) = connect(server.addr).await.into_split();
-        writer.send_raw(&[0x80, 0x3E, 0xE8, 0x03]).await.unwrap(); // C_LOGIN of 16,000 bytes announced
+        writer.send_raw(&header(16_000, CLogin::ID)).await.unwrap(); // C_LOGIN of 16,000 bytes announced
         let dribbler = tokio::spawn(async move {
             while writer.send_raw(b"x").await.is_ok() {
                 tokio::time::sleep(IDLE / 3).await;
@@ -122,11 +123,11 @@ fn a_client_that_never_reads_is_cut_off_while_the_room_keeps_chatting() {
 }
 
 /// The next S_CHAT, past the S_DESPAWN of the player who was cut off.
-async fn next_chat(client: &mut GameClient) -> server::proto::SChat {
+async fn next_chat(client: &mut GameClient) -> demo_protocol::proto::SChat {
     loop {
         match next(client).await {
-            server::ServerPacket::SChat(chat) => return chat,
-            server::ServerPacket::SDespawn(_) => {}
+            demo_protocol::ServerPacket::SChat(chat) => return chat,
+            demo_protocol::ServerPacket::SDespawn(_) => {}
             other => panic!("expected S_CHAT, got {other:?}"),
         }
     }
@@ -149,7 +150,7 @@ fn connections_beyond_max_connections_are_closed_at_once() {
         expect!(&mut b, SPong);
         // Make room for the fresh client of the common ending.
         drop(a);
-        until(&server, "a slot to free up", |m| m.connections_open == 1).await;
+        server.until("a slot to free up", |m| m.connections_open == 1).await;
         only_closed(&server, CloseKind::PeerClosed).await;
     });
     server.stop();

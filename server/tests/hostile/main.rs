@@ -9,24 +9,17 @@
 //! Every wait is on an event (a packet, a close, a counter) under a 30 s guard; sleeps only appear as the scenario
 //! itself (staying silent past an idle timeout).
 //!
-//! - `support`: servers, clients, raw frames, the guards and the common ending.
+//! - `support`: the common ending, over the shared fixtures (`../common`, `test-support`: servers, clients, raw
+//!   frames, the guards).
 //! - `bad_frames`: headers, ids and payloads a decoder must refuse, and byte-by-byte dribbling it must accept.
 //! - `empty_payloads`: a zero-length payload for every client packet, before and after login.
 //! - `limits`: rate limit, slowloris, a client that never reads, max connections.
 //! - `sockets`: resets mid-frame and mid-write, a half-closed client.
 //! - `faults`: shutdown under 1,000 chatting clients, a panicking handler.
 
-/// Receives the next packet (under the 30 s guard) and unwraps the expected variant, or panics naming what came.
-macro_rules! expect {
-    ($client:expr, $variant:ident) => {
-        match $crate::support::next($client).await {
-            ::server::ServerPacket::$variant(packet) => packet,
-            other => panic!("expected {}, got {other:?}", stringify!($variant)),
-        }
-    };
-}
-
 mod bad_frames;
+#[path = "../common/mod.rs"]
+mod common;
 mod empty_payloads;
 mod faults;
 mod limits;

@@ -1,9 +1,10 @@
 //! Misbehaving sockets: resets in the middle of a frame and in the middle of the server's writes, a half-closed
 //! client.
 
+use demo_protocol::proto::{CChat, CEcho, CLogin, CPing, SLogin, SPong};
+use packet_runtime::Packet;
 use packet_runtime::session::CloseKind;
 use server::ServerOptions;
-use server::proto::{CChat, CEcho, CLogin, CPing, SLogin, SPong};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpSocket;
 
@@ -20,7 +21,7 @@ fn a_reset_in_the_middle_of_a_frame_closes_that_session_only() {
         let bytes = encode(&CChat { msg: "half of this frame never arrives".into() });
         let half = bytes.len() / 2;
         offender.write_all(&bytes[..half]).await.unwrap();
-        until(&server, "the half frame to be read", |m| m.bytes_in >= before + half as u64).await;
+        server.until("the half frame to be read", |m| m.bytes_in >= before + half as u64).await;
         reset(offender);
         only_closed(&server, CloseKind::Io).await;
         bystander.send(&CChat { msg: "unaffected".into() }).await.unwrap();
@@ -48,7 +49,7 @@ fn a_reset_while_the_server_writes_a_large_backlog_closes_that_session_only() {
             bytes.extend_from_slice(&echo);
         }
         within("the requests to be written", victim.write_all(&bytes)).await.unwrap();
-        until(&server, "every request to be read", |m| m.frames_in >= before + 1 + ECHOES).await;
+        server.until("every request to be read", |m| m.frames_in >= before + 1 + ECHOES).await;
         reset(victim);
         only_closed(&server, CloseKind::Io).await;
         bystander.send(&CPing { client_time: 9 }).await.unwrap();
@@ -91,7 +92,7 @@ fn a_half_closed_client_still_gets_the_reply_to_a_login_answered_on_the_logic_th
     runtime().block_on(async {
         let got = half_closed_client_gets_its_reply(server.addr, encode(&CLogin { name: "half".into() })).await;
         assert!(got.len() > 4, "no S_LOGIN before the close: {got:?}");
-        assert_eq!(u16::from_le_bytes([got[2], got[3]]), 1001, "S_LOGIN");
+        assert_eq!(u16::from_le_bytes([got[2], got[3]]), SLogin::ID, "S_LOGIN");
         let login = <SLogin as packet_runtime::prost::Message>::decode(&got[4..]).unwrap();
         assert!(login.success);
         only_closed(&server, CloseKind::PeerClosed).await;

@@ -1,9 +1,7 @@
 //! A small game for the tests: login, chat broadcast, echo through the logic thread, ping on the IO thread, and
 //! two packets that misbehave on purpose (a panic, a self-kick).
 
-use std::future::Future;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use packet_runtime::server::{BadFrameAction, IoAction, IoHandler, ServerBuilder};
 use packet_runtime::session::BadFrame;
@@ -154,23 +152,17 @@ pub(crate) fn start(builder: ServerBuilder<GameProtocol>) -> TestServer {
     TestServer { handle, journal, addr }
 }
 
+pub(crate) use test_support::{drain_until_closed, join_within, within};
+
 /// A runtime for the clients (the server has its own).
 pub(crate) fn client_runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap()
-}
-
-/// Guards against hangs; never used as synchronisation.
-pub(crate) async fn within<T>(what: &str, fut: impl Future<Output = T>) -> T {
-    match tokio::time::timeout(Duration::from_secs(30), fut).await {
-        Ok(value) => value,
-        Err(_) => panic!("timed out waiting for {what}"),
-    }
+    test_support::runtime()
 }
 
 pub(crate) type TestClient = packet_runtime::Client<GameProtocol>;
 
 pub(crate) async fn connect(addr: std::net::SocketAddr) -> TestClient {
-    TestClient::connect(addr).await.expect("connects")
+    test_support::connect(addr).await
 }
 
 /// Pings through the IO hook and checks the pong: proves the server still serves.
@@ -181,29 +173,4 @@ pub(crate) async fn assert_serves(addr: std::net::SocketAddr) {
         ServerPacket::SPong(pong) => assert_eq!((pong.client_time, pong.server_time), (42, 1)),
         other => panic!("expected a pong, got {other:?}"),
     }
-}
-
-/// Receives until the server closes; returns what arrived.
-pub(crate) async fn drain_until_closed(
-    client: &mut TestClient,
-) -> (Vec<ServerPacket>, packet_runtime::client::ClientError) {
-    let mut got = Vec::new();
-    loop {
-        match within("close", client.recv()).await {
-            Ok(packet) => got.push(packet),
-            Err(e) => return (got, e),
-        }
-    }
-}
-
-/// Joins the server on a plain thread and waits at most `limit` for the report: a hang fails the test with `what`
-/// instead of blocking the suite.
-pub(crate) fn join_within(
-    handle: ServerHandle<GameProtocol>,
-    limit: Duration,
-    what: &str,
-) -> packet_runtime::ShutdownReport {
-    let (done_tx, done) = std::sync::mpsc::channel();
-    std::thread::spawn(move || done_tx.send(handle.join()).unwrap());
-    done.recv_timeout(limit).unwrap_or_else(|_| panic!("{what}"))
 }

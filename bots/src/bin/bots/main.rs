@@ -1,7 +1,7 @@
 //! `bots`: the load generator for the demo game server.
 //!
 //! ```text
-//! cargo run --release -p server --bin bots -- --addr 127.0.0.1:7777 --clients 500 --room-size 50 \
+//! cargo run --release -p bots -- --addr 127.0.0.1:7777 --clients 500 --room-size 50 \
 //!     --scenario chat --duration 30s
 //! ```
 //!
@@ -10,8 +10,8 @@
 //! at once. Exits with status 1 when no client could connect, 2 on bad flags.
 //!
 //! # Layout
-//! The bots themselves live in the library (`server::loadgen`: `bot`, `fleet`, `stats`), which the benchmark
-//! harness (`loadtest`) reuses; only this file prints.
+//! The bots themselves live in the library (`bots`: `bot`, `fleet`, `stats`), which the benchmark
+//! harness (`bench`'s `loadtest`) reuses; only this file prints.
 //! - `args`: the command line.
 //! - `report`: the end-of-run report, as a table or JSON.
 
@@ -31,10 +31,10 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tokio::sync::Notify;
 
 use args::Args;
+use bots::bot::BotConfig;
+use bots::fleet::{self, FleetConfig};
+use bots::stats::LiveCounters;
 use report::Report;
-use server::loadgen::bot::BotConfig;
-use server::loadgen::fleet::{self, FleetConfig};
-use server::loadgen::stats::LiveCounters;
 
 fn main() -> ExitCode {
     let args = Args::parse();

@@ -2,7 +2,7 @@
 //! scenario: no framing, no decoding, no queue, one read and one write per batch of whatever arrived.
 //!
 //! ```text
-//! cargo run --release -p server --bin raw_echo -- --addr 127.0.0.1:0
+//! cargo run --release -p bench --bin raw_echo -- --addr 127.0.0.1:0
 //! ```
 //!
 //! Prints `listening on ADDR`; on SIGTERM or Ctrl-C stops accepting, shuts the runtime down and prints a `probe:` line
@@ -16,7 +16,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 #[global_allocator]
-static ALLOC: server::probe::CountingAlloc = server::probe::CountingAlloc;
+static ALLOC: bench::probe::CountingAlloc = bench::probe::CountingAlloc;
 
 /// Byte echo server: the limit for the echo benchmark.
 #[derive(Debug, Parser)]
@@ -48,13 +48,13 @@ async fn serve(mut stream: TcpStream) {
 }
 
 fn main() -> ExitCode {
-    server::probe::configure_from_env();
+    bench::probe::configure_from_env();
     let args = Args::parse();
-    if let Err(error) = server::probe::serve_until_signal(args.addr, args.workers, serve) {
+    if let Err(error) = bench::probe::serve_until_signal(args.addr, args.workers, serve) {
         eprintln!("error: {error}");
         return ExitCode::FAILURE;
     }
     println!("shutdown complete");
-    println!("{}", server::probe::ProcessStats::of_self().to_line());
+    println!("{}", bench::probe::ProcessStats::of_self().to_line());
     ExitCode::SUCCESS
 }

@@ -4,12 +4,12 @@ use std::time::Duration;
 
 use clap::Parser;
 
-use server::loadgen::bot::Scenario;
+use bots::bot::Scenario;
 
 /// Load generator for the demo game server: many bot clients log in, enter rooms and chat, move or echo, then a
 /// report of throughput, latency percentiles and errors is printed.
 ///
-/// Example: `cargo run --release -p server --bin bots -- --clients 500 --room-size 50 --scenario chat`
+/// Example: `cargo run --release -p bots -- --clients 500 --room-size 50 --scenario chat`
 #[derive(Debug, Clone, Parser)]
 #[command(name = "bots", version)]
 pub(crate) struct Args {

@@ -2,11 +2,11 @@
 //! Rust engineer would without this toolkit, as the yardstick for `loadtest`.
 //!
 //! ```text
-//! cargo run --release -p server --bin baseline -- --addr 127.0.0.1:0 --mode batched
+//! cargo run --release -p bench --bin baseline -- --addr 127.0.0.1:0 --mode batched
 //! ```
 //!
 //! - tokio multi-thread runtime, one task per connection reading through tokio-util's `LengthDelimitedCodec`
-//!   (configured for the compact header, see [`codec`]), prost decode of the generated `server::proto` structs and a
+//!   (configured for the compact header, see [`codec`]), prost decode of the generated `demo_protocol::proto` structs and a
 //!   `match` on the packet id;
 //! - rooms in an `Arc<Mutex<HashMap>>`; a broadcast is encoded once into `Bytes` and cloned to each member;
 //! - per connection, a writer task fed by a bounded mpsc of encoded frames, writing through `FramedWrite`:
@@ -25,20 +25,20 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::{BufMut, Bytes, BytesMut};
 use clap::{Parser, ValueEnum};
-use futures_util::{SinkExt, StreamExt};
-use packet_runtime::Packet;
-use prost::Message;
-use server::proto::{
+use demo_protocol::proto::{
     CChat, CEcho, CEnterRoom, CLogin, CMove, CPing, PlayerInfo, PosInfo, SChat, SDespawn, SEcho, SEnterRoom, SKick,
     SLogin, SMove, SPong, SSpawn,
 };
+use futures_util::{SinkExt, StreamExt};
+use packet_runtime::Packet;
+use prost::Message;
 use tokio::net::TcpStream;
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::sync::mpsc;
 use tokio_util::codec::{FramedRead, FramedWrite, LengthDelimitedCodec};
 
 #[global_allocator]
-static ALLOC: server::probe::CountingAlloc = server::probe::CountingAlloc;
+static ALLOC: bench::probe::CountingAlloc = bench::probe::CountingAlloc;
 
 /// How the writer task writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -303,7 +303,7 @@ async fn write_loop(
 }
 
 fn main() -> ExitCode {
-    server::probe::configure_from_env();
+    bench::probe::configure_from_env();
     let args = Args::parse();
     let shared = Arc::new(Shared {
         rooms: Mutex::new(HashMap::new()),
@@ -314,14 +314,13 @@ fn main() -> ExitCode {
         queue_frames: args.queue_frames.max(1),
         mode: args.mode,
     });
-    let served =
-        server::probe::serve_until_signal(args.addr, args.workers, |stream| serve(stream, Arc::clone(&shared)));
+    let served = bench::probe::serve_until_signal(args.addr, args.workers, |stream| serve(stream, Arc::clone(&shared)));
     if let Err(error) = served {
         eprintln!("error: {error}");
         return ExitCode::FAILURE;
     }
     println!("shutdown complete: {} broadcast frames dropped", shared.dropped.load(Ordering::Relaxed));
-    println!("{}", server::probe::ProcessStats::of_self().to_line());
+    println!("{}", bench::probe::ProcessStats::of_self().to_line());
     ExitCode::SUCCESS
 }
 

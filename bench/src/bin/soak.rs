@@ -1,7 +1,7 @@
 //! Soak test: the demo server in-process under a mixed, churning load for a long time, watching memory.
 //!
 //! ```text
-//! cargo run --release -p server --bin soak -- --duration 30m --clients 300 --churn-per-sec 20
+//! cargo run --release -p bench --bin soak -- --duration 30m --clients 300 --churn-per-sec 20
 //! ```
 //!
 //! The server is the real one (`ServerOptions::start`: `Game` + `GameIo`, its own message pool, so
@@ -26,10 +26,11 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
 use clap::Parser;
+use demo_protocol::proto::{CChat, CEcho, CEnterRoom, CLogin, CMove, PosInfo};
+use demo_protocol::{GameProtocol, ServerPacket};
 use packet_runtime::Client;
 use packet_runtime::session::CloseKind;
-use server::proto::{CChat, CEcho, CEnterRoom, CLogin, CMove, PosInfo};
-use server::{GameProtocol, ServerOptions, ServerPacket};
+use server::ServerOptions;
 
 /// Counts live heap bytes (allocated minus freed), so that a growing RSS can be told apart: live bytes growing is a
 /// leak; RSS growing over flat live bytes is the allocator holding freed memory (fragmentation, per-thread arenas).

@@ -1,15 +1,16 @@
 //! `loadtest`: the demo server side by side with a hand-written baseline and a raw byte echo, driven by the same
-//! load generator (`server::loadgen`), each contender a child process on loopback, one at a time.
+//! load generator (the `bots` library), each contender a child process on loopback, one at a time.
 //!
 //! ```text
-//! cargo build --release -p server --bins
-//! cargo run --release -p server --bin loadtest                  # table on stdout, chart in docs/benchmarks.svg
-//! cargo run --release -p server --bin loadtest -- --json        # one JSON object
-//! cargo run --release -p server --bin loadtest -- --quick       # seconds; what CI runs (tests/loadtest.rs)
+//! cargo build --release -p bench --bins
+//! cargo run --release -p bench --bin loadtest                  # table on stdout, chart in docs/benchmarks.svg
+//! cargo run --release -p bench --bin loadtest -- --json        # one JSON object
+//! cargo run --release -p bench --bin loadtest -- --quick       # seconds; what CI runs (bench/tests/loadtest.rs)
 //! ```
 //!
 //! Contenders (binaries next to this one, or in `--bin-dir`):
-//! - `server`: the demo server, `--rate-limit 0 --max-connections 0 --idle-timeout 0`;
+//! - `server`: the demo server with the probe installed (the `game_server` binary), `--rate-limit 0
+//!   --max-connections 0 --idle-timeout 0`;
 //! - `baseline --mode send` and `baseline --mode batched`: tokio + tokio-util `LengthDelimitedCodec` + prost;
 //! - `raw_echo`: read, write back; the limit of the echo scenario (it cannot take part in chat).
 //!
@@ -30,14 +31,14 @@ use std::sync::Arc;
 use std::sync::mpsc as std_mpsc;
 use std::time::{Duration, Instant};
 
+use bench::probe::{self, ProcessStats};
+use bots::bot::{BotConfig, Scenario};
+use bots::fleet::{self, FleetConfig, Mark};
+use bots::stats::LiveCounters;
 use clap::Parser;
+use demo_protocol::{GameProtocol, ServerPacket, proto};
 use packet_runtime::Client;
 use serde::{Deserialize, Serialize};
-use server::loadgen::bot::{BotConfig, Scenario};
-use server::loadgen::fleet::{self, FleetConfig, Mark};
-use server::loadgen::stats::LiveCounters;
-use server::probe::{self, ProcessStats};
-use server::{GameProtocol, ServerPacket, proto};
 
 /// Side-by-side benchmark of the demo server, a hand-written baseline and a raw echo.
 #[derive(Debug, Parser)]
@@ -118,8 +119,9 @@ impl Contender {
 
     fn command(self, bin_dir: &Path) -> Command {
         let (bin, args): (&str, &[&str]) = match self {
+            // The demo game with the probe installed (`game_server.rs`); reported under the name `server`.
             Contender::Server => (
-                "server",
+                "game_server",
                 &[
                     "--rate-limit",
                     "0",

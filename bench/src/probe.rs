@@ -1,6 +1,6 @@
 //! What a benchmarked server process reports about itself: heap allocations, CPU time and memory.
 //!
-//! Each server the `loadtest` harness compares (`server`, `baseline`, `raw_echo`) installs [`CountingAlloc`] as its
+//! Each server the `loadtest` harness compares (`game_server`, `baseline`, `raw_echo`) installs [`CountingAlloc`] as its
 //! global allocator, calls [`report_on_sigusr1`] before announcing its address, and prints
 //! [`ProcessStats::of_self`] as one [`ProcessStats::to_line`] line on stdout when it exits. The harness sends
 //! `SIGUSR1` at the start and the end of the measured time and divides the difference in allocations by the
@@ -20,7 +20,7 @@ static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
 static COUNTING: AtomicBool = AtomicBool::new(true);
 
 /// The system allocator, counting allocation calls. Install with
-/// `#[global_allocator] static ALLOC: server::probe::CountingAlloc = server::probe::CountingAlloc;`.
+/// `#[global_allocator] static ALLOC: bench::probe::CountingAlloc = bench::probe::CountingAlloc;`.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct CountingAlloc;
 

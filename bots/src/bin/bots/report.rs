@@ -6,9 +6,9 @@ use std::time::Duration;
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
-use server::loadgen::bot::Scenario;
-use server::loadgen::fleet::{FleetConfig, FleetResult};
-use server::loadgen::stats::Errors;
+use bots::bot::Scenario;
+use bots::fleet::{FleetConfig, FleetResult};
+use bots::stats::Errors;
 
 /// Everything a run reports. Field names are the JSON keys.
 #[derive(Debug, Clone, Serialize)]

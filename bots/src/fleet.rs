@@ -18,8 +18,8 @@ use std::time::{Duration, Instant};
 use hdrhistogram::Histogram;
 use tokio::sync::{Semaphore, watch};
 
-use super::bot::{self, BotConfig, Clock, FleetLink, Phase};
-use super::stats::{Counters, Latency, LiveCounters};
+use crate::bot::{self, BotConfig, Clock, FleetLink, Phase};
+use crate::stats::{Counters, Latency, LiveCounters};
 
 /// How long no packet may arrive before a drained fleet is considered quiet.
 pub const QUIET: Duration = Duration::from_millis(100);

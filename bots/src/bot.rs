@@ -22,8 +22,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::proto;
-use crate::{GameProtocol, ServerPacket};
+use demo_protocol::proto;
+use demo_protocol::{GameProtocol, ServerPacket};
 use packet_runtime::Client;
 use packet_runtime::client::{ClientError, ClientReader, ClientWriter};
 use tokio::io::{ReadHalf, WriteHalf};
@@ -31,7 +31,7 @@ use tokio::net::TcpStream;
 use tokio::sync::{Semaphore, watch};
 use tokio::time::MissedTickBehavior;
 
-use super::stats::{Counters, LatencySink, LiveCounters};
+use crate::stats::{Counters, LatencySink, LiveCounters};
 
 /// What the bots do once in their room.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize)]

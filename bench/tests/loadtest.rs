@@ -8,7 +8,7 @@ use serde_json::Value;
 
 #[test]
 fn quick_loadtest_reports_every_contender() {
-    let bin_dir = Path::new(env!("CARGO_BIN_EXE_server")).parent().expect("a directory");
+    let bin_dir = Path::new(env!("CARGO_BIN_EXE_game_server")).parent().expect("a directory");
     // Every contender must be the binary cargo built for this test run, not a stale one.
     for bin in [env!("CARGO_BIN_EXE_baseline"), env!("CARGO_BIN_EXE_raw_echo")] {
         assert_eq!(Path::new(bin).parent(), Some(bin_dir));

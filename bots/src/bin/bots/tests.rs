@@ -4,13 +4,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use demo_protocol::GameProtocol;
 use packet_runtime::ServerHandle;
-use server::{GameProtocol, ServerOptions};
+use server::ServerOptions;
 
 use super::report::Report;
-use server::loadgen::bot::{BotConfig, Scenario};
-use server::loadgen::fleet::{self, FleetConfig, FleetResult};
-use server::loadgen::stats::LiveCounters;
+use bots::bot::{BotConfig, Scenario};
+use bots::fleet::{self, FleetConfig, FleetResult};
+use bots::stats::LiveCounters;
 
 /// The demo server itself, on a free port, one IO thread, without the packet rate limit (the bots run unpaced).
 fn start_server() -> ServerHandle<GameProtocol> {

@@ -1,0 +1,66 @@
+//! The demo protocol's steps, for suites that speak to the demo game (or to a test game over the same protocol).
+
+use std::net::SocketAddr;
+
+use demo_protocol::proto::{CEnterRoom, CLogin, PlayerInfo};
+use demo_protocol::{GameProtocol, ServerPacket};
+use packet_runtime::Client;
+
+#[doc(hidden)]
+pub use demo_protocol as __demo_protocol;
+
+/// A client of the demo protocol.
+pub type GameClient = Client<GameProtocol>;
+
+/// Receives the next packet (under the 30 s guard) and unwraps the expected `ServerPacket` variant of the demo
+/// protocol, or panics naming what came instead: `let reply = expect!(&mut client, SLogin);`.
+#[macro_export]
+macro_rules! expect {
+    ($client:expr, $variant:ident) => {
+        match $crate::next($client).await {
+            $crate::demo::__demo_protocol::ServerPacket::$variant(packet) => packet,
+            other => panic!("expected {}, got {other:?}", stringify!($variant)),
+        }
+    };
+}
+
+/// Connects and logs in; returns the client and its player id.
+pub async fn login(addr: SocketAddr, name: &str) -> (GameClient, u64) {
+    let mut client: GameClient = crate::connect(addr).await;
+    client.send(&CLogin { name: name.into() }).await.expect("sends C_LOGIN");
+    let reply = expect!(&mut client, SLogin);
+    assert!(reply.success, "login as {name:?} refused");
+    (client, reply.player_id)
+}
+
+/// Enters `room`; returns the others listed in `S_ENTER_ROOM`.
+pub async fn enter(client: &mut GameClient, room: u32) -> Vec<PlayerInfo> {
+    client.send(&CEnterRoom { room_id: room }).await.expect("sends C_ENTER_ROOM");
+    let reply = expect!(client, SEnterRoom);
+    assert!(reply.success);
+    reply.players
+}
+
+/// A round trip through the logic thread: a second login is refused with `S_LOGIN { success: false }`. Everything
+/// the logic thread queued for this client before handling it arrives first, so "the next packet is the refusal"
+/// proves that nothing else was sent to the client up to now.
+pub async fn assert_nothing_pending(client: &mut GameClient) {
+    client.send(&CLogin { name: "barrier".into() }).await.expect("sends C_LOGIN");
+    match crate::next(client).await {
+        ServerPacket::SLogin(reply) => assert!(!reply.success, "the barrier login must be refused"),
+        other => panic!("expected nothing before the barrier, got {other:?}"),
+    }
+}
+
+/// The reason of the one `S_KICK` among `packets`.
+pub fn kick_reason(packets: &[ServerPacket]) -> String {
+    let kicks: Vec<_> = packets
+        .iter()
+        .filter_map(|p| match p {
+            ServerPacket::SKick(kick) => Some(kick.reason.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(kicks.len(), 1, "exactly one S_KICK expected in {packets:?}");
+    kicks.into_iter().next().expect("one kick")
+}
