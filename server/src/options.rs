@@ -1,7 +1,7 @@
 //! The server's settings and the one place a game server is assembled from them.
 //!
-//! `main.rs` fills [`ServerOptions`] from its flags; the tests and the bots' self-hosted mode use the same
-//! [`ServerOptions::start`], so what they exercise is what the binary runs.
+//! The binary ([`cli`](crate::cli)) fills [`ServerOptions`] from its flags; the tests, the bots' tests and the soak
+//! use the same [`ServerOptions::start`], so what they exercise is what the binary runs.
 
 use std::io;
 use std::net::SocketAddr;
