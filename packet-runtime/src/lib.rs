@@ -20,6 +20,7 @@
 //! - [`build`] (feature `build`): the build-script helper that turns a `.proto` into prost messages and a protocol.
 //! - `metrics`: the counters behind [`MetricsSnapshot`].
 //! - `__private`: helpers the generated code calls. Not a public API.
+#![doc = include_str!("guide.md")]
 
 #[cfg(feature = "build")]
 pub mod build;
