@@ -110,6 +110,13 @@
 //! - `emit.rs`: the text this crate adds: the `#[derive(Packet)]` attributes and the `define_packets!` invocation.
 //! - `error.rs`: [`BuildError`] and [`Problem`], one entry per mistake in the packet table.
 //! - `tests.rs`: unit tests of the whole build through the public API, on `.proto` files written to a temp dir.
+//!
+//! # Tests
+//!
+//! Besides the unit tests, `tests/golden.rs` compiles `tests/fixtures/arena.proto` and compares both generated files
+//! byte for byte with `tests/golden/arena.rs` and `tests/golden/arena_packets.rs`. When the output changes on
+//! purpose (a change here, or a prost-build upgrade), regenerate them with
+//! `PACKET_BUILD_BLESS=1 cargo test -p packet-build --test golden` and review the diff.
 
 #![warn(missing_docs)]
 
