@@ -17,13 +17,10 @@
 //!   [`ServerHandle`] with the ordered shutdown.
 //! - [`transport`]: where connections come from (TCP, Unix sockets, in-memory pipes).
 //! - [`client`]: [`Client`], the typed client.
-//! - [`build`] (feature `build`): the build-script helper that turns a `.proto` into prost messages and a protocol.
 //! - `metrics`: the counters behind [`MetricsSnapshot`].
 //! - `__private`: helpers the generated code calls. Not a public API.
 #![doc = include_str!("guide.md")]
 
-#[cfg(feature = "build")]
-pub mod build;
 pub mod client;
 pub mod frame;
 mod metrics;
