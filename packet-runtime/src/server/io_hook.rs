@@ -37,6 +37,13 @@ pub enum BadFrameAction {
 /// thread and keeps the logic thread free for the game. Both methods have defaults: forward every packet, close on
 /// every bad frame.
 pub trait IoHandler<P: Protocol>: Send + Sync + 'static {
+    /// The client-to-server packet ids this hook answers by itself in [`on_packet`](Self::on_packet) (the demo:
+    /// ping and echo). A cluster's gateway decodes only these and forwards every other frame to a shard as bytes.
+    /// Default: none.
+    fn local_ids(&self) -> &[u16] {
+        &[]
+    }
+
     /// The session's driver started, on the IO thread that will run it, before any of its frames is read. A
     /// gateway announces the session to a shard here. Default: nothing.
     fn on_open(&self, session: &Session<P>) {

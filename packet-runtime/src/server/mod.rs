@@ -150,6 +150,12 @@ impl<P: Protocol> ServerBuilder<P> {
         self
     }
 
+    /// The configuration so far (as [`start`](Self::start) will use it, before `max_frame` is capped to what the
+    /// header can describe).
+    pub fn settings(&self) -> &ServerConfig {
+        &self.config
+    }
+
     /// Replaces the whole configuration.
     pub fn config(mut self, config: ServerConfig) -> Self {
         self.config = config;

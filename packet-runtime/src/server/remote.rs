@@ -12,10 +12,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::ServerShared;
 use super::logic::LogicEvent;
+use crate::frame::{Compact, FrameFault, HeaderKind, Wide, parse_frame};
 use crate::session::remote::{RemoteId, RemoteLink, RemoteSink};
 use crate::session::{BadFrame, CloseReason, Session, SessionShared};
 use crate::transport::PeerAddr;
-use crate::{DecodeError, PacketSet, Protocol};
+use crate::{PacketBuilder, PacketSet, Protocol};
 
 /// Feeds remote sessions to a server started with [`ServerBuilder::start_remote`](super::ServerBuilder::start_remote).
 /// Cheap to clone; every method may be called from any thread.
@@ -67,19 +68,40 @@ impl<P: Protocol> RemoteSessions<P> {
         session
     }
 
-    /// One of the session's frames (`seq`: the gateway's sequence number for it). Decoded here, on the calling
-    /// thread; a payload that does not decode closes the session with [`CloseReason::BadFrame`] (through its
-    /// gateway) and is returned as the error.
-    pub fn packet(&self, session: &Session<P>, seq: u64, id: u16, payload: &[u8]) -> Result<(), DecodeError> {
-        match P::ClientToServer::decode(id, payload) {
+    /// One of the session's frames, whole (header included, in the server's header layout), with the gateway's
+    /// sequence number for it. Decoded here, on the calling thread. A frame that is not a well-formed packet of the
+    /// protocol closes the session with [`CloseReason::BadFrame`] (through its gateway) and is returned as the
+    /// error; once the session was handed over, it is given back to the gateway instead, like any late packet.
+    pub fn packet(&self, session: &Session<P>, seq: u64, frame: &[u8]) -> Result<(), BadFrame> {
+        let max = self.shared.config.max_frame;
+        let parsed = match self.shared.config.header {
+            HeaderKind::Compact => parse_frame::<Compact>(frame, max),
+            HeaderKind::Wide => parse_frame::<Wide>(frame, max),
+        };
+        let decoded = match parsed {
+            Ok(Some(raw)) if raw.len == frame.len() => {
+                P::ClientToServer::decode(raw.id, raw.payload).map_err(BadFrame::Decode)
+            }
+            Ok(_) => Err(BadFrame::Fault(FrameFault::TooShort { size: frame.len(), header: 0 })),
+            Err(fault) => Err(BadFrame::Fault(fault)),
+        };
+        match decoded {
             Ok(packet) => {
                 self.shared.metrics.frames_in.fetch_add(1, Ordering::Relaxed);
                 let _ = self.shared.inbox.send(LogicEvent::RemotePacket(session.id(), seq, packet));
                 Ok(())
             }
-            Err(error) => {
-                session.shared().close(CloseReason::BadFrame(BadFrame::Decode(error.clone())));
-                Err(error)
+            Err(bad) => {
+                let shared = session.shared();
+                if let (Some(remote), Some(CloseReason::HandedOver)) = (&shared.remote, shared.reason.get()) {
+                    let mut builder = PacketBuilder::with_capacity_in(&shared.pool, frame.len());
+                    builder.extend_from_slice(frame);
+                    remote.link.bounce(remote.id, seq, builder.freeze());
+                    remote.link.flush();
+                } else {
+                    shared.close(CloseReason::BadFrame(bad.clone()));
+                }
+                Err(bad)
             }
         }
     }

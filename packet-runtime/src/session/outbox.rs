@@ -32,8 +32,8 @@ use std::sync::atomic::Ordering;
 
 use crossbeam_queue::ArrayQueue;
 
-use super::{CloseReason, SendError, SessionShared};
 use super::remote::RemoteLink;
+use super::{CloseReason, SendError, SessionShared};
 use crate::packet_ptr::PacketPtr;
 
 /// Emptied lists kept for reuse, per server.
@@ -105,7 +105,9 @@ struct Staged {
 /// Gives the current thread an outbox for the sessions of the server `server` identifies until the guard is dropped;
 /// the guard's drop hands over what is still staged.
 pub(crate) fn install(server: Arc<SpareLists>) -> InstallGuard {
-    OUTBOX.with(|cell| *cell.borrow_mut() = Some(Outbox { active: false, staged: Vec::new(), server, links: Vec::new() }));
+    OUTBOX.with(|cell| {
+        *cell.borrow_mut() = Some(Outbox { active: false, staged: Vec::new(), server, links: Vec::new() })
+    });
     InstallGuard { _not_send: std::marker::PhantomData }
 }
 
