@@ -31,15 +31,17 @@ mod rooms;
 
 use std::time::{Duration, Instant};
 
-use packet_runtime::{CloseReason, Context, Logic, Session, SessionId};
+use packet_runtime::prost::Message as _;
+use packet_runtime::{CloseReason, Context, HandOverError, Logic, Session, SessionId};
 
 pub use io::GameIo;
 pub use players::MAX_NAME_CHARS;
-use players::{LoginRefused, Players};
+use players::{LoginRefused, Player, Players};
 use rooms::Rooms;
 
 use demo_protocol::proto::{
-    CChat, CEcho, CEnterRoom, CLogin, CMove, CPing, SChat, SDespawn, SEnterRoom, SKick, SLogin, SMove, SPong, SSpawn,
+    CChat, CEcho, CEnterRoom, CLogin, CMove, CPing, PlayerState, SChat, SDespawn, SEnterRoom, SKick, SLogin, SMove,
+    SPong, SSpawn,
 };
 use demo_protocol::{ClientPacket, ClientPacketHandler, GameProtocol};
 
@@ -64,6 +66,33 @@ impl Game {
     /// An empty world.
     pub fn new() -> Self {
         Game { players: Players::default(), rooms: Rooms::default(), last_status: Instant::now() }
+    }
+
+    /// Puts `session`'s player (logged in, in no room or in another) into `room`: the listing of the others to it,
+    /// its spawn to them. Entering the room it is in only repeats the listing.
+    fn enter_room(&mut self, ctx: &Context<'_, GameProtocol>, session: &Session<GameProtocol>, room: u32) {
+        let me = session.id();
+        let already_there = self.players.get(me).is_some_and(|p| p.room == Some(room));
+        if !already_there {
+            self.leave_room(ctx, me);
+        }
+        let others: Vec<_> = self
+            .rooms
+            .members(room)
+            .iter()
+            .filter(|&&other| other != me)
+            .filter_map(|&other| self.players.get(other))
+            .map(|other| other.info())
+            .collect();
+        let _ = session.send(&SEnterRoom { success: true, players: others });
+        if already_there {
+            return;
+        }
+        let Some(player) = self.players.get_mut(me) else { return };
+        player.room = Some(room);
+        let spawn = SSpawn { players: vec![player.info()] };
+        send_to_all(ctx, self.rooms.members(room).iter().copied(), &spawn);
+        self.rooms.join(room, me);
     }
 
     /// Takes `session`'s player out of its room, telling those who stay.
@@ -102,6 +131,18 @@ impl Logic for Game {
         packet.dispatch(self, &mut Req { ctx, session });
     }
 
+    /// A player handed over by another shard (a cluster): it enters the room it asked for, here.
+    fn on_arrive(&mut self, ctx: &mut Context<'_, GameProtocol>, session: &Session<GameProtocol>, state: &[u8]) {
+        let Ok(state) = PlayerState::decode(state) else {
+            tracing::error!(session = %session.id(), "hand-over state does not decode; closing the session");
+            let _ = session.kick(&SKick { reason: "game server error: bad hand-over".into() });
+            return;
+        };
+        let player = Player { id: state.player_id, name: state.name, pos: state.pos.unwrap_or_default(), room: None };
+        self.players.arrive(session.id(), player);
+        self.enter_room(ctx, session, state.room_id);
+    }
+
     fn on_disconnect(
         &mut self,
         ctx: &mut Context<'_, GameProtocol>,
@@ -136,7 +177,7 @@ impl Logic for Game {
 
 impl ClientPacketHandler<Req<'_, '_>> for Game {
     fn on_c_login(&mut self, req: &mut Req<'_, '_>, packet: CLogin) {
-        let reply = match self.players.login(req.session.id(), packet.name) {
+        let reply = match self.players.login(req.session.id(), packet.name, req.session.remote_id()) {
             Ok(player_id) => {
                 tracing::debug!(session = %req.session.id(), player_id, "logged in");
                 SLogin { success: true, player_id }
@@ -149,27 +190,18 @@ impl ClientPacketHandler<Req<'_, '_>> for Game {
     fn on_c_enter_room(&mut self, req: &mut Req<'_, '_>, packet: CEnterRoom) {
         let me = req.session.id();
         let room = packet.room_id;
-        let already_there = self.players.get(me).is_some_and(|p| p.room == Some(room));
-        if !already_there {
-            self.leave_room(req.ctx, me);
+        // In a cluster, the room may be on another shard: hand the player over to whichever owns it (this one
+        // included), with what that shard needs to go on. Embedded, every room is here.
+        if let Some(player) = self.players.get(me).filter(|p| p.room != Some(room)) {
+            let state = PlayerState { player_id: player.id, name: player.name.clone(), pos: Some(player.pos), room_id: room };
+            match req.ctx.hand_over(req.session, &room_key(room), &state) {
+                // `on_disconnect` runs here next (the player leaves its room); `on_arrive` there enters the room.
+                Ok(()) => return,
+                Err(HandOverError::Local) => {}
+                Err(_) => return,
+            }
         }
-        let others: Vec<_> = self
-            .rooms
-            .members(room)
-            .iter()
-            .filter(|&&other| other != me)
-            .filter_map(|&other| self.players.get(other))
-            .map(|other| other.info())
-            .collect();
-        let _ = req.session.send(&SEnterRoom { success: true, players: others });
-        if already_there {
-            return;
-        }
-        let Some(player) = self.players.get_mut(me) else { return };
-        player.room = Some(room);
-        let spawn = SSpawn { players: vec![player.info()] };
-        send_to_all(req.ctx, self.rooms.members(room).iter().copied(), &spawn);
-        self.rooms.join(room, me);
+        self.enter_room(req.ctx, req.session, room);
     }
 
     fn on_c_move(&mut self, req: &mut Req<'_, '_>, packet: CMove) {
@@ -199,6 +231,11 @@ impl ClientPacketHandler<Req<'_, '_>> for Game {
     fn on_c_echo(&mut self, req: &mut Req<'_, '_>, packet: CEcho) {
         let _ = req.session.send(&io::echo_reply(packet));
     }
+}
+
+/// The cluster key of a room: the shard that owns it (recorded in the cluster) hosts the room.
+fn room_key(room: u32) -> String {
+    format!("room.{room}")
 }
 
 /// Encodes `packet` once and queues it to every recipient still connected. A recipient whose queue is over its

@@ -55,18 +55,27 @@ impl Default for Players {
 }
 
 impl Players {
-    /// Logs `session` in as `name`; returns the new player id.
-    pub(crate) fn login(&mut self, session: SessionId, name: String) -> Result<u64, LoginRefused> {
+    /// Logs `session` in as `name`; returns the new player id: `id` if given (in a cluster, the session's
+    /// cluster-wide id, so that ids are unique across shards), else the next of this server's own.
+    pub(crate) fn login(&mut self, session: SessionId, name: String, id: Option<u64>) -> Result<u64, LoginRefused> {
         if self.by_session.contains_key(&session) {
             return Err(LoginRefused::AlreadyLoggedIn);
         }
         if !(1..=MAX_NAME_CHARS).contains(&name.chars().count()) {
             return Err(LoginRefused::BadName);
         }
-        let id = self.next_id;
-        self.next_id += 1;
+        let id = id.unwrap_or_else(|| {
+            let id = self.next_id;
+            self.next_id += 1;
+            id
+        });
         self.by_session.insert(session, Player { id, name, pos: PosInfo::default(), room: None });
         Ok(id)
+    }
+
+    /// A player handed over from another shard, logged in already.
+    pub(crate) fn arrive(&mut self, session: SessionId, player: Player) {
+        self.by_session.insert(session, player);
     }
 
     pub(crate) fn get(&self, session: SessionId) -> Option<&Player> {
