@@ -307,13 +307,14 @@ async fn connect(
     };
     let node = next_node_number(&kv).await?;
     let subjects = Subjects::new(&config.name);
-    check_compatible(&client, &subjects, fingerprint).await?;
+    let membership = Membership::new(fingerprint, config.failure_timeout);
+    check_compatible(&client, &subjects, &membership).await?;
 
     let core = Arc::new(Core {
         client: client.clone(),
         subjects: subjects.clone(),
         kv,
-        membership: Membership::new(fingerprint, config.failure_timeout),
+        membership,
         outbound: Arc::new(Outbound::new(node)),
         node,
         roles: AtomicU8::new(0),
@@ -353,12 +354,14 @@ async fn next_node_number(kv: &kv::Store) -> Result<u64, ClusterError> {
     Err(ClusterError::Kv("could not take a node number after 100 attempts".into()))
 }
 
-/// Asks who is there and refuses a cluster of another protocol or cluster version.
+/// Asks who is there and refuses a cluster of another protocol or cluster version. The answers seed `table`, so a
+/// gateway routes to the shards that are up from its first connection on.
 async fn check_compatible(
     client: &async_nats::Client,
     subjects: &Subjects,
-    fingerprint: u64,
+    table: &Membership,
 ) -> Result<(), ClusterError> {
+    let fingerprint = table.fingerprint;
     let inbox = client.new_inbox();
     let connect_error = |e: String| ClusterError::Connect { urls: "(connected)".into(), reason: e };
     let mut replies = client.subscribe(inbox.clone()).await.map_err(|e| connect_error(e.to_string()))?;
@@ -366,10 +369,16 @@ async fn check_compatible(
         .publish_with_reply(subjects.hello(), inbox, bytes::Bytes::new())
         .await
         .map_err(|e| connect_error(e.to_string()))?;
-    let table = Membership::new(fingerprint, Duration::from_secs(3600));
     let deadline = tokio::time::Instant::now() + HELLO_WAIT;
     while let Ok(Some(reply)) = tokio::time::timeout_at(deadline, replies.next()).await {
         let Some(beat) = Heartbeat::decode(&reply.payload) else { continue };
+        if beat.roles == (Roles { gateway: false, shard: false }) {
+            // A node that has joined but not started a role yet: checked, not recorded as anything.
+            if beat.fingerprint != fingerprint {
+                return Err(ClusterError::FingerprintMismatch { ours: fingerprint, theirs: beat.fingerprint, node: beat.node });
+            }
+            continue;
+        }
         match table.observe(&beat) {
             Ok(()) => {}
             Err(Incompatible::Fingerprint { node, theirs }) => {
