@@ -57,6 +57,11 @@ impl Outbound {
         self.notify.notify_one();
     }
 
+    #[cfg(test)]
+    pub(crate) fn take_for_test(&self) -> HashMap<u64, Vec<Vec<u8>>> {
+        self.take()
+    }
+
     fn take(&self) -> HashMap<u64, Vec<Vec<u8>>> {
         std::mem::take(&mut *self.pending.lock().unwrap_or_else(|e| e.into_inner()))
     }

@@ -277,3 +277,59 @@ impl RemoteLink for ShardLink {
         });
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use packet_runtime::{MessagePool, PacketBuilder, PoolConfig};
+
+    fn frame(pool: &MessagePool, tag: u8) -> PacketPtr {
+        let mut builder = PacketBuilder::with_capacity_in(pool, 4);
+        builder.extend_from_slice(&[4, 0, tag, 0]);
+        builder.freeze()
+    }
+
+    /// What one flush of `link` wrote: its operations, as (code, frame tag or session, recipients).
+    fn sent(outbound: &Outbound) -> Vec<String> {
+        let mut pending = outbound.take_for_test();
+        let messages = pending.remove(&7).expect("a message for gateway 7");
+        assert_eq!(messages.len(), 1, "one message per gateway per flush");
+        let mut message = Message::parse(&messages[0]).unwrap();
+        let mut ops = Vec::new();
+        while let Some(op) = message.next() {
+            ops.push(match op.unwrap() {
+                Op::Send { frame, sessions } => format!("send {} to {sessions:?}", frame[2]),
+                Op::Close { session, .. } => format!("close {session}"),
+                other => format!("{other:?}"),
+            });
+        }
+        ops
+    }
+
+    #[test]
+    fn a_frame_for_many_sessions_is_carried_once_with_its_recipients() {
+        let pool = MessagePool::new(PoolConfig::default());
+        let outbound = Arc::new(Outbound::new(1));
+        let link = ShardLink::new(7, Arc::clone(&outbound));
+        let (a, b, c) = (frame(&pool, 1), frame(&pool, 2), frame(&pool, 3));
+        link.frames(10, &mut vec![a.clone(), b.clone()]);
+        link.frames(11, &mut vec![a.clone(), c]);
+        link.close(10, &CloseReason::Closed, false);
+        link.frames(12, &mut vec![a]);
+        link.flush();
+        assert_eq!(sent(&outbound), ["send 1 to [10, 11, 12]", "send 2 to [10]", "send 3 to [11]", "close 10"]);
+    }
+
+    #[test]
+    fn sharing_a_frame_never_reorders_a_sessions_frames() {
+        let pool = MessagePool::new(PoolConfig::default());
+        let outbound = Arc::new(Outbound::new(1));
+        let link = ShardLink::new(7, Arc::clone(&outbound));
+        let (a, b) = (frame(&pool, 1), frame(&pool, 2));
+        link.frames(10, &mut vec![a.clone(), b.clone()]);
+        // Session 11 gets them the other way round, and `a` twice: its `a`s cannot join the entry before its `b`.
+        link.frames(11, &mut vec![b, a.clone(), a]);
+        link.flush();
+        assert_eq!(sent(&outbound), ["send 1 to [10]", "send 2 to [10, 11]", "send 1 to [11]", "send 1 to [11]"]);
+    }
+}
