@@ -19,7 +19,7 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 use demo_protocol::GameProtocol;
 use packet_runtime::session::CloseKind;
 use packet_runtime::{Protocol, ShutdownReport};
@@ -34,13 +34,13 @@ struct Args {
     /// Address to listen on. Port 0 picks a free port (printed in the `listening on` line).
     #[arg(long, default_value = "127.0.0.1:7777")]
     addr: SocketAddr,
-    /// IO worker threads [default: the number of CPUs].
+    /// IO worker threads, at least 1 [default: the number of CPUs].
     #[arg(long)]
     workers: Option<usize>,
     /// Connections beyond this many are closed at once; 0 for no limit.
     #[arg(long, default_value_t = 10_000)]
     max_connections: usize,
-    /// Largest frame accepted from a client, in bytes, header included (at most 65535 with the compact header).
+    /// Largest frame accepted from a client, in bytes, header included: 4 to 65535 (the compact header's u16 size).
     #[arg(long, default_value_t = 16 * 1024)]
     max_frame: usize,
     /// Bytes that may be queued to one client before it is closed as a slow consumer.
@@ -78,15 +78,19 @@ impl Args {
 }
 
 /// Runs the server the flags describe until a signal stops it; the exit status says how it ended. Exits the
-/// process on bad flags (clap prints why).
+/// process with status 2 on bad flags, and on values the runtime would not run as given (`--workers 0`,
+/// `--max-frame` over 65535, ...), saying why: what the `server started` line reports is what runs.
 pub fn main() -> ExitCode {
     let args = Args::parse();
+    let options = args.options();
+    if let Err(why) = options.check() {
+        Args::command().error(clap::error::ErrorKind::ValueValidation, why).exit();
+    }
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi).init();
 
     print_packet_table();
-    let options = args.options();
     let handle = match options.start() {
         Ok(handle) => handle,
         Err(error) => {
@@ -103,7 +107,9 @@ pub fn main() -> ExitCode {
         return ExitCode::FAILURE;
     }
     let addr = handle.local_addr().expect("a TCP server has a local address");
+    // `check` refused every value the runtime would change, so these are the values in effect.
     tracing::info!(
+        %addr,
         workers = options.workers,
         max_connections = ?options.max_connections,
         max_frame = options.max_frame,
