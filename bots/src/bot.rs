@@ -265,7 +265,8 @@ impl Bot {
             self.counters.other_received += 1;
             match packet {
                 ServerPacket::SLogin(login) if login.success => logged_in = true,
-                ServerPacket::SEnterRoom(room) if room.success => entered = true,
+                // A long listing comes in pages: entered once the last one (`more: false`) is in.
+                ServerPacket::SEnterRoom(room) if room.success => entered = !room.more,
                 ServerPacket::SLogin(_) | ServerPacket::SEnterRoom(_) => return Err(Failure::Rejected),
                 ServerPacket::SKick(kick) => return Err(Failure::Kicked(kick.reason)),
                 _ => {}

@@ -83,10 +83,15 @@ fn show(packet: ServerPacket, me: &str, names: &mut HashMap<u64, String>) -> boo
             names.insert(login.player_id, me.to_owned());
             println!("* logged in as player {}", login.player_id);
         }
-        ServerPacket::SLogin(_) => println!("* login refused"),
+        ServerPacket::SLogin(login) => println!("* login refused: {}", shown(&login.reason)),
+        ServerPacket::SEnterRoom(room) if room.already_in_room => println!("* already in room {}", room.room_id),
         ServerPacket::SEnterRoom(room) if room.success => {
+            // A long listing comes in pages; each is printed as it arrives, the last one says `more: false`.
             remember(names, &room.players);
-            println!("* entered the room; here: {}", list(&room.players));
+            println!("* in room {}: {}", room.room_id, list(&room.players));
+            if !room.more {
+                println!("* {} other(s) here", room.total);
+            }
         }
         ServerPacket::SEnterRoom(_) => println!("* could not enter the room"),
         ServerPacket::SSpawn(spawn) => {
@@ -100,11 +105,12 @@ fn show(packet: ServerPacket, me: &str, names: &mut HashMap<u64, String>) -> boo
             }
         }
         ServerPacket::SChat(chat) => match names.get(&chat.player_id) {
-            Some(name) => println!("[{name}] {}", chat.msg),
-            None => println!("[#{}] {}", chat.player_id, chat.msg),
+            Some(name) => println!("[{}] {}", shown(name), shown(&chat.msg)),
+            None => println!("[#{}] {}", chat.player_id, shown(&chat.msg)),
         },
+        ServerPacket::SChatRefused(refused) => println!("* not sent: {}", shown(&refused.reason)),
         ServerPacket::SKick(kick) => {
-            println!("* kicked: {}", kick.reason);
+            println!("* kicked: {}", shown(&kick.reason));
             return false;
         }
         // Movement, pongs and echoes are not part of a chat.
@@ -123,5 +129,11 @@ fn list(players: &[proto::PlayerInfo]) -> String {
     if players.is_empty() {
         return "nobody".to_owned();
     }
-    players.iter().map(|p| p.name.as_str()).collect::<Vec<_>>().join(", ")
+    players.iter().map(|p| shown(&p.name)).collect::<Vec<_>>().join(", ")
+}
+
+/// Text from the network as it may be printed to a terminal: control characters (escape sequences, carriage
+/// returns) escaped, so that another player's chat line cannot drive the terminal.
+fn shown(text: &str) -> String {
+    text.chars().map(|c| if c.is_control() { c.escape_default().to_string() } else { c.to_string() }).collect()
 }

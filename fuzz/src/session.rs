@@ -112,8 +112,11 @@ type Req<'r, 'c> = Request<'r, 'c, GameProtocol>;
 
 impl ClientPacketHandler<Req<'_, '_>> for Game {
     fn on_c_login(&mut self, req: &mut Req<'_, '_>, packet: proto::CLogin) {
-        let _ =
-            req.session.send(&proto::SLogin { success: !packet.name.is_empty(), player_id: req.session.id().as_u64() });
+        let _ = req.session.send(&proto::SLogin {
+            success: !packet.name.is_empty(),
+            player_id: req.session.id().as_u64(),
+            ..Default::default()
+        });
     }
 
     fn on_c_enter_room(&mut self, req: &mut Req<'_, '_>, packet: proto::CEnterRoom) {
@@ -126,7 +129,7 @@ impl ClientPacketHandler<Req<'_, '_>> for Game {
             .sessions()
             .map(|s| proto::PlayerInfo { player_id: s.id().as_u64(), name: s.peer().to_string(), pos: None })
             .collect();
-        let _ = req.session.send(&proto::SEnterRoom { success: true, players });
+        let _ = req.session.send(&proto::SEnterRoom { success: true, players, ..Default::default() });
     }
 
     fn on_c_move(&mut self, req: &mut Req<'_, '_>, packet: proto::CMove) {

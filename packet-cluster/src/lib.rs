@@ -375,7 +375,11 @@ async fn check_compatible(
         if beat.roles == (Roles { gateway: false, shard: false }) {
             // A node that has joined but not started a role yet: checked, not recorded as anything.
             if beat.fingerprint != fingerprint {
-                return Err(ClusterError::FingerprintMismatch { ours: fingerprint, theirs: beat.fingerprint, node: beat.node });
+                return Err(ClusterError::FingerprintMismatch {
+                    ours: fingerprint,
+                    theirs: beat.fingerprint,
+                    node: beat.node,
+                });
             }
             continue;
         }

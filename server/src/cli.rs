@@ -19,12 +19,12 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 use demo_protocol::GameProtocol;
 use packet_runtime::session::CloseKind;
 use packet_runtime::{Protocol, ShutdownReport};
 
-use crate::{Game, GameIo, ServerOptions};
+use crate::{GameIo, ServerOptions};
 use demo_protocol::proto::SKick;
 use packet_cluster::{Cluster, ClusterConfig};
 use packet_runtime::Session;
@@ -50,13 +50,13 @@ struct Args {
     /// A cluster node not heard from for this long is considered dead (e.g. `3s`).
     #[arg(long, default_value = "3s", value_parser = parse_duration, requires = "nats")]
     failure_timeout: Duration,
-    /// IO worker threads [default: the number of CPUs].
+    /// IO worker threads, at least 1 [default: the number of CPUs].
     #[arg(long)]
     workers: Option<usize>,
     /// Connections beyond this many are closed at once; 0 for no limit.
     #[arg(long, default_value_t = 10_000)]
     max_connections: usize,
-    /// Largest frame accepted from a client, in bytes, header included (at most 65535 with the compact header).
+    /// Largest frame accepted from a client, in bytes, header included: 4 to 65535 (the compact header's u16 size).
     #[arg(long, default_value_t = 16 * 1024)]
     max_frame: usize,
     /// Bytes that may be queued to one client before it is closed as a slow consumer.
@@ -105,15 +105,19 @@ impl Args {
 }
 
 /// Runs the server the flags describe until a signal stops it; the exit status says how it ended. Exits the
-/// process on bad flags (clap prints why).
+/// process with status 2 on bad flags, and on values the runtime would not run as given (`--workers 0`,
+/// `--max-frame` over 65535, ...), saying why: what the `server started` line reports is what runs.
 pub fn main() -> ExitCode {
     let args = Args::parse();
+    let options = args.options();
+    if let Err(why) = options.check() {
+        Args::command().error(clap::error::ErrorKind::ValueValidation, why).exit();
+    }
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi).init();
 
     print_packet_table();
-    let options = args.options();
     if !args.nats.is_empty() {
         return run_clustered(&args, &options);
     }
@@ -133,7 +137,9 @@ pub fn main() -> ExitCode {
         return ExitCode::FAILURE;
     }
     let addr = handle.local_addr().expect("a TCP server has a local address");
+    // `check` refused every value the runtime would change, so these are the values in effect.
     tracing::info!(
+        %addr,
         workers = options.workers,
         max_connections = ?options.max_connections,
         max_frame = options.max_frame,
@@ -172,7 +178,7 @@ fn run_clustered(args: &Args, options: &ServerOptions) -> ExitCode {
     };
     tracing::info!(node = format_args!("{:016x}", cluster.node_id()), cluster = %args.cluster, ?role, "joined the cluster");
     let shard = match role {
-        Role::Shard | Role::Both => match cluster.start_shard(options.builder(), Game::new()) {
+        Role::Shard | Role::Both => match cluster.start_shard(options.builder(), options.game()) {
             Ok(shard) => Some(shard),
             Err(error) => {
                 eprintln!("error: cannot start the shard: {error}");

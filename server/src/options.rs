@@ -7,6 +7,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use packet_runtime::frame::HeaderKind;
 use packet_runtime::server::{RateLimit, ServerBuilder};
 use packet_runtime::{Server, ServerHandle};
 
@@ -71,8 +72,41 @@ impl ServerOptions {
             .io_handler(GameIo)
     }
 
+    /// A fresh [`Game`] sized for these settings (its room listings are paged under [`max_frame`](Self::max_frame)).
+    pub fn game(&self) -> Game {
+        Game::with_frame_limit(self.max_frame)
+    }
+
     /// Binds and starts a server running a fresh [`Game`].
     pub fn start(&self) -> io::Result<ServerHandle<GameProtocol>> {
-        self.builder().start(Game::new())
+        self.builder().start(self.game())
+    }
+
+    /// Checks for settings the runtime would not run as given (it clamps them silently): `workers` 0 runs one IO
+    /// thread, a `max_frame` outside 4..=65,535 is clamped to what the compact header can describe, and a
+    /// `rate_limit` over `u32::MAX / 2` cannot have the burst of twice that. Returns why, in words for a user.
+    pub fn check(&self) -> Result<(), String> {
+        let header = HeaderKind::Compact;
+        if self.workers == 0 {
+            return Err("--workers must be at least 1 (the runtime would run 1 IO thread for 0)".to_owned());
+        }
+        let (min, max) = (header.header_len(), header.max_frame_len());
+        if !(min..=max).contains(&self.max_frame) {
+            return Err(format!(
+                "--max-frame {} is outside {min}..={max}: a compact frame header (u16 size) describes frames of \
+                 {min} to {max} bytes, and the runtime would enforce {} instead",
+                self.max_frame,
+                self.max_frame.clamp(min, max)
+            ));
+        }
+        if let Some(rate) = self.rate_limit
+            && rate > u32::MAX / 2
+        {
+            return Err(format!(
+                "--rate-limit {rate} is over {}: the burst (twice the rate) would not fit a u32",
+                u32::MAX / 2
+            ));
+        }
+        Ok(())
     }
 }

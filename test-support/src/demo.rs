@@ -33,12 +33,34 @@ pub async fn login(addr: SocketAddr, name: &str) -> (GameClient, u64) {
     (client, reply.player_id)
 }
 
-/// Enters `room`; returns the others listed in `S_ENTER_ROOM`.
+/// Enters `room` (one is not in yet); returns the others listed in `S_ENTER_ROOM`, reassembled from its pages.
 pub async fn enter(client: &mut GameClient, room: u32) -> Vec<PlayerInfo> {
     client.send(&CEnterRoom { room_id: room }).await.expect("sends C_ENTER_ROOM");
-    let reply = expect!(client, SEnterRoom);
-    assert!(reply.success);
-    reply.players
+    listing(client, room).await
+}
+
+/// Receives a room listing: `S_ENTER_ROOM` pages until one says `more: false`. Checks that every page is for
+/// `room`, carries the same `total`, and that the pages add up to it.
+pub async fn listing(client: &mut GameClient, room: u32) -> Vec<PlayerInfo> {
+    let mut players = Vec::new();
+    loop {
+        let page = expect!(client, SEnterRoom);
+        assert!(page.success && !page.already_in_room, "a listing page expected, got {page:?}");
+        assert_eq!(page.room_id, room, "a page of another room's listing");
+        players.extend(page.players);
+        if !page.more {
+            assert_eq!(players.len(), page.total as usize, "the pages add up to the total");
+            return players;
+        }
+    }
+}
+
+/// Enters `room` again, being in it already: the answer is the short acknowledgement, no listing.
+pub async fn reenter(client: &mut GameClient, room: u32) {
+    client.send(&CEnterRoom { room_id: room }).await.expect("sends C_ENTER_ROOM");
+    let ack = expect!(client, SEnterRoom);
+    assert!(ack.success && ack.already_in_room && ack.players.is_empty() && !ack.more, "{ack:?}");
+    assert_eq!(ack.room_id, room);
 }
 
 /// A round trip through the logic thread: a second login is refused with `S_LOGIN { success: false }`. Everything

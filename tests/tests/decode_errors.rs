@@ -93,6 +93,7 @@ fn arbitrary_bytes_never_panic() {
             bytes = prost::Message::encode_to_vec(&SEnterRoom {
                 success: true,
                 players: vec![PlayerInfo { player_id: round, name: "x".repeat(round as usize % 9), pos: None }],
+                ..SEnterRoom::default()
             });
             let at = next(&mut state) as usize % bytes.len();
             bytes[at] = next(&mut state) as u8;

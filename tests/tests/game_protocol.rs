@@ -98,8 +98,11 @@ fn client_packets() -> Vec<(ClientPacket, &'static str)> {
 
 fn server_packets() -> Vec<(ServerPacket, &'static str)> {
     vec![
-        (SLogin { success: true, player_id: 42 }.into(), "on_s_login"),
-        (SEnterRoom { success: true, players: vec![player(1), player(2)] }.into(), "on_s_enter_room"),
+        (SLogin { success: true, player_id: 42, ..SLogin::default() }.into(), "on_s_login"),
+        (
+            SEnterRoom { success: true, players: vec![player(1), player(2)], ..SEnterRoom::default() }.into(),
+            "on_s_enter_room",
+        ),
         (SSpawn { players: vec![player(3)] }.into(), "on_s_spawn"),
         (SDespawn { player_ids: vec![1, 2, 3] }.into(), "on_s_despawn"),
         (SMove { player_id: 9, pos: Some(pos(-3.0)) }.into(), "on_s_move"),
@@ -214,7 +217,7 @@ fn contains_answers_for_its_own_direction_only() {
 
 #[test]
 fn a_packet_of_the_other_direction_is_an_unknown_id() {
-    let bytes = SLogin { success: true, player_id: 1 }.encode_to_vec();
+    let bytes = SLogin { success: true, player_id: 1, ..SLogin::default() }.encode_to_vec();
     let err = ClientPacket::decode(SLogin::ID, &bytes).unwrap_err();
     assert_eq!(err, packet_runtime::DecodeError::UnknownId { id: 1001, direction: Direction::ClientToServer });
 }

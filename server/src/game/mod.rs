@@ -4,49 +4,79 @@
 //! game state is plain data with no locks. Packets are dispatched through the generated [`ClientPacketHandler`]
 //! trait: one method per client packet, so a packet added to `game.proto` does not compile until it is handled here.
 //!
-//! Rules (the protocol's contract; `tests/game` checks each one):
-//! - `C_LOGIN` with a name of 1..=32 characters -> `S_LOGIN { success: true, player_id }` (unique, non-zero). An
-//!   empty or longer name -> `S_LOGIN { success: false }`, and the session may try again. A second login on a
+//! Rules (the protocol's contract, `docs/SERVER.md`; `tests/game` checks each one):
+//! - `C_LOGIN` with a name [`names`] accepts (1..=32 characters, nothing invisible, reordering or controlling, not
+//!   the name of a player online, ignoring case) -> `S_LOGIN { success: true, player_id }` (unique, non-zero).
+//!   Otherwise `S_LOGIN { success: false, error, reason }`, and the session may try again. A second login on a
 //!   logged-in session is refused the same way; the first login stands.
 //! - Before login only `C_LOGIN`, `C_PING` and `C_ECHO` are served; anything else is answered with `S_KICK` and the
 //!   connection is closed.
-//! - `C_ENTER_ROOM` -> `S_ENTER_ROOM { success: true, players }` listing the others in the room (id, name, last
-//!   position); they receive `S_SPAWN` with the newcomer. Leaving a room (entering another, or disconnecting) sends
-//!   `S_DESPAWN` to those who stay. Entering the room one is already in only repeats the `S_ENTER_ROOM`.
+//! - `C_ENTER_ROOM` -> `S_ENTER_ROOM { success: true, room_id, total, players, more }` listing the others in the
+//!   room (id, name, last position), in pages of at most [`Game::page_bytes`] when it is long; they receive
+//!   `S_SPAWN` with the newcomer. Leaving a room (entering another, or disconnecting) sends `S_DESPAWN` to those who
+//!   stay. Entering the room one is already in is answered `S_ENTER_ROOM { already_in_room: true }` without a
+//!   listing (a re-entry costs the server a few bytes, not a listing).
 //! - `C_MOVE` in a room -> every other player in it receives `S_MOVE`; the mover receives nothing. A `C_MOVE` outside
 //!   a room, without a position, or with a non-finite coordinate is ignored (nobody could be told, or it is junk).
-//! - `C_CHAT` in a room -> everyone in it, the sender included, receives `S_CHAT` (encoded once for all). Outside a
-//!   room it is ignored.
+//! - `C_CHAT` in a room -> everyone in it, the sender included, receives `S_CHAT` (encoded once for all). A line of
+//!   more than [`MAX_CHAT_CHARS`] characters reaches nobody; the sender gets `S_CHAT_REFUSED`. Outside a room a chat
+//!   is ignored.
 //! - `C_PING`/`C_ECHO` are answered by [`GameIo`] on the IO threads; the handlers here only run if a server is built
 //!   without that hook, and then answer pings with `server_time: 0` to make the missing hook visible.
 //! - On shutdown every client receives `S_KICK { reason: "server shutting down" }` before its connection closes.
 //!
-//! - `players`: who is logged in, their names and positions.
+//! Nothing a client sends is logged as it came: every client-supplied string is logged with `?` (escaped), so a
+//! name cannot forge a log line or write to the terminal. A send the game cannot make is counted
+//! ([`GameStats`]) and logged (at most once a second at `warn` for what would be a bug, at `debug` for a client
+//! that is leaving), never dropped silently; nothing a client can cause is logged at `error`.
+//!
+//! - `players`: who is logged in, their names and positions. `names`: what a name may be.
 //! - `rooms`: who is in which room.
+//! - `stats`: [`GameStats`], the game's counters, and the log throttle.
 //! - `io`: [`GameIo`], the IO-thread hook.
 
 mod io;
+mod names;
 mod players;
 mod rooms;
+mod stats;
 
 use std::time::{Duration, Instant};
 
-use packet_runtime::prost::Message as _;
-use packet_runtime::{CloseReason, Context, HandOverError, Logic, Session, SessionId};
+use packet_runtime::prost::Message;
+use packet_runtime::prost::encoding::encoded_len_varint;
+use packet_runtime::session::SendError;
+use packet_runtime::{CloseReason, Context, HandOverError, Logic, PacketOf, Session, SessionId};
 
 pub use io::GameIo;
-pub use players::MAX_NAME_CHARS;
-use players::{LoginRefused, Player, Players};
+pub use names::MAX_NAME_CHARS;
+use players::{Player, Players};
 use rooms::Rooms;
+use stats::Throttle;
+pub use stats::{GameStats, GameStatsSnapshot};
 
 use demo_protocol::proto::{
-    CChat, CEcho, CEnterRoom, CLogin, CMove, CPing, PlayerState, SChat, SDespawn, SEnterRoom, SKick, SLogin, SMove,
-    SPong, SSpawn,
+    CChat, CEcho, CEnterRoom, CLogin, CMove, CPing, ChatRefusal, LoginError, PlayerInfo, PlayerState, SChat,
+    SChatRefused, SDespawn, SEnterRoom, SKick, SLogin, SMove, SPong, SSpawn,
 };
-use demo_protocol::{ClientPacket, ClientPacketHandler, GameProtocol};
+use demo_protocol::{ClientPacket, ClientPacketHandler, GameProtocol, ServerPacket};
+
+/// Longest chat line, in characters (not bytes). With a 32-character name and the `S_CHAT` envelope it stays far
+/// under any frame limit, and it is a screen line or two, which is what a room chat is for.
+pub const MAX_CHAT_CHARS: usize = 256;
 
 /// How often the tick logs a status line.
 const STATUS_EVERY: Duration = Duration::from_secs(30);
+
+/// The largest frame the compact header describes; no page may come near it.
+const COMPACT_FRAME_LIMIT: usize = 65_535;
+
+/// Pages are never smaller than this, whatever the frame limit: a few of the largest `PlayerInfo` (a
+/// 32-character name of 4-byte characters is ~170 bytes encoded) always fit.
+const MIN_PAGE_BYTES: usize = 1024;
+
+/// Room for `S_ENTER_ROOM`'s own fields (success, room_id, total, more) and the frame header around a page.
+const PAGE_OVERHEAD: usize = 32;
 
 /// The demo game: the [`Logic`] of the server. Holds every player and room; lives on the logic thread.
 #[derive(Debug)]
@@ -54,6 +84,17 @@ pub struct Game {
     players: Players,
     rooms: Rooms,
     last_status: Instant,
+    /// Largest encoded `S_ENTER_ROOM` page, frame header included.
+    page_bytes: usize,
+    out: Sends,
+}
+
+/// Where every send goes through, so that none fails unnoticed: counted in [`GameStats`] and logged.
+#[derive(Debug)]
+struct Sends {
+    stats: GameStats,
+    /// Lines about sends that failed for a reason that would be a bug (encoding), at most one a second.
+    encode_failures: Throttle,
 }
 
 impl Default for Game {
@@ -63,36 +104,31 @@ impl Default for Game {
 }
 
 impl Game {
-    /// An empty world.
+    /// An empty world, sized for the runtime's default frame limit (16 KiB).
     pub fn new() -> Self {
-        Game { players: Players::default(), rooms: Rooms::default(), last_status: Instant::now() }
+        Game::with_frame_limit(16 * 1024)
     }
 
-    /// Puts `session`'s player (logged in, in no room or in another) into `room`: the listing of the others to it,
-    /// its spawn to them. Entering the room it is in only repeats the listing.
-    fn enter_room(&mut self, ctx: &Context<'_, GameProtocol>, session: &Session<GameProtocol>, room: u32) {
-        let me = session.id();
-        let already_there = self.players.get(me).is_some_and(|p| p.room == Some(room));
-        if !already_there {
-            self.leave_room(ctx, me);
+    /// An empty world for a server whose frames are at most `max_frame` bytes: room listings are paged at half of
+    /// that (at least 1 KiB, at most half of the compact header's 65,535).
+    pub fn with_frame_limit(max_frame: usize) -> Self {
+        Game {
+            players: Players::default(),
+            rooms: Rooms::default(),
+            last_status: Instant::now(),
+            page_bytes: (max_frame.min(COMPACT_FRAME_LIMIT) / 2).max(MIN_PAGE_BYTES),
+            out: Sends { stats: GameStats::default(), encode_failures: Throttle::per(Duration::from_secs(1)) },
         }
-        let others: Vec<_> = self
-            .rooms
-            .members(room)
-            .iter()
-            .filter(|&&other| other != me)
-            .filter_map(|&other| self.players.get(other))
-            .map(|other| other.info())
-            .collect();
-        let _ = session.send(&SEnterRoom { success: true, players: others });
-        if already_there {
-            return;
-        }
-        let Some(player) = self.players.get_mut(me) else { return };
-        player.room = Some(room);
-        let spawn = SSpawn { players: vec![player.info()] };
-        send_to_all(ctx, self.rooms.members(room).iter().copied(), &spawn);
-        self.rooms.join(room, me);
+    }
+
+    /// A handle to the game's counters, valid after the game has moved into a server.
+    pub fn stats(&self) -> GameStats {
+        self.out.stats.clone()
+    }
+
+    /// The largest `S_ENTER_ROOM` page this game sends, in bytes, frame header included.
+    pub fn page_bytes(&self) -> usize {
+        self.page_bytes
     }
 
     /// Takes `session`'s player out of its room, telling those who stay.
@@ -101,7 +137,109 @@ impl Game {
         let Some(room) = player.room.take() else { return };
         let despawn = SDespawn { player_ids: vec![player.id] };
         self.rooms.leave(room, session);
-        send_to_all(ctx, self.rooms.members(room).iter().copied(), &despawn);
+        self.out.broadcast(ctx, self.rooms.members(room).iter().copied(), &despawn);
+    }
+
+    /// `others` as `S_ENTER_ROOM` pages of at most [`Game::page_bytes`] each (one page, possibly empty, at least).
+    /// Puts `session`'s player (logged in, in no room or in another) into `room`: the listing of the others to it
+    /// in pages, its spawn to them.
+    fn enter_room(&mut self, ctx: &Context<'_, GameProtocol>, session: &Session<GameProtocol>, room: u32) {
+        let me = session.id();
+        self.leave_room(ctx, me);
+        let others: Vec<_> = self
+            .rooms
+            .members(room)
+            .iter()
+            .filter(|&&other| other != me)
+            .filter_map(|&other| self.players.get(other))
+            .map(|other| other.info())
+            .collect();
+        // Queued back to back from this one handler, so no other packet to this session comes between the pages.
+        for page in self.listing_pages(room, others) {
+            self.out.stats.listing_page();
+            self.out.send(session, &page);
+        }
+        let Some(player) = self.players.get_mut(me) else { return };
+        player.room = Some(room);
+        let spawn = SSpawn { players: vec![player.info()] };
+        self.out.broadcast(ctx, self.rooms.members(room).iter().copied(), &spawn);
+        self.rooms.join(room, me);
+    }
+
+    fn listing_pages(&self, room_id: u32, others: Vec<PlayerInfo>) -> Vec<SEnterRoom> {
+        let total = u32::try_from(others.len()).unwrap_or(u32::MAX);
+        let budget = self.page_bytes - PAGE_OVERHEAD;
+        let mut pages = Vec::new();
+        let mut page = Vec::new();
+        let mut used = 0;
+        for info in others {
+            let len = info.encoded_len();
+            // Field 2's key (1 byte), the length prefix, the message.
+            let cost = 1 + encoded_len_varint(len as u64) + len;
+            if !page.is_empty() && used + cost > budget {
+                pages.push(std::mem::take(&mut page));
+                used = 0;
+            }
+            used += cost;
+            page.push(info);
+        }
+        pages.push(page);
+        let last = pages.len() - 1;
+        pages
+            .into_iter()
+            .enumerate()
+            .map(|(n, players)| SEnterRoom {
+                success: true,
+                players,
+                room_id,
+                total,
+                more: n < last,
+                already_in_room: false,
+            })
+            .collect()
+    }
+}
+
+impl Sends {
+    /// Sends `packet` to `session`; a failure is counted and logged, never dropped silently.
+    fn send<T: PacketOf<ServerPacket>>(&mut self, session: &Session<GameProtocol>, packet: &T) {
+        if let Err(error) = session.send(packet) {
+            self.send_failed(session.id(), T::NAME, &error);
+        }
+    }
+
+    fn send_failed(&mut self, session: SessionId, packet: &'static str, error: &SendError) {
+        self.stats.send_failed();
+        match error {
+            // The client is leaving (it closed, or did not read and was cut off as a slow consumer, which the
+            // runtime counts): its on_disconnect follows; nothing to tell it any more.
+            SendError::Closed | SendError::QueueFull => {
+                tracing::debug!(%session, packet, %error, "send to a closing session dropped");
+            }
+            _ => self.encode_failed(packet, error),
+        }
+    }
+
+    /// A packet did not encode: only one over the frame header's limit fails, and the game bounds every packet it
+    /// sends far below that, so this is a bug; logged at most once a second so that a client cannot make it flood.
+    fn encode_failed(&mut self, packet: &'static str, error: &dyn std::fmt::Display) {
+        if let Some(held_back) = self.encode_failures.allow(Instant::now()) {
+            tracing::warn!(packet, %error, held_back, "a packet did not encode and was not sent");
+        }
+    }
+
+    /// Encodes `packet` once and queues it to every recipient still connected. A recipient whose queue is over its
+    /// limit is closed by the runtime as a slow consumer; the others are unaffected.
+    fn broadcast<T: PacketOf<ServerPacket>>(
+        &mut self,
+        ctx: &Context<'_, GameProtocol>,
+        recipients: impl IntoIterator<Item = SessionId>,
+        packet: &T,
+    ) {
+        if let Err(error) = ctx.broadcast(recipients, packet) {
+            self.stats.send_failed();
+            self.encode_failed(T::NAME, &error);
+        }
     }
 }
 
@@ -125,7 +263,11 @@ impl Logic for Game {
             matches!(packet, ClientPacket::CLogin(_) | ClientPacket::CPing(_) | ClientPacket::CEcho(_));
         if !allowed_before_login && !self.players.is_logged_in(session.id()) {
             tracing::debug!(session = %session.id(), packet = packet.name(), "packet before login: kicking");
-            let _ = session.kick(&SKick { reason: format!("{} before C_LOGIN: log in first", packet.name()) });
+            if let Err(error) =
+                session.kick(&SKick { reason: format!("{} before C_LOGIN: log in first", packet.name()) })
+            {
+                self.out.send_failed(session.id(), "S_KICK", &error);
+            }
             return;
         }
         packet.dispatch(self, &mut Req { ctx, session });
@@ -135,7 +277,8 @@ impl Logic for Game {
     fn on_arrive(&mut self, ctx: &mut Context<'_, GameProtocol>, session: &Session<GameProtocol>, state: &[u8]) {
         let Ok(state) = PlayerState::decode(state) else {
             tracing::error!(session = %session.id(), "hand-over state does not decode; closing the session");
-            let _ = session.kick(&SKick { reason: "game server error: bad hand-over".into() });
+            self.out.send(session, &SKick { reason: "game server error: bad hand-over".into() });
+            session.close();
             return;
         };
         let player = Player { id: state.player_id, name: state.name, pos: state.pos.unwrap_or_default(), room: None };
@@ -151,7 +294,7 @@ impl Logic for Game {
     ) {
         self.leave_room(ctx, session.id());
         if let Some(player) = self.players.remove(session.id()) {
-            tracing::debug!(player = player.id, name = %player.name, %reason, "player left");
+            tracing::debug!(player = player.id, name = ?player.name, %reason, "player left");
         }
     }
 
@@ -159,41 +302,65 @@ impl Logic for Game {
         if self.last_status.elapsed() >= STATUS_EVERY {
             self.last_status = Instant::now();
             let metrics = ctx.metrics();
+            let stats = self.out.stats.snapshot();
             tracing::info!(
                 sessions = ctx.session_count(),
                 players = self.players.len(),
                 rooms = self.rooms.len(),
                 frames_in = metrics.frames_in,
                 frames_out = metrics.frames_out,
+                logins_refused = stats.logins_refused,
+                chats_refused = stats.chats_refused,
+                room_reentries = stats.room_reentries,
+                sends_failed = stats.sends_failed,
                 "status"
             );
         }
     }
 
     fn on_shutdown(&mut self, ctx: &mut Context<'_, GameProtocol>) {
-        let _ = ctx.broadcast_all(&SKick { reason: "server shutting down".into() });
+        if let Err(error) = ctx.broadcast_all(&SKick { reason: "server shutting down".into() }) {
+            self.out.stats.send_failed();
+            self.out.encode_failed("S_KICK", &error);
+        }
     }
 }
 
 impl ClientPacketHandler<Req<'_, '_>> for Game {
     fn on_c_login(&mut self, req: &mut Req<'_, '_>, packet: CLogin) {
-        let reply = match self.players.login(req.session.id(), packet.name, req.session.remote_id()) {
+        let session = req.session.id();
+        let reply = match self.players.login(session, packet.name, req.session.remote_id()) {
             Ok(player_id) => {
-                tracing::debug!(session = %req.session.id(), player_id, "logged in");
-                SLogin { success: true, player_id }
+                let name = self.players.get(session).map(|p| p.name.as_str());
+                tracing::debug!(%session, player_id, name = ?name.unwrap_or_default(), "logged in");
+                SLogin { success: true, player_id, error: LoginError::None.into(), reason: String::new() }
             }
-            Err(LoginRefused::BadName | LoginRefused::AlreadyLoggedIn) => SLogin { success: false, player_id: 0 },
+            Err((refused, name)) => {
+                self.out.stats.login_refused();
+                // `?`: the name is exactly what a hostile client chose; escaped, it cannot forge a line.
+                tracing::debug!(%session, name = ?name, error = refused.code().as_str_name(), "login refused");
+                SLogin { success: false, player_id: 0, error: refused.code().into(), reason: refused.reason() }
+            }
         };
-        let _ = req.session.send(&reply);
+        self.out.send(req.session, &reply);
     }
 
     fn on_c_enter_room(&mut self, req: &mut Req<'_, '_>, packet: CEnterRoom) {
         let me = req.session.id();
         let room = packet.room_id;
+        if self.players.get(me).is_some_and(|p| p.room == Some(room)) {
+            // The client has the listing already (and S_SPAWN/S_DESPAWN keep it current): a few bytes, not a
+            // listing, so that a 6-byte request cannot ask for kilobytes over and over.
+            self.out.stats.room_reentry();
+            let ack = SEnterRoom { success: true, room_id: room, already_in_room: true, ..SEnterRoom::default() };
+            self.out.send(req.session, &ack);
+            return;
+        }
         // In a cluster, the room may be on another shard: hand the player over to whichever owns it (this one
         // included), with what that shard needs to go on. Embedded, every room is here.
-        if let Some(player) = self.players.get(me).filter(|p| p.room != Some(room)) {
-            let state = PlayerState { player_id: player.id, name: player.name.clone(), pos: Some(player.pos), room_id: room };
+        if let Some(player) = self.players.get(me) {
+            let state =
+                PlayerState { player_id: player.id, name: player.name.clone(), pos: Some(player.pos), room_id: room };
             match req.ctx.hand_over(req.session, &room_key(room), &state) {
                 // `on_disconnect` runs here next (the player leaves its room); `on_arrive` there enters the room.
                 Ok(()) => return,
@@ -212,41 +379,40 @@ impl ClientPacketHandler<Req<'_, '_>> for Game {
         player.pos = pos;
         let moved = SMove { player_id: player.id, pos: Some(pos) };
         let others = self.rooms.members(room).iter().copied().filter(|&other| other != me);
-        send_to_all(req.ctx, others, &moved);
+        self.out.broadcast(req.ctx, others, &moved);
     }
 
     fn on_c_chat(&mut self, req: &mut Req<'_, '_>, packet: CChat) {
         let Some(player) = self.players.get(req.session.id()) else { return };
         let Some(room) = player.room else { return };
+        // At most one character past the limit is counted: a 64 KB line is refused without walking it.
+        if packet.msg.chars().take(MAX_CHAT_CHARS + 1).count() > MAX_CHAT_CHARS {
+            self.out.stats.chat_refused();
+            tracing::debug!(session = %req.session.id(), bytes = packet.msg.len(), "chat line over the limit refused");
+            let refused = SChatRefused {
+                code: ChatRefusal::TooLong.into(),
+                reason: format!("a chat line is at most {MAX_CHAT_CHARS} characters"),
+                max_chars: MAX_CHAT_CHARS as u32,
+            };
+            self.out.send(req.session, &refused);
+            return;
+        }
         let chat = SChat { player_id: player.id, msg: packet.msg };
-        send_to_all(req.ctx, self.rooms.members(room).iter().copied(), &chat);
+        self.out.broadcast(req.ctx, self.rooms.members(room).iter().copied(), &chat);
     }
 
     /// Only reached on a server built without [`GameIo`]: answers with `server_time: 0`, which tells a client (and
     /// the tests) that pings are taking the slow path through the logic thread.
     fn on_c_ping(&mut self, req: &mut Req<'_, '_>, packet: CPing) {
-        let _ = req.session.send(&SPong { client_time: packet.client_time, server_time: 0 });
+        self.out.send(req.session, &SPong { client_time: packet.client_time, server_time: 0 });
     }
 
     fn on_c_echo(&mut self, req: &mut Req<'_, '_>, packet: CEcho) {
-        let _ = req.session.send(&io::echo_reply(packet));
+        self.out.send(req.session, &io::echo_reply(packet));
     }
 }
 
 /// The cluster key of a room: the shard that owns it (recorded in the cluster) hosts the room.
 fn room_key(room: u32) -> String {
     format!("room.{room}")
-}
-
-/// Encodes `packet` once and queues it to every recipient still connected. A recipient whose queue is over its
-/// limit is closed by the runtime as a slow consumer; the others are unaffected.
-fn send_to_all<T>(ctx: &Context<'_, GameProtocol>, recipients: impl IntoIterator<Item = SessionId>, packet: &T)
-where
-    T: packet_runtime::PacketOf<demo_protocol::ServerPacket>,
-{
-    if let Err(error) = ctx.broadcast(recipients, packet) {
-        // Only a packet too large for the frame header fails to encode; the game's packets are bounded by the
-        // maximum frame a client may send, far below that.
-        tracing::error!(%error, packet = T::NAME, "broadcast failed to encode");
-    }
 }

@@ -310,4 +310,3 @@ fn cluster_flags_are_checked() {
     assert_eq!(status.code(), Some(2), "--addr with --role shard: {stderr}");
     assert!(stderr.contains("opens no listener"), "{stderr}");
 }
-

@@ -39,7 +39,9 @@ impl Nats {
             .stderr(Stdio::null())
             .spawn()
             .unwrap_or_else(|e| {
-                panic!("cannot start nats-server ({e}): the cluster tests need it on PATH (`apt-get install nats-server`)")
+                panic!(
+                    "cannot start nats-server ({e}): the cluster tests need it on PATH (`apt-get install nats-server`)"
+                )
             });
         let nats = Nats { child, port, monitor, _store: store };
         let deadline = Instant::now() + Duration::from_secs(20);

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 
 use demo_protocol::ServerPacket;
-use demo_protocol::proto::CChat;
+use demo_protocol::proto::{CChat, ChatRefusal};
 
 use crate::support::*;
 
@@ -112,5 +112,42 @@ fn two_hundred_clients_chat_at_once_and_every_line_arrives() {
     }
     let report = server.stop();
     assert!(report.metrics.frames_out >= (CLIENTS * CLIENTS * CHATS) as u64);
+    assert_eq!(report.pool_outstanding, 0);
+}
+
+/// The case: with `--max-frame 65535`, a C_CHAT of 65,532 bytes became an S_CHAT too large to encode, that
+/// nobody received, and an ERROR line each. Now it is refused to the sender (S_CHAT_REFUSED, counted) and nobody
+/// else hears of it; the limit counts characters, so 256 four-byte characters still pass.
+#[test]
+fn a_line_over_256_characters_is_refused_to_the_sender_and_reaches_nobody() {
+    let options = server::ServerOptions { max_frame: 65_535, ..options() };
+    let (server, stats) = start_counting(&options);
+    runtime().block_on(async {
+        let (mut ann, ann_id) = login(server.addr, "ann").await;
+        let (mut bob, _) = login(server.addr, "bob").await;
+        enter(&mut ann, 1).await;
+        enter(&mut bob, 1).await;
+        expect!(&mut ann, SSpawn);
+
+        // 65,524 bytes of text: a 65,532-byte C_CHAT frame.
+        for too_long in ["x".repeat(65_524), "x".repeat(server::game::MAX_CHAT_CHARS + 1)] {
+            ann.send(&CChat { msg: too_long }).await.unwrap();
+            let refused = expect!(&mut ann, SChatRefused);
+            assert_eq!(refused.code(), ChatRefusal::TooLong);
+            assert_eq!(refused.max_chars, 256);
+            assert!(refused.reason.contains("256 characters"), "{refused:?}");
+            assert_nothing_pending(&mut bob).await;
+        }
+        assert_eq!(stats.snapshot().chats_refused, 2);
+
+        let longest = "🦀".repeat(server::game::MAX_CHAT_CHARS);
+        ann.send(&CChat { msg: longest.clone() }).await.unwrap();
+        for listener in [&mut ann, &mut bob] {
+            let chat = expect!(listener, SChat);
+            assert_eq!((chat.player_id, &chat.msg), (ann_id, &longest));
+        }
+    });
+    let report = server.stop();
+    assert_eq!(stats.snapshot().sends_failed, 0);
     assert_eq!(report.pool_outstanding, 0);
 }

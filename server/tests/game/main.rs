@@ -12,10 +12,12 @@
 //! - `io`: ping and echo answered on the IO threads.
 //! - `bad_frames`: every kind of bad frame is kicked with its fault named; others are unaffected.
 //! - `binary`: the real `server` executable, SIGTERM, exit status and summary.
+//! - `cli`: flags the runtime would not run as given are refused with status 2.
 
 mod bad_frames;
 mod binary;
 mod chat;
+mod cli;
 #[path = "../common/mod.rs"]
 mod common;
 mod io;

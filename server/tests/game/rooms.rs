@@ -2,6 +2,8 @@
 
 use demo_protocol::proto::{CEnterRoom, CMove, PlayerInfo, PosInfo};
 
+use server::ServerOptions;
+
 use crate::support::*;
 
 fn pos(x: f32, y: f32, z: f32, yaw: f32) -> PosInfo {
@@ -63,8 +65,9 @@ fn switching_rooms_and_disconnecting_despawn_and_spawn() {
         assert_eq!(expect!(&mut ann, SDespawn).player_ids, [bob_id]);
         assert_eq!(expect!(&mut cy, SSpawn).players, [info(bob_id, "bob", PosInfo::default())]);
 
-        // Entering the room one is in again repeats the listing and tells nobody.
-        assert_eq!(enter(&mut bob, 2).await, [info(cy_id, "cy", PosInfo::default())]);
+        // Entering the room one is in again is acknowledged without a listing, and tells nobody.
+        reenter(&mut bob, 2).await;
+        assert_nothing_pending(&mut bob).await;
         assert_nothing_pending(&mut cy).await;
 
         // Cy disconnects: Bob sees Cy despawn; Ann, in another room, hears nothing.
@@ -123,4 +126,115 @@ fn moves_reach_the_others_in_the_room_but_not_the_mover() {
         assert_eq!(listed.iter().find(|p| p.player_id == ann_id).and_then(|p| p.pos), Some(to));
     });
     server.stop();
+}
+
+/// The case: with 32-character names the 1,077th player to enter one room got no listing at all (it no
+/// longer fit a 65,535-byte frame). 2,000 players enter one room; every one of them gets the whole listing, in
+/// pages that each stay under the page limit, and the last one sees all 1,999 others with their names.
+#[test]
+fn a_room_of_2000_long_named_players_lists_everyone_in_pages() {
+    const PLAYERS: usize = 2_000;
+    const ROOM: u32 = 7;
+    let options = ServerOptions { max_frame: 65_535, ..options() };
+    let page_limit = options.game().page_bytes();
+    let (server, stats) = start_counting(&options);
+    let started = std::time::Instant::now();
+    let rt = runtime();
+    let fillers = rt.block_on(async {
+        // Concurrently, a hundred at a time in flight: each logs in, enters and reads its own listing (checked page
+        // by page against its total by `enter`); the S_SPAWNs of later players are left unread.
+        let gate = std::sync::Arc::new(tokio::sync::Semaphore::new(100));
+        let joins: Vec<_> = (0..PLAYERS - 1)
+            .map(|i| {
+                let gate = std::sync::Arc::clone(&gate);
+                tokio::spawn(async move {
+                    let _permit = gate.acquire_owned().await.unwrap();
+                    let (mut client, id) = login(server.addr, &long_name(i)).await;
+                    enter(&mut client, ROOM).await;
+                    (client, id, long_name(i))
+                })
+            })
+            .collect();
+        let mut fillers = Vec::with_capacity(PLAYERS - 1);
+        for join in joins {
+            fillers.push(within("a player to enter", join).await.unwrap());
+        }
+        fillers
+    });
+    rt.block_on(async {
+        let (mut last, _) = login(server.addr, "🦀".repeat(32).as_str()).await;
+        last.send(&CEnterRoom { room_id: ROOM }).await.unwrap();
+        let mut listed = Vec::new();
+        let mut pages = 0;
+        loop {
+            let page = expect!(&mut last, SEnterRoom);
+            pages += 1;
+            let bytes = 4 + packet_runtime::prost::Message::encoded_len(&page);
+            assert!(bytes <= page_limit, "page {pages} is {bytes} bytes, over the {page_limit}-byte page limit");
+            assert!(page.success && page.room_id == ROOM && page.total as usize == PLAYERS - 1, "{page:?}");
+            listed.extend(page.players);
+            if !page.more {
+                break;
+            }
+        }
+        assert!(pages > 1, "a listing this long is paged");
+        let mut listed: Vec<(u64, String)> = listed.into_iter().map(|p| (p.player_id, p.name)).collect();
+        let mut expected: Vec<(u64, String)> = fillers.iter().map(|(_, id, name)| (*id, name.clone())).collect();
+        listed.sort();
+        expected.sort();
+        assert_eq!(listed, expected, "everyone, each once, with their names");
+    });
+    let snapshot = stats.snapshot();
+    assert_eq!(snapshot.sends_failed, 0, "{snapshot:?}");
+    assert!(snapshot.listing_pages > PLAYERS as u64, "{snapshot:?}");
+    eprintln!("2,000 players in one room: listed after {:?}", started.elapsed());
+    drop(fillers);
+    server.stop();
+}
+
+/// Re-entering one's room costs the server a few bytes, not a listing: in a room of 100 long-named players, a
+/// 6-byte C_ENTER_ROOM for the room one is in is answered by the short acknowledgement, and counted.
+#[test]
+fn re_entering_ones_room_is_a_short_ack_not_a_listing() {
+    const PLAYERS: usize = 100;
+    let (server, stats) = start_counting(&options());
+    runtime().block_on(async {
+        let mut clients = Vec::new();
+        for i in 0..PLAYERS {
+            let (mut client, _) = login(server.addr, &long_name(i)).await;
+            enter(&mut client, 1).await;
+            clients.push(client);
+        }
+        // Everything queued so far has arrived (the S_SPAWNs of later players), so the byte count below is the
+        // re-entries' alone.
+        for client in &mut clients {
+            skip_spawns_to_the_barrier(client).await;
+        }
+        let mut me = clients.pop().unwrap();
+        let before = server.metrics().bytes_out;
+        for _ in 0..10 {
+            reenter(&mut me, 1).await;
+        }
+        let spent = server.metrics().bytes_out - before;
+        assert!(spent < 10 * 32, "10 re-entries cost {spent} bytes out; a listing is ~6 KB");
+        assert_eq!(stats.snapshot().room_reentries, 10);
+        // Nobody else heard of it.
+        for client in &mut clients[..3] {
+            assert_nothing_pending(client).await;
+        }
+    });
+    server.stop();
+}
+
+/// Skips the S_SPAWNs a player received up to the logic-thread barrier; anything else fails the test.
+async fn skip_spawns_to_the_barrier(client: &mut GameClient) {
+    use demo_protocol::ServerPacket;
+    client.send(&demo_protocol::proto::CLogin { name: "barrier".into() }).await.unwrap();
+    loop {
+        match next(client).await {
+            ServerPacket::SSpawn(_) => {}
+            ServerPacket::SLogin(reply) if !reply.success => return,
+            other => panic!("only spawns expected, got {other:?}"),
+        }
+    }
 }

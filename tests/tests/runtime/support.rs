@@ -78,7 +78,7 @@ impl ClientPacketHandler<Req<'_, '_>> for TestGame {
     fn on_c_login(&mut self, req: &mut Req<'_, '_>, packet: proto::CLogin) {
         let ok = !packet.name.is_empty();
         let player_id = if ok { req.session.id().as_u64() + 1 } else { 0 };
-        let _ = req.session.send(&proto::SLogin { success: ok, player_id });
+        let _ = req.session.send(&proto::SLogin { success: ok, player_id, ..Default::default() });
     }
 
     fn on_c_enter_room(&mut self, req: &mut Req<'_, '_>, packet: proto::CEnterRoom) {
@@ -88,7 +88,7 @@ impl ClientPacketHandler<Req<'_, '_>> for TestGame {
                 let _ = req.session.kick(&proto::SKick { reason: "you asked for it".into() });
             }
             _ => {
-                let _ = req.session.send(&proto::SEnterRoom { success: true, players: vec![] });
+                let _ = req.session.send(&proto::SEnterRoom { success: true, ..Default::default() });
             }
         }
     }
