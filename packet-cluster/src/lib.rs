@@ -126,6 +126,9 @@ impl ClusterError {
     }
 }
 
+/// Told the id of a node found dead.
+type DeadCallback = Box<dyn Fn(u64) + Send + Sync>;
+
 /// What the gateway and shard parts of a node share.
 pub(crate) struct Core {
     pub(crate) client: async_nats::Client,
@@ -137,7 +140,7 @@ pub(crate) struct Core {
     roles: AtomicU8,
     draining: std::sync::atomic::AtomicBool,
     /// Called with every node found dead (the gateway closes the sessions of a lost shard).
-    on_dead: Mutex<Vec<Box<dyn Fn(u64) + Send + Sync>>>,
+    on_dead: Mutex<Vec<DeadCallback>>,
     pub(crate) runtime: tokio::runtime::Handle,
 }
 
