@@ -30,6 +30,9 @@ use crate::membership::{hash_key, rendezvous};
 use crate::subjects::owner_key;
 use crate::{ClusterError, Core, Roles};
 
+/// The notice for a client whose packets cannot be passed on because the link to its shard is congested.
+const OVERLOADED: &str = "server overloaded";
+
 /// Bits of a session id taken by the gateway's own counter; the node number is above them.
 const COUNTER_BITS: u32 = 40;
 
@@ -211,10 +214,13 @@ impl<P: Protocol, H: IoHandler<P>> IoHandler<P> for GatewayIo<P, H> {
         });
         gateway.by_id.write().unwrap_or_else(|e| e.into_inner()).insert(session.id(), Arc::clone(&relayed));
         gateway.by_remote.write().unwrap_or_else(|e| e.into_inner()).insert(remote, Arc::clone(&relayed));
-        gateway
-            .core
-            .outbound
-            .append(shard, |buf| envelope::put_op(buf, &Op::Open { session: remote, addr: &relayed.addr }));
+        let open = Op::Open { session: remote, addr: &relayed.addr };
+        if gateway.core.outbound.append(shard, |buf| envelope::put_op(buf, &open)).is_err() {
+            gateway.by_id.write().unwrap_or_else(|e| e.into_inner()).remove(&session.id());
+            gateway.by_remote.write().unwrap_or_else(|e| e.into_inner()).remove(&remote);
+            (gateway.notice)(session, OVERLOADED);
+            session.close();
+        }
     }
 
     fn on_frame(&self, session: &Session<P>, id: u16, frame: &[u8]) -> FrameAction {
@@ -231,7 +237,13 @@ impl<P: Protocol, H: IoHandler<P>> IoHandler<P> for GatewayIo<P, H> {
             Some(moving) => moving.held.push((seq, frame.to_vec())),
             None => {
                 let shard = route.shard;
-                self.gateway.core.outbound.append(shard, |buf| envelope::put_frame(buf, relayed.remote, seq, frame));
+                let outbound = &self.gateway.core.outbound;
+                if outbound.append(shard, |buf| envelope::put_frame(buf, relayed.remote, seq, frame)).is_err() {
+                    // The shard's link is congested: this client's packet cannot be passed on, and dropping it
+                    // would break its order. The session goes, told why.
+                    (self.gateway.notice)(session, OVERLOADED);
+                    session.close();
+                }
             }
         }
         FrameAction::Taken
@@ -250,9 +262,10 @@ impl<P: Protocol, H: IoHandler<P>> IoHandler<P> for GatewayIo<P, H> {
         }
         gateway.by_remote.write().unwrap_or_else(|e| e.into_inner()).remove(&relayed.remote);
         let (kind, detail) = (reason.kind().as_str(), reason.to_string());
-        gateway.core.outbound.append(route.shard, |buf| {
-            envelope::put_op(buf, &Op::Closed { session: relayed.remote, kind, detail: &detail })
-        });
+        let closed = Op::Closed { session: relayed.remote, kind, detail: &detail };
+        if gateway.core.outbound.append(route.shard, |buf| envelope::put_op(buf, &closed)).is_err() {
+            tracing::error!(session = relayed.remote, "shard link congested: its shard is not told of this close");
+        }
     }
 
     fn on_packet(&self, session: &Session<P>, packet: P::ClientToServer) -> IoAction<P::ClientToServer> {
@@ -275,6 +288,7 @@ impl<P: Protocol> Gateway<P> {
             let mut message = match Message::parse(&message.payload) {
                 Ok(message) => message,
                 Err(error) => {
+                    self.core.stats.refused.fetch_add(1, Ordering::Relaxed);
                     tracing::warn!(%error, "envelope refused");
                     continue;
                 }
@@ -282,6 +296,7 @@ impl<P: Protocol> Gateway<P> {
             let shard = message.sender;
             let last = last_seq.insert(shard, message.seq).unwrap_or(0);
             if last != 0 && message.seq != last + 1 {
+                self.core.stats.gaps.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(
                     shard = format_args!("{shard:016x}"),
                     expected = last + 1,
@@ -293,6 +308,7 @@ impl<P: Protocol> Gateway<P> {
                 match op {
                     Ok(op) => self.on_op(op),
                     Err(error) => {
+                        self.core.stats.refused.fetch_add(1, Ordering::Relaxed);
                         tracing::warn!(%error, "rest of an envelope dropped");
                         break;
                     }
@@ -382,10 +398,9 @@ impl<P: Protocol> Gateway<P> {
         let remote = relayed.remote;
         let outbound = &self.core.outbound;
         // The old shard first: when both are one shard, it must drop the old session before the new one arrives.
-        outbound.append(moving.from, |buf| {
-            envelope::put_op(buf, &Op::Closed { session: remote, kind: "handed_over", detail: "handed over" })
-        });
-        outbound.append(to, |buf| {
+        let done = Op::Closed { session: remote, kind: "handed_over", detail: "handed over" };
+        let told_old = outbound.append(moving.from, |buf| envelope::put_op(buf, &done));
+        let told_new = outbound.append(to, |buf| {
             envelope::put_op(buf, &Op::Arrive { session: remote, addr: &relayed.addr, state: &moving.state });
             for (seq, frame) in moving
                 .bounced
@@ -400,6 +415,10 @@ impl<P: Protocol> Gateway<P> {
                 envelope::put_op(buf, &Op::Closed { session: remote, kind: reason.kind().as_str(), detail: &detail });
             }
         });
+        if told_old.is_err() || told_new.is_err() {
+            (self.notice)(&relayed.session, OVERLOADED);
+            relayed.session.close();
+        }
         route.shard = to;
         if route.closed.is_some() {
             self.by_remote.write().unwrap_or_else(|e| e.into_inner()).remove(&remote);

@@ -31,7 +31,7 @@ pub mod shard;
 pub mod subjects;
 
 use std::marker::PhantomData;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -126,6 +126,50 @@ impl ClusterError {
     }
 }
 
+/// A node's cluster counters, shared by its tasks.
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub(crate) published: AtomicU64,
+    pub(crate) publish_failed: AtomicU64,
+    pub(crate) congested: AtomicU64,
+    pub(crate) gaps: AtomicU64,
+    pub(crate) refused: AtomicU64,
+    pub(crate) slow_consumer: AtomicU64,
+}
+
+/// What a node counted about its cluster traffic. Nothing is dropped without being counted here.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ClusterStats {
+    /// Envelopes published.
+    pub published: u64,
+    /// Publishes NATS refused (disconnected, for example); their envelopes are lost.
+    pub publish_failed: u64,
+    /// Operations refused because their destination already had `PENDING_LIMIT` (32 MiB) waiting: on a gateway the
+    /// session is closed, on a shard the batch for that gateway is dropped.
+    pub congested: u64,
+    /// Envelopes missing in the sequence from a sender (lost in NATS, which is at-most-once).
+    pub gaps: u64,
+    /// Envelopes or operations that did not decode (the rest of the envelope is dropped).
+    pub refused: u64,
+    /// Slow-consumer events from the NATS client: the broker or client dropped messages for this node.
+    pub slow_consumer: u64,
+}
+
+impl Counters {
+    pub(crate) fn snapshot(&self) -> ClusterStats {
+        let get = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+        ClusterStats {
+            published: get(&self.published),
+            publish_failed: get(&self.publish_failed),
+            congested: get(&self.congested),
+            gaps: get(&self.gaps),
+            refused: get(&self.refused),
+            slow_consumer: get(&self.slow_consumer),
+        }
+    }
+}
+
 /// Told the id of a node found dead.
 type DeadCallback = Box<dyn Fn(u64) + Send + Sync>;
 
@@ -136,6 +180,7 @@ pub(crate) struct Core {
     pub(crate) kv: kv::Store,
     pub(crate) membership: Membership,
     pub(crate) outbound: Arc<Outbound>,
+    pub(crate) stats: Arc<Counters>,
     pub(crate) node: u64,
     roles: AtomicU8,
     draining: std::sync::atomic::AtomicBool,
@@ -212,9 +257,9 @@ impl<P: Protocol> Cluster<P> {
         self.core.node
     }
 
-    /// Envelopes this node published so far.
-    pub fn messages_published(&self) -> u64 {
-        self.core.outbound.published.load(Ordering::Relaxed)
+    /// What this node counted about its cluster traffic.
+    pub fn stats(&self) -> ClusterStats {
+        self.core.stats.snapshot()
     }
 
     /// Starts a shard running `logic` for sessions that gateways route here. `builder` gives the server's settings
@@ -268,16 +313,22 @@ async fn connect(
         .iter()
         .map(|url| url.parse::<async_nats::ServerAddr>().map_err(|e| connect_error(format!("{url}: {e}"))))
         .collect::<Result<_, _>>()?;
+    let stats = Arc::new(Counters::default());
+    let events = Arc::clone(&stats);
     let client = async_nats::ConnectOptions::new()
         .name(format!("packet-cluster/{}", config.name))
         .retry_on_initial_connect()
         .connection_timeout(Duration::from_secs(2))
-        .event_callback(|event| async move {
-            match event {
-                async_nats::Event::SlowConsumer(sid) => {
-                    tracing::warn!(subscription = sid, "NATS slow consumer: messages were dropped")
+        .event_callback(move |event| {
+            let events = Arc::clone(&events);
+            async move {
+                match event {
+                    async_nats::Event::SlowConsumer(sid) => {
+                        events.slow_consumer.fetch_add(1, Ordering::Relaxed);
+                        tracing::warn!(subscription = sid, "NATS slow consumer: messages were dropped")
+                    }
+                    other => tracing::info!(event = %other, "NATS connection event"),
                 }
-                other => tracing::info!(event = %other, "NATS connection event"),
             }
         })
         .connect(addrs.as_slice());
@@ -318,7 +369,8 @@ async fn connect(
         subjects: subjects.clone(),
         kv,
         membership,
-        outbound: Arc::new(Outbound::new(node)),
+        outbound: Arc::new(Outbound::new(node, Arc::clone(&stats))),
+        stats,
         node,
         roles: AtomicU8::new(0),
         draining: std::sync::atomic::AtomicBool::new(false),

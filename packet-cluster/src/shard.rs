@@ -6,6 +6,7 @@
 //! for that gateway: each distinct frame once, with the list of its recipients there.
 
 use std::collections::HashMap;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
 use futures_util::StreamExt;
@@ -105,6 +106,7 @@ impl<P: Protocol> Inbound<P> {
         let mut message = match Message::parse(payload) {
             Ok(message) => message,
             Err(error) => {
+                self.core.stats.refused.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(%error, "envelope refused");
                 return;
             }
@@ -112,6 +114,7 @@ impl<P: Protocol> Inbound<P> {
         let gateway = message.sender;
         let last = self.last_seq.insert(gateway, message.seq).unwrap_or(0);
         if message.seq != last + 1 && last != 0 {
+            self.core.stats.gaps.fetch_add(1, Ordering::Relaxed);
             tracing::warn!(
                 gateway = format_args!("{gateway:016x}"),
                 expected = last + 1,
@@ -151,6 +154,7 @@ impl<P: Protocol> Inbound<P> {
                 }
                 Ok(other) => tracing::warn!(?other, "operation for a gateway sent to a shard; ignored"),
                 Err(error) => {
+                    self.core.stats.refused.fetch_add(1, Ordering::Relaxed);
                     tracing::warn!(%error, "rest of an envelope dropped");
                     break;
                 }
@@ -267,7 +271,7 @@ impl RemoteLink for ShardLink {
             batch.last_of.clear();
             std::mem::take(&mut batch.entries)
         };
-        self.outbound.append(self.gateway, |buf| {
+        let appended = self.outbound.append(self.gateway, |buf| {
             for entry in &entries {
                 match entry {
                     Entry::Send { frame, sessions } => envelope::put_send(buf, frame.as_slice(), sessions),
@@ -275,6 +279,14 @@ impl RemoteLink for ShardLink {
                 }
             }
         });
+        if appended.is_err() {
+            // Counted (`ClusterStats::congested`); the gateway will see a gap in nothing (the message was never
+            // numbered), so say it loudly here.
+            tracing::error!(
+                gateway = format_args!("{:016x}", self.gateway),
+                "link to gateway congested: batch dropped"
+            );
+        }
     }
 }
 
@@ -309,7 +321,7 @@ mod tests {
     #[test]
     fn a_frame_for_many_sessions_is_carried_once_with_its_recipients() {
         let pool = MessagePool::new(PoolConfig::default());
-        let outbound = Arc::new(Outbound::new(1));
+        let outbound = Arc::new(Outbound::new(1, Arc::default()));
         let link = ShardLink::new(7, Arc::clone(&outbound));
         let (a, b, c) = (frame(&pool, 1), frame(&pool, 2), frame(&pool, 3));
         link.frames(10, &mut vec![a.clone(), b.clone()]);
@@ -323,7 +335,7 @@ mod tests {
     #[test]
     fn sharing_a_frame_never_reorders_a_sessions_frames() {
         let pool = MessagePool::new(PoolConfig::default());
-        let outbound = Arc::new(Outbound::new(1));
+        let outbound = Arc::new(Outbound::new(1, Arc::default()));
         let link = ShardLink::new(7, Arc::clone(&outbound));
         let (a, b) = (frame(&pool, 1), frame(&pool, 2));
         link.frames(10, &mut vec![a.clone(), b.clone()]);
