@@ -44,8 +44,12 @@ pub use packet_derive::{Packet, define_packets};
 pub use packet_ptr::{EncodeError, PacketBuilder, PacketPtr};
 pub use pool::{MessagePool, PoolConfig, PoolStats};
 pub use protocol::{DecodeError, Direction, PacketInfo, PacketOf, PacketSet, Protocol};
-pub use server::{Context, IoAction, IoHandler, Logic, Request, Server, ServerHandle, ShutdownReport};
-pub use session::{CloseReason, Session, SessionId};
+pub use server::{
+    Context, FrameAction, HandOverError, IoAction, IoHandler, Logic, RemoteSessions, Request, Server, ServerHandle,
+    ShutdownReport,
+};
+pub use session::remote::{HandOver, RemoteId, RemoteLink};
+pub use session::{CloseReason, Encoded, FrameError, Session, SessionId};
 
 /// The prost version this runtime is built against. Use it (`packet_runtime::prost::Message`) so user code and the
 /// runtime agree on one version of the `Message` trait.

@@ -19,6 +19,14 @@ pub enum PeerAddr {
     Unix(Option<std::path::PathBuf>),
     /// An in-memory peer, numbered in connection order.
     Memory(u64),
+    /// A client of a gateway in another process (a shard's remote session): the gateway's node id and the
+    /// client's address as the gateway saw it.
+    Remote {
+        /// The gateway's node id.
+        gateway: u64,
+        /// The client's address, as the gateway printed it.
+        addr: String,
+    },
 }
 
 impl fmt::Display for PeerAddr {
@@ -28,6 +36,7 @@ impl fmt::Display for PeerAddr {
             PeerAddr::Unix(Some(path)) => write!(f, "unix:{}", path.display()),
             PeerAddr::Unix(None) => f.write_str("unix:(unnamed)"),
             PeerAddr::Memory(n) => write!(f, "memory:{n}"),
+            PeerAddr::Remote { gateway, addr } => write!(f, "{addr} via gateway {gateway:016x}"),
         }
     }
 }

@@ -24,16 +24,32 @@ use demo_protocol::GameProtocol;
 use packet_runtime::session::CloseKind;
 use packet_runtime::{Protocol, ShutdownReport};
 
-use crate::ServerOptions;
+use crate::{GameIo, ServerOptions};
+use demo_protocol::proto::SKick;
+use packet_cluster::{Cluster, ClusterConfig};
+use packet_runtime::Session;
 use tracing_subscriber::EnvFilter;
 
 /// The demo game server: login, rooms, movement, chat, ping and echo over the compact frame header.
 #[derive(Debug, Parser)]
 #[command(version)]
 struct Args {
-    /// Address to listen on. Port 0 picks a free port (printed in the `listening on` line).
-    #[arg(long, default_value = "127.0.0.1:7777")]
-    addr: SocketAddr,
+    /// Address to listen on [default: 127.0.0.1:7777]. Port 0 picks a free port (printed in the `listening on`
+    /// line). Not with `--role shard`, which opens no listener.
+    #[arg(long)]
+    addr: Option<SocketAddr>,
+    /// Join a cluster over these NATS servers (comma-separated, for failover) instead of running embedded.
+    #[arg(long, value_delimiter = ',')]
+    nats: Vec<String>,
+    /// What this process does in the cluster: hold client connections, run the game, or both.
+    #[arg(long, value_enum, requires = "nats")]
+    role: Option<Role>,
+    /// The cluster's name: several clusters can share one NATS server.
+    #[arg(long, default_value = "demo", requires = "nats")]
+    cluster: String,
+    /// A cluster node not heard from for this long is considered dead (e.g. `3s`).
+    #[arg(long, default_value = "3s", value_parser = parse_duration, requires = "nats")]
+    failure_timeout: Duration,
     /// IO worker threads, at least 1 [default: the number of CPUs].
     #[arg(long)]
     workers: Option<usize>,
@@ -57,6 +73,17 @@ struct Args {
     rate_limit: u32,
 }
 
+/// `--role`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Role {
+    /// Accept clients and forward their packets to shards.
+    Gateway,
+    /// Run the game for clients of the cluster's gateways; no listener.
+    Shard,
+    /// Both in one process.
+    Both,
+}
+
 fn parse_duration(text: &str) -> Result<Duration, humantime::DurationError> {
     if text.trim() == "0" { Ok(Duration::ZERO) } else { humantime::parse_duration(text) }
 }
@@ -65,7 +92,7 @@ impl Args {
     fn options(&self) -> ServerOptions {
         let defaults = ServerOptions::default();
         ServerOptions {
-            addr: self.addr,
+            addr: self.addr.unwrap_or(defaults.addr),
             workers: self.workers.unwrap_or(defaults.workers),
             max_connections: (self.max_connections > 0).then_some(self.max_connections),
             max_frame: self.max_frame,
@@ -91,6 +118,9 @@ pub fn main() -> ExitCode {
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi).init();
 
     print_packet_table();
+    if !args.nats.is_empty() {
+        return run_clustered(&args, &options);
+    }
     let handle = match options.start() {
         Ok(handle) => handle,
         Err(error) => {
@@ -127,6 +157,77 @@ pub fn main() -> ExitCode {
         eprintln!("error: the logic thread died");
         return ExitCode::FAILURE;
     }
+    ExitCode::SUCCESS
+}
+
+/// `--nats`: a gateway, a shard or both, joined to the cluster. Exits 2 when the cluster runs another protocol.
+fn run_clustered(args: &Args, options: &ServerOptions) -> ExitCode {
+    let role = args.role.unwrap_or(Role::Both);
+    if role == Role::Shard && args.addr.is_some() {
+        eprintln!("error: --addr is for gateways: a shard (--role shard) opens no listener");
+        return ExitCode::from(2);
+    }
+    let mut config = ClusterConfig::new(args.nats.iter().cloned(), args.cluster.clone());
+    config.failure_timeout = args.failure_timeout;
+    let cluster = match Cluster::<GameProtocol>::join(config) {
+        Ok(cluster) => cluster,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return ExitCode::from(if error.is_mismatch() { 2 } else { 1 });
+        }
+    };
+    tracing::info!(node = format_args!("{:016x}", cluster.node_id()), cluster = %args.cluster, ?role, "joined the cluster");
+    let shard = match role {
+        Role::Shard | Role::Both => match cluster.start_shard(options.builder(), options.game()) {
+            Ok(shard) => Some(shard),
+            Err(error) => {
+                eprintln!("error: cannot start the shard: {error}");
+                return ExitCode::FAILURE;
+            }
+        },
+        Role::Gateway => None,
+    };
+    if let Some(shard) = &shard {
+        if let Err(error) = shard.watch_signals() {
+            eprintln!("error: cannot install signal handlers: {error}");
+            return ExitCode::FAILURE;
+        }
+        println!("shard ready");
+    }
+    let gateway = match role {
+        Role::Gateway | Role::Both => {
+            let notice = |session: &Session<GameProtocol>, reason: &str| {
+                let _ = session.send(&SKick { reason: reason.to_owned() });
+            };
+            match cluster.start_gateway(options.builder(), GameIo, notice) {
+                Ok(gateway) => Some(gateway),
+                Err(error) => {
+                    eprintln!("error: cannot listen on {}: {error}", options.addr);
+                    return ExitCode::FAILURE;
+                }
+            }
+        }
+        Role::Shard => None,
+    };
+    if let Some(gateway) = &gateway {
+        if let Err(error) = gateway.watch_signals() {
+            eprintln!("error: cannot install signal handlers: {error}");
+            return ExitCode::FAILURE;
+        }
+        println!("listening on {}", gateway.local_addr().expect("a TCP gateway has a local address"));
+    }
+    // Both parts stop on the same signal; each shuts down in its own order.
+    if let Some(shard) = shard {
+        let report = shard.join();
+        println!("shard:");
+        print_summary(&report);
+    }
+    if let Some(gateway) = gateway {
+        let report = gateway.join();
+        println!("gateway:");
+        print_summary(&report);
+    }
+    cluster.shutdown();
     ExitCode::SUCCESS
 }
 

@@ -35,7 +35,7 @@ use tokio::sync::mpsc;
 use tokio::time::{Instant, Sleep};
 
 use super::ServerShared;
-use super::io_hook::{BadFrameAction, IoAction};
+use super::io_hook::{BadFrameAction, FrameAction, IoAction};
 use super::logic::LogicEvent;
 use super::rate_limit::TokenBucket;
 use crate::frame::{Compact, HeaderKind, RawFrame, Wide, parse_frame};
@@ -157,6 +157,12 @@ impl<P: Protocol, S: AsyncRead + AsyncWrite + Unpin> Driver<P, S> {
 
     /// Drives the session until it closes. The disconnect is reported by `Drop`.
     pub(crate) async fn run(mut self) {
+        let hook = &*self.server.io_handler;
+        if catch_unwind(AssertUnwindSafe(|| hook.on_open(&self.session))).is_err() {
+            tracing::error!(session = %self.session.id(), "IO hook panicked in on_open; closing the session");
+            let _ = self.session.shared().reason.set(CloseReason::HandlerPanic);
+            return;
+        }
         let mut timer = pin!(tokio::time::sleep(self.server.config.idle_timeout.unwrap_or(FAR)));
         let reason = poll_fn(|cx| {
             let mut poll = self.poll_drive(cx, timer.as_mut());
@@ -475,7 +481,7 @@ impl<P: Protocol, S: AsyncRead + AsyncWrite + Unpin> Driver<P, S> {
                     {
                         return Err(CloseReason::RateLimited);
                     }
-                    self.on_frame(frame)?;
+                    self.on_frame(frame, &rest[..frame.len])?;
                 }
                 Err(fault) => {
                     self.bad_frame(BadFrame::Fault(fault));
@@ -486,8 +492,20 @@ impl<P: Protocol, S: AsyncRead + AsyncWrite + Unpin> Driver<P, S> {
         Ok(at)
     }
 
-    fn on_frame(&mut self, frame: RawFrame<'_>) -> Result<(), CloseReason> {
+    fn on_frame(&mut self, frame: RawFrame<'_>, whole: &[u8]) -> Result<(), CloseReason> {
         self.counters.frames_in += 1;
+        if P::ClientToServer::contains(frame.id) {
+            let hook = &*self.server.io_handler;
+            let session = &self.session;
+            match catch_unwind(AssertUnwindSafe(|| hook.on_frame(session, frame.id, whole))) {
+                Ok(FrameAction::Decode) => {}
+                Ok(FrameAction::Taken) => return Ok(()),
+                Err(_) => {
+                    tracing::error!(session = %self.session.id(), "IO hook panicked; closing the session");
+                    return Err(CloseReason::HandlerPanic);
+                }
+            }
+        }
         let packet = match P::ClientToServer::decode(frame.id, frame.payload) {
             Ok(packet) => packet,
             Err(e) => {
@@ -638,6 +656,11 @@ impl<P: Protocol, S> Drop for Driver<P, S> {
         // Counted in `frames_dropped` and `queued_bytes` by `drop_pending` itself (the logic thread may race to do
         // the same).
         shared.drop_pending();
+        let hook = &*self.server.io_handler;
+        let session = &self.session;
+        if catch_unwind(AssertUnwindSafe(|| hook.on_close(session, &reason))).is_err() {
+            tracing::error!(session = %session.id(), "IO hook panicked in on_close");
+        }
         // Reported by `end`, dropped after the socket.
         self.end.reason = Some(reason);
         self.end.dropped = dropped;

@@ -8,8 +8,11 @@
 //! is staged in the thread's outbox (`session::outbox`) and handed to the IO threads when the batch is done: one
 //! hand-over and one wake per recipient per batch, not per frame.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use tokio::sync::mpsc;
 use tokio::time::{Instant, MissedTickBehavior};
@@ -32,6 +35,14 @@ pub trait Logic: Send + 'static {
     /// A session connected. Its packets follow.
     fn on_connect(&mut self, ctx: &mut Context<'_, Self::Protocol>, session: &Session<Self::Protocol>) {
         let _ = (ctx, session);
+    }
+
+    /// A session another shard handed over ([`Context::hand_over`]) arrived here with the state that shard gave it.
+    /// Its packets follow, from the first one the old shard did not handle. Only in a cluster; the default treats it
+    /// as a new connection.
+    fn on_arrive(&mut self, ctx: &mut Context<'_, Self::Protocol>, session: &Session<Self::Protocol>, state: &[u8]) {
+        let _ = state;
+        self.on_connect(ctx, session);
     }
 
     /// A packet arrived. Usually one line: `packet.dispatch(self, ...)` through the generated handler trait.
@@ -70,6 +81,21 @@ pub struct Context<'a, P: Protocol> {
     shared: &'a ServerShared<P>,
     tick: u64,
     shutting_down: bool,
+    /// Sessions handed over by the handler running now; the loop runs their `on_disconnect` once it returns.
+    handed_over: &'a RefCell<Vec<SessionId>>,
+}
+
+/// Why [`Context::hand_over`] did not hand a session over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum HandOverError {
+    /// The session's connection is on this process (an embedded server): there is nowhere to hand it to. Handle
+    /// it here; the same game code then runs embedded and on a shard.
+    #[error("the session is local: there is no cluster to hand it over to")]
+    Local,
+    /// The session is closing or was handed over already.
+    #[error("the session is closed")]
+    Closed,
 }
 
 impl<P: Protocol> Context<'_, P> {
@@ -120,6 +146,24 @@ impl<P: Protocol> Context<'_, P> {
     pub fn broadcast_all<T: PacketOf<P::ServerToClient>>(&self, packet: &T) -> Result<usize, EncodeError> {
         let frame = self.encode(packet)?;
         Ok(self.sessions.iter().filter(|session| session.send_encoded(&frame).is_ok()).count())
+    }
+
+    /// Hands `session` over to whichever shard of the cluster owns `key` (the demo: the room a player enters),
+    /// with `state` for that shard's [`Logic::on_arrive`]. The connection stays open: only the shard serving it
+    /// changes. Frames sent to it before this call reach the client before any the new shard sends; its packets not
+    /// handled here yet are passed on to the new shard, in order. Once the handler returns, `on_disconnect` runs
+    /// for it here with [`CloseReason::HandedOver`], and sending to it fails.
+    ///
+    /// On an embedded server (a local session) this returns [`HandOverError::Local`] and does nothing.
+    pub fn hand_over(&self, session: &Session<P>, key: &str, state: &impl prost::Message) -> Result<(), HandOverError> {
+        if session.remote_id().is_none() {
+            return Err(HandOverError::Local);
+        }
+        if !session.shared().hand_over(key.to_owned(), state.encode_to_vec()) {
+            return Err(HandOverError::Closed);
+        }
+        self.handed_over.borrow_mut().push(session.id());
+        Ok(())
     }
 
     /// Ticks run so far.
@@ -243,7 +287,11 @@ impl<P: Protocol> Sessions<P> {
 /// What crosses from the IO threads to the logic thread.
 pub(crate) enum LogicEvent<P: Protocol> {
     Connected(Session<P>),
+    /// A remote session handed over by another shard, with that shard's state for it.
+    Arrived(Session<P>, Vec<u8>),
     Packet(SessionId, P::ClientToServer),
+    /// A remote session's packet with its gateway's sequence number (hand-over bookkeeping).
+    RemotePacket(SessionId, u64, P::ClientToServer),
     /// The peer ended its side of the stream after the packets queued before this event; close the session once
     /// they are handled, so the replies to them are written before the close.
     ReadClosed(SessionId),
@@ -262,6 +310,11 @@ pub(crate) struct LogicReport {
 struct LogicLoop<L: Logic> {
     logic: L,
     sessions: Sessions<L::Protocol>,
+    /// Sessions handed over from the handler running now (see [`Context::hand_over`]).
+    handed_over: RefCell<Vec<SessionId>>,
+    /// Remote sessions this shard handed over, until their gateway confirms (`Disconnected` with
+    /// `HandedOver`): packets still in flight to here are bounced back through their link.
+    moved: HashMap<SessionId, Session<L::Protocol>>,
     shared: Arc<ServerShared<L::Protocol>>,
     tick: u64,
     shutdown_deadline: Option<Instant>,
@@ -280,6 +333,8 @@ pub(crate) fn run<L: Logic>(
     let mut this = LogicLoop {
         logic,
         sessions: Sessions { slots: Vec::new(), live: 0 },
+        handed_over: RefCell::new(Vec::new()),
+        moved: HashMap::new(),
         shared,
         tick: 0,
         shutdown_deadline: None,
@@ -329,6 +384,23 @@ pub(crate) fn run<L: Logic>(
     this.report
 }
 
+/// Gives a packet that arrived after its session was handed over back to the session's gateway, re-encoded (the
+/// payload decodes to the same packet; prost drops only unknown fields).
+fn bounce<P: Protocol>(session: &Session<P>, seq: u64, packet: &P::ClientToServer) {
+    let Some(remote) = session.shared().remote.as_ref() else { return };
+    let frame = match session.shared().header {
+        HeaderKind::Compact => PacketPtr::encode_set_in::<Compact, _>(&session.shared().pool, packet),
+        HeaderKind::Wide => PacketPtr::encode_set_in::<Wide, _>(&session.shared().pool, packet),
+    };
+    match frame {
+        Ok(frame) => {
+            remote.link.bounce(remote.id, seq, frame);
+            remote.link.flush();
+        }
+        Err(error) => tracing::error!(session = %session.id(), %error, "could not re-encode a bounced packet"),
+    }
+}
+
 async fn next_tick(ticker: &mut Option<tokio::time::Interval>) {
     match ticker {
         Some(ticker) => {
@@ -353,6 +425,7 @@ macro_rules! context {
             shared: &$this.shared,
             tick: $this.tick,
             shutting_down: $this.shutdown_deadline.is_some(),
+            handed_over: &$this.handed_over,
         }
     };
 }
@@ -363,6 +436,22 @@ impl<L: Logic> LogicLoop<L> {
     }
 
     fn handle(&mut self, event: LogicEvent<L::Protocol>) {
+        self.dispatch(event);
+        self.finish_hand_overs();
+    }
+
+    /// Sessions a handler handed over leave this shard: `on_disconnect` with [`CloseReason::HandedOver`], and
+    /// kept aside to bounce what is still in flight to here.
+    fn finish_hand_overs(&mut self) {
+        loop {
+            let Some(id) = self.handed_over.borrow_mut().pop() else { return };
+            let Some(session) = self.sessions.remove(id) else { continue };
+            self.disconnect_keeping_id(&session, &CloseReason::HandedOver);
+            self.moved.insert(id, session);
+        }
+    }
+
+    fn dispatch(&mut self, event: LogicEvent<L::Protocol>) {
         match event {
             LogicEvent::Connected(session) => {
                 let id = session.id();
@@ -377,6 +466,31 @@ impl<L: Logic> LogicLoop<L> {
                 if self.shutdown_deadline.is_some() {
                     session.shared().close(CloseReason::ServerShutdown);
                 }
+            }
+            LogicEvent::Arrived(session, state) => {
+                let id = session.id();
+                self.sessions.insert(session);
+                let session = self.sessions.get(id).cloned().expect("just inserted");
+                let mut ctx = context!(self);
+                let logic = &mut self.logic;
+                if catch_unwind(AssertUnwindSafe(|| logic.on_arrive(&mut ctx, &session, &state))).is_err() {
+                    self.report.handler_panics += 1;
+                    session.shared().close(CloseReason::HandlerPanic);
+                }
+                if self.shutdown_deadline.is_some() {
+                    session.shared().close(CloseReason::ServerShutdown);
+                }
+            }
+            LogicEvent::RemotePacket(id, seq, packet) => {
+                if let Some(session) = self.moved.get(&id) {
+                    // In flight when it was handed over: back to its gateway, which passes it on in order.
+                    bounce(session, seq, &packet);
+                    return;
+                }
+                if let Some(remote) = self.sessions.get(id).and_then(|session| session.shared().remote.as_ref()) {
+                    remote.last_seq.store(seq, Ordering::Relaxed);
+                }
+                self.handle(LogicEvent::Packet(id, packet));
             }
             LogicEvent::Packet(id, packet) => {
                 let Some(session) = self.sessions.get(id) else { return };
@@ -398,6 +512,11 @@ impl<L: Logic> LogicLoop<L> {
                 }
             }
             LogicEvent::Disconnected(id, reason) => {
+                if self.moved.remove(&id).is_some() {
+                    // The gateway confirmed the hand-over; `on_disconnect` ran when it started.
+                    self.shared.ids.release(id);
+                    return;
+                }
                 let Some(session) = self.sessions.remove(id) else { return };
                 self.disconnect(&session, &reason);
             }
@@ -407,6 +526,12 @@ impl<L: Logic> LogicLoop<L> {
     }
 
     fn disconnect(&mut self, session: &Session<L::Protocol>, reason: &CloseReason) {
+        self.disconnect_keeping_id(session, reason);
+        self.shared.ids.release(session.id());
+    }
+
+    /// `on_disconnect` without releasing the id (a handed-over session's id is released when its gateway confirms).
+    fn disconnect_keeping_id(&mut self, session: &Session<L::Protocol>, reason: &CloseReason) {
         let mut ctx = context!(self);
         let logic = &mut self.logic;
         if catch_unwind(AssertUnwindSafe(|| logic.on_disconnect(&mut ctx, session, reason))).is_err() {
@@ -414,7 +539,6 @@ impl<L: Logic> LogicLoop<L> {
             tracing::error!(session = %session.id(), "on_disconnect panicked");
         }
         self.report.sessions_closed += 1;
-        self.shared.ids.release(session.id());
     }
 
     fn start_shutdown(&mut self) {
@@ -441,6 +565,7 @@ impl<L: Logic> LogicLoop<L> {
             self.report.handler_panics += 1;
             tracing::error!("on_tick panicked");
         }
+        self.finish_hand_overs();
     }
 
     /// After the shutdown timeout: sessions whose driver never reported get their `on_disconnect` now, so it still

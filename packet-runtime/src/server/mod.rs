@@ -27,6 +27,7 @@ mod driver;
 mod io_hook;
 mod logic;
 mod rate_limit;
+mod remote;
 
 use std::marker::PhantomData;
 use std::net::SocketAddr;
@@ -39,8 +40,9 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 pub use config::{RateLimit, ServerConfig};
-pub use io_hook::{BadFrameAction, ForwardAll, IoAction, IoHandler};
-pub use logic::{Context, Logic, Request};
+pub use io_hook::{BadFrameAction, ForwardAll, FrameAction, IoAction, IoHandler};
+pub use logic::{Context, HandOverError, Logic, Request};
+pub use remote::RemoteSessions;
 
 use crate::Protocol;
 use crate::frame::HeaderKind;
@@ -148,6 +150,12 @@ impl<P: Protocol> ServerBuilder<P> {
         self
     }
 
+    /// The configuration so far (as [`start`](Self::start) will use it, before `max_frame` is capped to what the
+    /// header can describe).
+    pub fn settings(&self) -> &ServerConfig {
+        &self.config
+    }
+
     /// Replaces the whole configuration.
     pub fn config(mut self, config: ServerConfig) -> Self {
         self.config = config;
@@ -185,6 +193,15 @@ impl<P: Protocol> ServerBuilder<P> {
         Ok(handle)
     }
 
+    /// Starts a shard: the logic thread and no listener. Its sessions are remote (their connections held by
+    /// gateways in other processes) and come in through the returned [`RemoteSessions`]; everything else (the
+    /// `Logic`, ticks, the ordered shutdown) is as for [`start`](Self::start).
+    pub fn start_remote<L: Logic<Protocol = P>>(self, logic: L) -> io::Result<(ServerHandle<P>, RemoteSessions<P>)> {
+        let handle = self.start_on(|| Ok(NoListener), logic)?;
+        let sessions = RemoteSessions { shared: Arc::clone(&handle.shared) };
+        Ok((handle, sessions))
+    }
+
     /// Starts on any [`Listener`]: `make_listener` runs inside the IO runtime, so it may create tokio IO objects
     /// (`UnixListener::bind`, …).
     pub fn start_on<L, T>(self, make_listener: impl FnOnce() -> io::Result<T>, logic: L) -> io::Result<ServerHandle<P>>
@@ -220,6 +237,17 @@ impl<P: Protocol> ServerBuilder<P> {
             .spawn(move || logic::run(logic, inbox_rx, logic_shared))?;
         runtime.spawn(acceptor::run(listener, Arc::clone(&shared)));
         Ok(ServerHandle { shared, runtime: Some(runtime), logic_thread: Some(logic_thread), local_addr: None })
+    }
+}
+
+/// The listener of a shard: never yields a connection; the accept loop only waits for shutdown.
+struct NoListener;
+
+impl Listener for NoListener {
+    type Stream = tokio::io::DuplexStream;
+
+    async fn accept(&mut self) -> io::Result<(Self::Stream, crate::transport::PeerAddr)> {
+        std::future::pending().await
     }
 }
 

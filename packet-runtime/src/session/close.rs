@@ -27,6 +27,16 @@ pub enum CloseReason {
     Closed,
     /// The server is shutting down.
     ServerShutdown,
+    /// The session moved to another shard (`Context::hand_over`). Only on the shard it left; the connection stays.
+    HandedOver,
+    /// The gateway holding the connection closed it for a reason that carries details this process cannot
+    /// rebuild (an IO error, a bad frame): its kind, and the gateway's description.
+    Relayed {
+        /// What kind of close it was on the gateway.
+        kind: CloseKind,
+        /// The gateway's description of it.
+        detail: String,
+    },
 }
 
 impl CloseReason {
@@ -42,6 +52,8 @@ impl CloseReason {
             CloseReason::HandlerPanic => CloseKind::HandlerPanic,
             CloseReason::Closed => CloseKind::Closed,
             CloseReason::ServerShutdown => CloseKind::ServerShutdown,
+            CloseReason::HandedOver => CloseKind::HandedOver,
+            CloseReason::Relayed { kind, .. } => *kind,
         }
     }
 }
@@ -58,6 +70,8 @@ impl fmt::Display for CloseReason {
             CloseReason::HandlerPanic => f.write_str("a handler panicked"),
             CloseReason::Closed => f.write_str("closed by the server"),
             CloseReason::ServerShutdown => f.write_str("server shutdown"),
+            CloseReason::HandedOver => f.write_str("handed over to another shard"),
+            CloseReason::Relayed { detail, .. } => f.write_str(detail),
         }
     }
 }
@@ -75,11 +89,33 @@ pub enum CloseKind {
     HandlerPanic,
     Closed,
     ServerShutdown,
+    HandedOver,
 }
 
 impl CloseKind {
+    /// The kind's name in `snake_case`, as the cluster's wire format and metrics labels spell it.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            CloseKind::PeerClosed => "peer_closed",
+            CloseKind::Io => "io",
+            CloseKind::IdleTimeout => "idle_timeout",
+            CloseKind::SlowConsumer => "slow_consumer",
+            CloseKind::RateLimited => "rate_limited",
+            CloseKind::BadFrame => "bad_frame",
+            CloseKind::HandlerPanic => "handler_panic",
+            CloseKind::Closed => "closed",
+            CloseKind::ServerShutdown => "server_shutdown",
+            CloseKind::HandedOver => "handed_over",
+        }
+    }
+
+    /// The kind a [`as_str`](Self::as_str) name stands for.
+    pub fn from_name(name: &str) -> Option<CloseKind> {
+        CloseKind::ALL.iter().copied().find(|kind| kind.as_str() == name)
+    }
+
     /// Every kind, in declaration order (the order of [`crate::MetricsSnapshot::closes`]).
-    pub const ALL: [CloseKind; 9] = [
+    pub const ALL: [CloseKind; 10] = [
         CloseKind::PeerClosed,
         CloseKind::Io,
         CloseKind::IdleTimeout,
@@ -89,6 +125,7 @@ impl CloseKind {
         CloseKind::HandlerPanic,
         CloseKind::Closed,
         CloseKind::ServerShutdown,
+        CloseKind::HandedOver,
     ];
 }
 

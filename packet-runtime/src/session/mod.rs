@@ -15,6 +15,7 @@ mod close;
 mod id;
 pub(crate) mod io_reply;
 pub(crate) mod outbox;
+pub mod remote;
 
 use core::fmt;
 use core::marker::PhantomData;
@@ -28,6 +29,7 @@ pub use close::{BadFrame, CloseKind, CloseReason};
 pub use id::SessionId;
 pub(crate) use id::SessionIds;
 use outbox::{FrameList, SpareLists};
+use remote::RemoteSink;
 
 use crate::frame::{Compact, HeaderKind, Wide};
 use crate::metrics::Metrics;
@@ -104,6 +106,9 @@ pub(crate) struct SessionShared {
     pub(crate) header: HeaderKind,
     pub(crate) pool: MessagePool,
     pub(crate) metrics: Arc<Metrics>,
+    /// Set for a session whose connection is in another process (a shard's session, held by a gateway): frames go
+    /// to its link instead of `tx`, whose receiver is dropped at once.
+    pub(crate) remote: Option<RemoteSink>,
 }
 
 impl SessionShared {
@@ -136,8 +141,52 @@ impl SessionShared {
             header,
             pool,
             metrics,
+            remote: None,
         });
         (shared, rx)
+    }
+
+    /// A remote session's shared state: frames go to `remote`'s link. No queue limit applies here: the gateway that
+    /// holds the connection enforces it.
+    pub(crate) fn new_remote(
+        id: SessionId,
+        peer: PeerAddr,
+        header: HeaderKind,
+        pool: MessagePool,
+        metrics: Arc<Metrics>,
+        spares: Arc<SpareLists>,
+        remote: RemoteSink,
+    ) -> Arc<Self> {
+        let (tx, _) = mpsc::unbounded_channel();
+        Arc::new(SessionShared {
+            id,
+            peer,
+            tx,
+            queue_limit: usize::MAX,
+            outbox_slot: AtomicUsize::new(0),
+            handover: Handover {
+                queued_bytes: AtomicUsize::new(0),
+                pending: AtomicCell::new(None),
+                take_queued: AtomicBool::new(false),
+            },
+            spares,
+            closing: AtomicBool::new(false),
+            abort: AtomicBool::new(false),
+            reason: OnceLock::new(),
+            header,
+            pool,
+            metrics,
+            remote: Some(remote),
+        })
+    }
+
+    /// Runs `op` on the session's link, then has the link send it: at the end of the logic thread's batch if this
+    /// is the logic thread handling one, at once otherwise.
+    fn with_link(&self, remote: &RemoteSink, op: impl FnOnce(&dyn remote::RemoteLink)) {
+        op(&*remote.link);
+        if !outbox::defer_link_flush(&remote.link) {
+            remote.link.flush();
+        }
     }
 
     pub(crate) fn is_closing(&self) -> bool {
@@ -156,6 +205,10 @@ impl SessionShared {
             outbox::Staging::Done(result) => return result,
             outbox::Staging::Declined(frame) => frame,
         };
+        if let Some(remote) = &self.remote {
+            self.with_link(remote, |link| link.frames(remote.id, &mut vec![frame]));
+            return Ok(());
+        }
         let len = frame.len();
         let before = self.handover.queued_bytes.fetch_add(len, Ordering::Relaxed);
         if before + len > self.queue_limit {
@@ -174,6 +227,11 @@ impl SessionShared {
     /// there is one, else left there with one [`Command::TakePending`] to wake the driver. If the driver is gone
     /// they are counted as dropped, like the frames it had not written. Only the server's logic thread calls this.
     pub(crate) fn deliver(&self, mut frames: FrameList, bytes: usize) {
+        if let Some(remote) = &self.remote {
+            self.with_link(remote, |link| link.frames(remote.id, &mut frames));
+            self.spares.give_back(frames);
+            return;
+        }
         self.handover.queued_bytes.fetch_add(bytes, Ordering::Relaxed);
         let list = match self.handover.pending.take() {
             Some(mut waiting) => {
@@ -227,8 +285,30 @@ impl SessionShared {
         let _ = self.reason.set(reason);
         if !self.closing.swap(true, Ordering::AcqRel) {
             outbox::flush_session(self);
-            let _ = self.tx.send(Command::Close);
+            match &self.remote {
+                Some(remote) => {
+                    let reason = self.reason.get().cloned().unwrap_or(CloseReason::Closed);
+                    self.with_link(remote, |link| link.close(remote.id, &reason, false));
+                }
+                None => {
+                    let _ = self.tx.send(Command::Close);
+                }
+            }
         }
+    }
+
+    /// Moves a remote session to the owner of `key`: refuses further sends, hands over what this batch staged for
+    /// it, then tells its link. `false` if the session is local or already closing.
+    pub(crate) fn hand_over(&self, key: String, state: Vec<u8>) -> bool {
+        let Some(remote) = &self.remote else { return false };
+        if self.closing.swap(true, Ordering::AcqRel) {
+            return false;
+        }
+        let _ = self.reason.set(CloseReason::HandedOver);
+        outbox::flush_session(self);
+        let last_seq = remote.last_seq.load(Ordering::Relaxed);
+        self.with_link(remote, |link| link.hand_over(remote.id, remote::HandOver { key, state, last_seq }));
+        true
     }
 
     /// Refuses later sends without waking the driver (the driver itself is closing).
@@ -241,6 +321,13 @@ impl SessionShared {
         let _ = self.reason.set(reason);
         // Release: the driver that sees `abort` also sees the reason.
         self.abort.store(true, Ordering::Release);
+        if let Some(remote) = &self.remote {
+            if !self.closing.swap(true, Ordering::AcqRel) {
+                let reason = self.reason.get().cloned().unwrap_or(CloseReason::SlowConsumer);
+                self.with_link(remote, |link| link.close(remote.id, &reason, true));
+            }
+            return;
+        }
         self.closing.store(true, Ordering::Release);
         // Wakes the driver; the command itself is ignored once `abort` is seen.
         let _ = self.tx.send(Command::Close);
@@ -313,8 +400,15 @@ impl<P: Protocol> Session<P> {
         !self.shared.is_closing()
     }
 
+    /// For a session on a shard whose connection is held by a gateway: the gateway's id for it, unique across the
+    /// cluster and never reused. `None` for a session of this process's own listener.
+    pub fn remote_id(&self) -> Option<remote::RemoteId> {
+        self.shared.remote.as_ref().map(|remote| remote.id)
+    }
+
     /// Bytes queued and not yet written. Frames the logic thread sent in the batch of events it is handling now
-    /// are not in it until the batch ends.
+    /// are not in it until the batch ends. Always 0 for a remote session ([`remote_id`](Self::remote_id)): its
+    /// queue is on the gateway, which enforces the limit.
     pub fn queued_bytes(&self) -> usize {
         self.shared.handover.queued_bytes.load(Ordering::Relaxed)
     }
@@ -347,6 +441,58 @@ impl<S: PacketSet> Encoded<S> {
     pub fn as_bytes(&self) -> &[u8] {
         &self.frame
     }
+
+    /// The pooled frame itself.
+    pub fn as_frame(&self) -> &PacketPtr {
+        &self.frame
+    }
+
+    /// Copies a whole frame encoded elsewhere (header included, `header` layout) into one block of `pool`, to be
+    /// queued to many sessions, checking that it is one well-formed frame of a packet of `S`. The payload is not
+    /// decoded: this is how a gateway passes on what a shard encoded, once, to all its recipients.
+    pub fn from_frame(pool: &MessagePool, header: HeaderKind, bytes: &[u8]) -> Result<Self, FrameError> {
+        let (size, id) = match header {
+            HeaderKind::Compact => <Compact as crate::frame::FrameHeader>::read(bytes),
+            HeaderKind::Wide => <Wide as crate::frame::FrameHeader>::read(bytes),
+        }
+        .ok_or(FrameError::Truncated { len: bytes.len() })?;
+        if size != bytes.len() {
+            return Err(FrameError::SizeMismatch { size, len: bytes.len() });
+        }
+        if !S::contains(id) {
+            return Err(FrameError::UnknownId { id });
+        }
+        let mut builder = crate::PacketBuilder::with_capacity_in(pool, bytes.len());
+        builder.extend_from_slice(bytes);
+        builder.set_header_len(header.header_len());
+        Ok(Encoded::new(builder.freeze()))
+    }
+}
+
+/// A frame given to [`Encoded::from_frame`] was not one well-formed frame of the expected packet set.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum FrameError {
+    /// Shorter than a header.
+    #[error("{len} bytes are shorter than a frame header")]
+    Truncated {
+        /// The bytes given.
+        len: usize,
+    },
+    /// The header's size field does not match the bytes given.
+    #[error("frame header says {size} bytes, {len} given")]
+    SizeMismatch {
+        /// The size field.
+        size: usize,
+        /// The bytes given.
+        len: usize,
+    },
+    /// The id is not a packet of the set.
+    #[error("packet id {id} is not in the set")]
+    UnknownId {
+        /// The id read.
+        id: u16,
+    },
 }
 
 impl<S: PacketSet> Clone for Encoded<S> {

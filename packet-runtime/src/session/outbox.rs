@@ -32,6 +32,7 @@ use std::sync::atomic::Ordering;
 
 use crossbeam_queue::ArrayQueue;
 
+use super::remote::RemoteLink;
 use super::{CloseReason, SendError, SessionShared};
 use crate::packet_ptr::PacketPtr;
 
@@ -85,6 +86,9 @@ struct Outbox {
     staged: Vec<Staged>,
     /// The server whose logic thread this is (its spare lists): only its sessions are staged.
     server: Arc<SpareLists>,
+    /// Links of remote sessions given frames or commands during this batch, flushed once at its end (a shard's
+    /// broadcast then leaves as one message per gateway).
+    links: Vec<Arc<dyn RemoteLink>>,
 }
 
 struct Staged {
@@ -101,7 +105,9 @@ struct Staged {
 /// Gives the current thread an outbox for the sessions of the server `server` identifies until the guard is dropped;
 /// the guard's drop hands over what is still staged.
 pub(crate) fn install(server: Arc<SpareLists>) -> InstallGuard {
-    OUTBOX.with(|cell| *cell.borrow_mut() = Some(Outbox { active: false, staged: Vec::new(), server }));
+    OUTBOX.with(|cell| {
+        *cell.borrow_mut() = Some(Outbox { active: false, staged: Vec::new(), server, links: Vec::new() })
+    });
     InstallGuard { _not_send: std::marker::PhantomData }
 }
 
@@ -161,13 +167,39 @@ pub(crate) fn flush() {
     with_outbox(Outbox::flush);
 }
 
+/// Whether this thread is a logic thread handling a batch, which will flush `link` at the end of it (then `link` is
+/// noted for that). `false`: the caller flushes it now.
+pub(crate) fn defer_link_flush(link: &Arc<dyn RemoteLink>) -> bool {
+    with_outbox(|outbox| {
+        if !outbox.active {
+            return false;
+        }
+        if !outbox.links.iter().any(|noted| Arc::ptr_eq(noted, link)) {
+            outbox.links.push(Arc::clone(link));
+        }
+        true
+    })
+    .unwrap_or(false)
+}
+
 /// Hands `session`'s staged frames (if this thread staged any) to its driver now, ahead of a close.
 pub(crate) fn flush_session(session: &SessionShared) {
     with_outbox(|outbox| {
-        if let Some(entry) = outbox.entry(session) {
-            let frames = std::mem::replace(&mut entry.frames, session.spares.take());
-            let bytes = std::mem::take(&mut entry.bytes);
-            session.deliver(frames, bytes);
+        let Some(entry) = outbox.entry(session) else { return };
+        let mut frames = std::mem::replace(&mut entry.frames, session.spares.take());
+        let bytes = std::mem::take(&mut entry.bytes);
+        match &session.remote {
+            // The outbox is borrowed here: note the link directly (`deliver` could not).
+            Some(remote) => {
+                remote.link.frames(remote.id, &mut frames);
+                session.spares.give_back(frames);
+                if outbox.active && !outbox.links.iter().any(|noted| Arc::ptr_eq(noted, &remote.link)) {
+                    outbox.links.push(Arc::clone(&remote.link));
+                } else if !outbox.active {
+                    remote.link.flush();
+                }
+            }
+            None => session.deliver(frames, bytes),
         }
     });
 }
@@ -209,14 +241,25 @@ impl Outbox {
     }
 
     fn flush(&mut self) {
-        self.active = false;
         for entry in self.staged.drain(..) {
             entry.session.outbox_slot.store(0, Ordering::Relaxed);
             if entry.frames.is_empty() {
                 self.server.give_back(entry.frames);
+            } else if let Some(remote) = &entry.session.remote {
+                // Still `active`: the link is noted, not flushed per session.
+                let mut frames = entry.frames;
+                remote.link.frames(remote.id, &mut frames);
+                if !self.links.iter().any(|noted| Arc::ptr_eq(noted, &remote.link)) {
+                    self.links.push(Arc::clone(&remote.link));
+                }
+                self.server.give_back(frames);
             } else {
                 entry.session.deliver(entry.frames, entry.bytes);
             }
+        }
+        self.active = false;
+        for link in self.links.drain(..) {
+            link.flush();
         }
     }
 }

@@ -5,9 +5,9 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use packet_runtime::Session;
 use packet_runtime::server::{BadFrameAction, IoAction, IoHandler};
 use packet_runtime::session::BadFrame;
+use packet_runtime::{Packet, Session};
 
 use demo_protocol::proto::{CEcho, CPing, SEcho, SKick, SPong};
 use demo_protocol::{ClientPacket, GameProtocol};
@@ -17,6 +17,12 @@ use demo_protocol::{ClientPacket, GameProtocol};
 pub struct GameIo;
 
 impl IoHandler<GameProtocol> for GameIo {
+    /// Ping and echo: a cluster's gateway answers these itself and forwards everything else to a shard undecoded.
+    fn local_ids(&self) -> &[u16] {
+        const LOCAL: [u16; 2] = [CPing::ID, CEcho::ID];
+        &LOCAL
+    }
+
     fn on_packet(&self, session: &Session<GameProtocol>, packet: ClientPacket) -> IoAction<ClientPacket> {
         match packet {
             ClientPacket::CPing(ping) => {

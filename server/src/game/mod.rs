@@ -46,18 +46,18 @@ use std::time::{Duration, Instant};
 use packet_runtime::prost::Message;
 use packet_runtime::prost::encoding::encoded_len_varint;
 use packet_runtime::session::SendError;
-use packet_runtime::{CloseReason, Context, Logic, PacketOf, Session, SessionId};
+use packet_runtime::{CloseReason, Context, HandOverError, Logic, PacketOf, Session, SessionId};
 
 pub use io::GameIo;
 pub use names::MAX_NAME_CHARS;
-use players::Players;
+use players::{Player, Players};
 use rooms::Rooms;
 use stats::Throttle;
 pub use stats::{GameStats, GameStatsSnapshot};
 
 use demo_protocol::proto::{
-    CChat, CEcho, CEnterRoom, CLogin, CMove, CPing, ChatRefusal, LoginError, PlayerInfo, SChat, SChatRefused, SDespawn,
-    SEnterRoom, SKick, SLogin, SMove, SPong, SSpawn,
+    CChat, CEcho, CEnterRoom, CLogin, CMove, CPing, ChatRefusal, LoginError, PlayerInfo, PlayerState, SChat,
+    SChatRefused, SDespawn, SEnterRoom, SKick, SLogin, SMove, SPong, SSpawn,
 };
 use demo_protocol::{ClientPacket, ClientPacketHandler, GameProtocol, ServerPacket};
 
@@ -141,6 +141,31 @@ impl Game {
     }
 
     /// `others` as `S_ENTER_ROOM` pages of at most [`Game::page_bytes`] each (one page, possibly empty, at least).
+    /// Puts `session`'s player (logged in, in no room or in another) into `room`: the listing of the others to it
+    /// in pages, its spawn to them.
+    fn enter_room(&mut self, ctx: &Context<'_, GameProtocol>, session: &Session<GameProtocol>, room: u32) {
+        let me = session.id();
+        self.leave_room(ctx, me);
+        let others: Vec<_> = self
+            .rooms
+            .members(room)
+            .iter()
+            .filter(|&&other| other != me)
+            .filter_map(|&other| self.players.get(other))
+            .map(|other| other.info())
+            .collect();
+        // Queued back to back from this one handler, so no other packet to this session comes between the pages.
+        for page in self.listing_pages(room, others) {
+            self.out.stats.listing_page();
+            self.out.send(session, &page);
+        }
+        let Some(player) = self.players.get_mut(me) else { return };
+        player.room = Some(room);
+        let spawn = SSpawn { players: vec![player.info()] };
+        self.out.broadcast(ctx, self.rooms.members(room).iter().copied(), &spawn);
+        self.rooms.join(room, me);
+    }
+
     fn listing_pages(&self, room_id: u32, others: Vec<PlayerInfo>) -> Vec<SEnterRoom> {
         let total = u32::try_from(others.len()).unwrap_or(u32::MAX);
         let budget = self.page_bytes - PAGE_OVERHEAD;
@@ -248,6 +273,19 @@ impl Logic for Game {
         packet.dispatch(self, &mut Req { ctx, session });
     }
 
+    /// A player handed over by another shard (a cluster): it enters the room it asked for, here.
+    fn on_arrive(&mut self, ctx: &mut Context<'_, GameProtocol>, session: &Session<GameProtocol>, state: &[u8]) {
+        let Ok(state) = PlayerState::decode(state) else {
+            tracing::error!(session = %session.id(), "hand-over state does not decode; closing the session");
+            self.out.send(session, &SKick { reason: "game server error: bad hand-over".into() });
+            session.close();
+            return;
+        };
+        let player = Player { id: state.player_id, name: state.name, pos: state.pos.unwrap_or_default(), room: None };
+        self.players.arrive(session.id(), player);
+        self.enter_room(ctx, session, state.room_id);
+    }
+
     fn on_disconnect(
         &mut self,
         ctx: &mut Context<'_, GameProtocol>,
@@ -291,7 +329,7 @@ impl Logic for Game {
 impl ClientPacketHandler<Req<'_, '_>> for Game {
     fn on_c_login(&mut self, req: &mut Req<'_, '_>, packet: CLogin) {
         let session = req.session.id();
-        let reply = match self.players.login(session, packet.name) {
+        let reply = match self.players.login(session, packet.name, req.session.remote_id()) {
             Ok(player_id) => {
                 let name = self.players.get(session).map(|p| p.name.as_str());
                 tracing::debug!(%session, player_id, name = ?name.unwrap_or_default(), "logged in");
@@ -318,25 +356,19 @@ impl ClientPacketHandler<Req<'_, '_>> for Game {
             self.out.send(req.session, &ack);
             return;
         }
-        self.leave_room(req.ctx, me);
-        let others: Vec<_> = self
-            .rooms
-            .members(room)
-            .iter()
-            .filter(|&&other| other != me)
-            .filter_map(|&other| self.players.get(other))
-            .map(|other| other.info())
-            .collect();
-        // Queued back to back from this one handler, so no other packet to this session comes between the pages.
-        for page in self.listing_pages(room, others) {
-            self.out.stats.listing_page();
-            self.out.send(req.session, &page);
+        // In a cluster, the room may be on another shard: hand the player over to whichever owns it (this one
+        // included), with what that shard needs to go on. Embedded, every room is here.
+        if let Some(player) = self.players.get(me) {
+            let state =
+                PlayerState { player_id: player.id, name: player.name.clone(), pos: Some(player.pos), room_id: room };
+            match req.ctx.hand_over(req.session, &room_key(room), &state) {
+                // `on_disconnect` runs here next (the player leaves its room); `on_arrive` there enters the room.
+                Ok(()) => return,
+                Err(HandOverError::Local) => {}
+                Err(_) => return,
+            }
         }
-        let Some(player) = self.players.get_mut(me) else { return };
-        player.room = Some(room);
-        let spawn = SSpawn { players: vec![player.info()] };
-        self.out.broadcast(req.ctx, self.rooms.members(room).iter().copied(), &spawn);
-        self.rooms.join(room, me);
+        self.enter_room(req.ctx, req.session, room);
     }
 
     fn on_c_move(&mut self, req: &mut Req<'_, '_>, packet: CMove) {
@@ -378,4 +410,9 @@ impl ClientPacketHandler<Req<'_, '_>> for Game {
     fn on_c_echo(&mut self, req: &mut Req<'_, '_>, packet: CEcho) {
         self.out.send(req.session, &io::echo_reply(packet));
     }
+}
+
+/// The cluster key of a room: the shard that owns it (recorded in the cluster) hosts the room.
+fn room_key(room: u32) -> String {
+    format!("room.{room}")
 }

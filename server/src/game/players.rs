@@ -83,8 +83,15 @@ impl Default for Players {
 }
 
 impl Players {
-    /// Logs `session` in as `name`; returns the new player id, or why not and the refused name.
-    pub(crate) fn login(&mut self, session: SessionId, name: String) -> Result<u64, (LoginRefused, String)> {
+    /// Logs `session` in as `name`; returns the new player id, or why not and the refused name. The id is `id` if
+    /// given (in a cluster, the session's cluster-wide id, so that ids are unique across shards), else the next of
+    /// this server's own.
+    pub(crate) fn login(
+        &mut self,
+        session: SessionId,
+        name: String,
+        id: Option<u64>,
+    ) -> Result<u64, (LoginRefused, String)> {
         if self.by_session.contains_key(&session) {
             return Err((LoginRefused::AlreadyLoggedIn, name));
         }
@@ -94,10 +101,20 @@ impl Players {
         if !self.names.insert(name_key(&name)) {
             return Err((LoginRefused::NameTaken, name));
         }
-        let id = self.next_id;
-        self.next_id += 1;
+        let id = id.unwrap_or_else(|| {
+            let id = self.next_id;
+            self.next_id += 1;
+            id
+        });
         self.by_session.insert(session, Player { id, name, pos: PosInfo::default(), room: None });
         Ok(id)
+    }
+
+    /// A player handed over from another shard, logged in already. Its name counts as online here from now on
+    /// (names are unique per game server: in a cluster, per shard).
+    pub(crate) fn arrive(&mut self, session: SessionId, player: Player) {
+        self.names.insert(name_key(&player.name));
+        self.by_session.insert(session, player);
     }
 
     pub(crate) fn get(&self, session: SessionId) -> Option<&Player> {

@@ -1,0 +1,477 @@
+//! The gateway: holds client connections, enforces every per-session limit (it is a `packet-runtime` server), and
+//! passes frames between clients and shards as bytes.
+//!
+//! - Client to shard: [`GatewayIo::on_frame`] runs on the session's IO thread for every frame of a known
+//!   client-to-server id. Ids the game's hook answers itself (`IoHandler::local_ids`: ping, echo) are decoded and
+//!   answered here; every other frame is numbered (`seq`, per session) and appended to the open envelope for the
+//!   session's shard, undecoded.
+//! - Shard to clients: one task takes this node's envelopes. A `SEND` is copied once into one pooled block and queued
+//!   to each listed session; `CLOSE` closes a session after what was queued before it.
+//! - Hand-over (`MOVE`): the session's frames are held from then on; the old shard gives back (`BOUNCE`) the ones it
+//!   got but did not handle; the new owner of the key is read from (or recorded in) the cluster's KV bucket; once
+//!   every bounced frame is back, the new shard gets `ARRIVE`, the bounced frames, then the held ones, in order, and
+//!   the old one a `CLOSED` (handed over) that ends the session there.
+
+use std::collections::{BTreeMap, HashMap};
+use std::marker::PhantomData;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+
+use futures_util::StreamExt;
+use packet_runtime::server::{BadFrameAction, ServerBuilder};
+use packet_runtime::session::BadFrame;
+use packet_runtime::{
+    CloseReason, Context, Encoded, FrameAction, IoAction, IoHandler, Logic, MessagePool, MetricsSnapshot, PoolConfig,
+    Protocol, ServerHandle, Session, SessionId, ShutdownReport,
+};
+
+use crate::envelope::{self, Message, Op};
+use crate::membership::{hash_key, rendezvous};
+use crate::subjects::owner_key;
+use crate::{ClusterError, Core, Roles};
+
+/// The notice for a client whose packets cannot be passed on because the link to its shard is congested.
+const OVERLOADED: &str = "server overloaded";
+
+/// Bits of a session id taken by the gateway's own counter; the node number is above them.
+const COUNTER_BITS: u32 = 40;
+
+/// A running gateway. Stop it like a server: [`shutdown`](Self::shutdown), then [`join`](Self::join).
+pub struct GatewayHandle<P: Protocol> {
+    server: ServerHandle<P>,
+    gateway: Arc<Gateway<P>>,
+}
+
+impl<P: Protocol> std::fmt::Debug for GatewayHandle<P> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GatewayHandle").field("local_addr", &self.server.local_addr()).finish_non_exhaustive()
+    }
+}
+
+impl<P: Protocol> GatewayHandle<P> {
+    /// The address clients connect to.
+    pub fn local_addr(&self) -> Option<std::net::SocketAddr> {
+        self.server.local_addr()
+    }
+
+    /// The gateway's counters (its client connections).
+    pub fn metrics(&self) -> MetricsSnapshot {
+        self.server.metrics()
+    }
+
+    /// Sessions bound to `shard` now.
+    pub fn sessions_on(&self, shard: u64) -> usize {
+        self.gateway.by_remote.read().unwrap_or_else(|e| e.into_inner()).values().filter(|s| s.shard() == shard).count()
+    }
+
+    /// Starts the ordered shutdown: clients get the shutdown notice from their shard's game, then are closed.
+    pub fn shutdown(&self) {
+        self.server.shutdown();
+    }
+
+    /// SIGINT/SIGTERM start the shutdown; a second signal exits with status 130.
+    #[cfg(unix)]
+    pub fn watch_signals(&self) -> std::io::Result<()> {
+        self.server.watch_signals()
+    }
+
+    /// Waits for the shutdown to finish.
+    pub fn join(self) -> ShutdownReport {
+        self.server.join()
+    }
+}
+
+type Notice<P> = dyn Fn(&Session<P>, &str) + Send + Sync;
+
+/// The gateway's state, shared by its IO hook (IO threads) and its envelope task.
+pub(crate) struct Gateway<P: Protocol> {
+    core: Arc<Core>,
+    pool: MessagePool,
+    header: packet_runtime::frame::HeaderKind,
+    by_id: RwLock<HashMap<SessionId, Arc<Relayed<P>>>>,
+    by_remote: RwLock<HashMap<u64, Arc<Relayed<P>>>>,
+    counter: AtomicU64,
+    notice: Box<Notice<P>>,
+}
+
+/// One client connection and where its frames go.
+struct Relayed<P: Protocol> {
+    remote: u64,
+    session: Session<P>,
+    addr: String,
+    route: Mutex<Route>,
+}
+
+impl<P: Protocol> Relayed<P> {
+    fn route(&self) -> std::sync::MutexGuard<'_, Route> {
+        self.route.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn shard(&self) -> u64 {
+        self.route().shard
+    }
+}
+
+struct Route {
+    shard: u64,
+    /// The last sequence number given to one of the session's frames.
+    seq: u64,
+    moving: Option<Moving>,
+    /// The client left during a hand-over: tell the new shard once it has the session.
+    closed: Option<CloseReason>,
+}
+
+struct Moving {
+    from: u64,
+    /// The new owner, once the key is resolved.
+    to: Option<u64>,
+    last_seq: u64,
+    /// The last frame sent to the old shard: `last_seq + 1 ..= upto` come back as bounces.
+    upto: u64,
+    state: Vec<u8>,
+    bounced: BTreeMap<u64, Vec<u8>>,
+    held: Vec<(u64, Vec<u8>)>,
+}
+
+pub(crate) fn start<P: Protocol, H: IoHandler<P>>(
+    core: Arc<Core>,
+    builder: ServerBuilder<P>,
+    hook: H,
+    notice: impl Fn(&Session<P>, &str) + Send + Sync + 'static,
+) -> Result<GatewayHandle<P>, ClusterError> {
+    let pool = MessagePool::new(PoolConfig::default());
+    let gateway = Arc::new(Gateway {
+        core: Arc::clone(&core),
+        pool: pool.clone(),
+        header: builder.settings().header,
+        by_id: RwLock::new(HashMap::new()),
+        by_remote: RwLock::new(HashMap::new()),
+        counter: AtomicU64::new(0),
+        notice: Box::new(notice),
+    });
+    let subscription = core
+        .runtime
+        .block_on(core.client.subscribe(core.subjects.node(core.node)))
+        .map_err(|e| ClusterError::Connect { urls: "(connected)".into(), reason: e.to_string() })?;
+    core.runtime.spawn(Arc::clone(&gateway).run(subscription));
+    let lost = Arc::downgrade(&gateway);
+    core.on_dead(move |node| {
+        if let Some(gateway) = lost.upgrade() {
+            gateway.shard_lost(node);
+        }
+    });
+    let local = hook.local_ids().to_vec();
+    let io = GatewayIo { gateway: Arc::clone(&gateway), inner: hook, local };
+    let server = builder.pool(pool).tick(None).io_handler(io).start(Relay(PhantomData))?;
+    core.runtime.block_on(core.announce(Roles { gateway: true, shard: false }));
+    Ok(GatewayHandle { server, gateway })
+}
+
+/// The gateway's logic thread has nothing to do: every frame is forwarded or answered on the IO threads.
+struct Relay<P>(PhantomData<fn() -> P>);
+
+impl<P: Protocol> Logic for Relay<P> {
+    type Protocol = P;
+
+    fn on_packet(&mut self, _: &mut Context<'_, P>, session: &Session<P>, packet: P::ClientToServer) {
+        use packet_runtime::PacketSet;
+        tracing::debug!(session = %session.id(), packet = packet.name(), "local packet not answered by the hook");
+    }
+}
+
+/// The gateway's IO hook: wraps the game's own.
+pub struct GatewayIo<P: Protocol, H> {
+    gateway: Arc<Gateway<P>>,
+    inner: H,
+    local: Vec<u16>,
+}
+
+impl<P: Protocol, H> std::fmt::Debug for GatewayIo<P, H> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GatewayIo").field("local", &self.local).finish_non_exhaustive()
+    }
+}
+
+impl<P: Protocol, H: IoHandler<P>> IoHandler<P> for GatewayIo<P, H> {
+    fn local_ids(&self) -> &[u16] {
+        &self.local
+    }
+
+    fn on_open(&self, session: &Session<P>) {
+        let gateway = &self.gateway;
+        let shards = gateway.core.membership.live_shards();
+        let remote = gateway.core.node << COUNTER_BITS | (gateway.counter.fetch_add(1, Ordering::Relaxed) + 1);
+        let Some(shard) = rendezvous(remote, &shards) else {
+            (gateway.notice)(session, "no game server available");
+            session.close();
+            return;
+        };
+        let relayed = Arc::new(Relayed {
+            remote,
+            session: session.clone(),
+            addr: session.peer().to_string(),
+            route: Mutex::new(Route { shard, seq: 0, moving: None, closed: None }),
+        });
+        gateway.by_id.write().unwrap_or_else(|e| e.into_inner()).insert(session.id(), Arc::clone(&relayed));
+        gateway.by_remote.write().unwrap_or_else(|e| e.into_inner()).insert(remote, Arc::clone(&relayed));
+        let open = Op::Open { session: remote, addr: &relayed.addr };
+        if gateway.core.outbound.append(shard, |buf| envelope::put_op(buf, &open)).is_err() {
+            gateway.by_id.write().unwrap_or_else(|e| e.into_inner()).remove(&session.id());
+            gateway.by_remote.write().unwrap_or_else(|e| e.into_inner()).remove(&remote);
+            (gateway.notice)(session, OVERLOADED);
+            session.close();
+        }
+    }
+
+    fn on_frame(&self, session: &Session<P>, id: u16, frame: &[u8]) -> FrameAction {
+        if self.local.contains(&id) {
+            return FrameAction::Decode;
+        }
+        let by_id = self.gateway.by_id.read().unwrap_or_else(|e| e.into_inner());
+        // Not relayed: refused at open (no shard); its frames go nowhere.
+        let Some(relayed) = by_id.get(&session.id()) else { return FrameAction::Taken };
+        let mut route = relayed.route();
+        route.seq += 1;
+        let seq = route.seq;
+        match &mut route.moving {
+            Some(moving) => moving.held.push((seq, frame.to_vec())),
+            None => {
+                let shard = route.shard;
+                let outbound = &self.gateway.core.outbound;
+                if outbound.append(shard, |buf| envelope::put_frame(buf, relayed.remote, seq, frame)).is_err() {
+                    // The shard's link is congested: this client's packet cannot be passed on, and dropping it
+                    // would break its order. The session goes, told why.
+                    (self.gateway.notice)(session, OVERLOADED);
+                    session.close();
+                }
+            }
+        }
+        FrameAction::Taken
+    }
+
+    fn on_close(&self, session: &Session<P>, reason: &CloseReason) {
+        let gateway = &self.gateway;
+        let Some(relayed) = gateway.by_id.write().unwrap_or_else(|e| e.into_inner()).remove(&session.id()) else {
+            return;
+        };
+        let mut route = relayed.route();
+        if route.moving.is_some() {
+            // Told to the new shard once the hand-over completes; kept findable for the bounces until then.
+            route.closed = Some(reason.clone());
+            return;
+        }
+        gateway.by_remote.write().unwrap_or_else(|e| e.into_inner()).remove(&relayed.remote);
+        let (kind, detail) = (reason.kind().as_str(), reason.to_string());
+        let closed = Op::Closed { session: relayed.remote, kind, detail: &detail };
+        if gateway.core.outbound.append(route.shard, |buf| envelope::put_op(buf, &closed)).is_err() {
+            tracing::error!(session = relayed.remote, "shard link congested: its shard is not told of this close");
+        }
+    }
+
+    fn on_packet(&self, session: &Session<P>, packet: P::ClientToServer) -> IoAction<P::ClientToServer> {
+        self.inner.on_packet(session, packet)
+    }
+
+    fn on_bad_frame(&self, session: &Session<P>, bad: &BadFrame) -> BadFrameAction {
+        self.inner.on_bad_frame(session, bad)
+    }
+}
+
+impl<P: Protocol> Gateway<P> {
+    fn find(&self, remote: u64) -> Option<Arc<Relayed<P>>> {
+        self.by_remote.read().unwrap_or_else(|e| e.into_inner()).get(&remote).cloned()
+    }
+
+    async fn run(self: Arc<Self>, mut subscription: async_nats::Subscriber) {
+        let mut last_seq: HashMap<u64, u64> = HashMap::new();
+        while let Some(message) = subscription.next().await {
+            let mut message = match Message::parse(&message.payload) {
+                Ok(message) => message,
+                Err(error) => {
+                    self.core.stats.refused.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(%error, "envelope refused");
+                    continue;
+                }
+            };
+            let shard = message.sender;
+            let last = last_seq.insert(shard, message.seq).unwrap_or(0);
+            if last != 0 && message.seq != last + 1 {
+                self.core.stats.gaps.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(
+                    shard = format_args!("{shard:016x}"),
+                    expected = last + 1,
+                    got = message.seq,
+                    "envelope gap"
+                );
+            }
+            while let Some(op) = message.next() {
+                match op {
+                    Ok(op) => self.on_op(op),
+                    Err(error) => {
+                        self.core.stats.refused.fetch_add(1, Ordering::Relaxed);
+                        tracing::warn!(%error, "rest of an envelope dropped");
+                        break;
+                    }
+                }
+            }
+        }
+    }
+
+    fn on_op(self: &Arc<Self>, op: Op<'_>) {
+        match op {
+            Op::Send { frame, sessions } => {
+                let encoded = match Encoded::<P::ServerToClient>::from_frame(&self.pool, self.header, frame) {
+                    Ok(encoded) => encoded,
+                    Err(error) => {
+                        tracing::warn!(%error, "a shard sent a frame that is not a server-to-client packet");
+                        return;
+                    }
+                };
+                let by_remote = self.by_remote.read().unwrap_or_else(|e| e.into_inner());
+                for remote in sessions {
+                    if let Some(relayed) = by_remote.get(&remote) {
+                        // Fails only for a closing session (or one over its queue limit, which closes it).
+                        let _ = relayed.session.send_encoded(&encoded);
+                    }
+                }
+            }
+            Op::Close { session, reason, .. } => {
+                if let Some(relayed) = self.find(session) {
+                    tracing::debug!(session = %relayed.session.id(), %reason, "closed by its shard");
+                    relayed.session.close();
+                }
+            }
+            Op::Move { session, last_seq, key, state } => {
+                let Some(relayed) = self.find(session) else { return };
+                {
+                    let mut route = relayed.route();
+                    let from = route.shard;
+                    let upto = route.seq;
+                    route.moving = Some(Moving {
+                        from,
+                        to: None,
+                        last_seq,
+                        upto,
+                        state: state.to_vec(),
+                        bounced: BTreeMap::new(),
+                        held: Vec::new(),
+                    });
+                }
+                let this = Arc::clone(self);
+                let key = key.to_owned();
+                self.core.runtime.spawn(async move {
+                    match resolve(&this.core, &key).await {
+                        Some(owner) => {
+                            let mut route = relayed.route();
+                            if let Some(moving) = &mut route.moving {
+                                moving.to = Some(owner);
+                            }
+                            this.try_complete(&relayed, &mut route);
+                        }
+                        None => {
+                            (this.notice)(&relayed.session, "no game server available");
+                            relayed.session.close();
+                        }
+                    }
+                });
+            }
+            Op::Bounce { session, seq, frame } => {
+                let Some(relayed) = self.find(session) else { return };
+                let mut route = relayed.route();
+                if let Some(moving) = &mut route.moving {
+                    moving.bounced.insert(seq, frame.to_vec());
+                }
+                self.try_complete(&relayed, &mut route);
+            }
+            other => tracing::warn!(?other, "operation for a shard sent to a gateway; ignored"),
+        }
+    }
+
+    /// Finishes a hand-over once the new owner is known and every frame the old shard did not handle is back.
+    fn try_complete(&self, relayed: &Relayed<P>, route: &mut Route) {
+        let Some(moving) = &route.moving else { return };
+        let Some(to) = moving.to else { return };
+        if (moving.bounced.len() as u64) < moving.upto - moving.last_seq {
+            return;
+        }
+        let moving = route.moving.take().expect("checked above");
+        let remote = relayed.remote;
+        let outbound = &self.core.outbound;
+        // The old shard first: when both are one shard, it must drop the old session before the new one arrives.
+        let done = Op::Closed { session: remote, kind: "handed_over", detail: "handed over" };
+        let told_old = outbound.append(moving.from, |buf| envelope::put_op(buf, &done));
+        let told_new = outbound.append(to, |buf| {
+            envelope::put_op(buf, &Op::Arrive { session: remote, addr: &relayed.addr, state: &moving.state });
+            for (seq, frame) in moving
+                .bounced
+                .iter()
+                .map(|(seq, frame)| (*seq, frame))
+                .chain(moving.held.iter().map(|(seq, frame)| (*seq, frame)))
+            {
+                envelope::put_frame(buf, remote, seq, frame);
+            }
+            if let Some(reason) = &route.closed {
+                let detail = reason.to_string();
+                envelope::put_op(buf, &Op::Closed { session: remote, kind: reason.kind().as_str(), detail: &detail });
+            }
+        });
+        if told_old.is_err() || told_new.is_err() {
+            (self.notice)(&relayed.session, OVERLOADED);
+            relayed.session.close();
+        }
+        route.shard = to;
+        if route.closed.is_some() {
+            self.by_remote.write().unwrap_or_else(|e| e.into_inner()).remove(&remote);
+        }
+    }
+
+    /// A shard stopped sending heartbeats: its players are told and disconnected; everyone else stays.
+    fn shard_lost(&self, shard: u64) {
+        let lost: Vec<_> = self
+            .by_remote
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .filter(|relayed| relayed.shard() == shard)
+            .cloned()
+            .collect();
+        for relayed in lost {
+            (self.notice)(&relayed.session, "game server lost");
+            relayed.session.close();
+        }
+    }
+}
+
+/// The shard that owns `key`: the one recorded in the KV bucket if it is alive, else one placed by rendezvous
+/// hashing over the live shards and recorded (compare-and-set, so every gateway agrees). `None` if no shard is live.
+async fn resolve(core: &Core, key: &str) -> Option<u64> {
+    let kv_key = owner_key(key);
+    for _ in 0..20 {
+        let live = core.membership.live_shards();
+        let pick = rendezvous(hash_key(key), &live)?;
+        let recorded = match core.kv.entry(&kv_key).await {
+            Ok(entry) => entry,
+            Err(error) => {
+                tracing::warn!(%error, "owner lookup failed; retrying");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let written = match recorded {
+            Some(entry) if entry.operation == async_nats::jetstream::kv::Operation::Put => {
+                let owner = std::str::from_utf8(&entry.value).ok().and_then(|v| u64::from_str_radix(v, 16).ok());
+                if let Some(owner) = owner.filter(|owner| live.contains(owner)) {
+                    return Some(owner);
+                }
+                core.kv.update(&kv_key, format!("{pick:016x}").into(), entry.revision).await.is_ok()
+            }
+            Some(entry) => core.kv.update(&kv_key, format!("{pick:016x}").into(), entry.revision).await.is_ok(),
+            None => core.kv.create(&kv_key, format!("{pick:016x}").into()).await.is_ok(),
+        };
+        if written {
+            return Some(pick);
+        }
+        // Someone else recorded an owner first: read it.
+    }
+    None
+}

@@ -1,0 +1,502 @@
+//! One game across many processes: gateways that hold client connections, shards that run the game, NATS between
+//! them, and the same [`Logic`] code as an embedded server.
+//!
+//! ```text
+//!  clients ──TCP──► gateway ─┐                 ┌─► shard (Logic on its logic thread)
+//!  clients ──TCP──► gateway ─┼── NATS (pk.*) ──┼─► shard
+//!                            └─ frames as bytes, one message per destination per batch ─┘
+//! ```
+//!
+//! - A **gateway** is a `packet-runtime` server whose IO hook ([`gateway`]) answers the packets the game's own hook
+//!   answers (ping, echo), checks every other frame against the protocol (known client-to-server id, size limit,
+//!   rate and idle limits: all the runtime's per-session limits hold there) and forwards it undecoded to the shard
+//!   its session is bound to. Frames from shards are copied once into one pooled block and queued to every
+//!   recipient.
+//! - A **shard** runs the game's `Logic` on a server started with `start_remote`: its sessions are remote
+//!   ([`packet_runtime::RemoteLink`], one link per gateway, in [`shard`]). A broadcast encodes once, and what one
+//!   logic batch sends to one gateway leaves as one NATS message carrying each frame once with its recipients.
+//! - **Membership** ([`membership`]): heartbeats, a live table, and the refusal to join a cluster built from another
+//!   protocol ([`ClusterError::FingerprintMismatch`]).
+//! - **Routing**: a new session goes to a shard by rendezvous hashing over the live shards; `Context::hand_over`
+//!   moves a session to the owner of a key, recorded in the cluster's JetStream KV bucket so that every gateway
+//!   finds the same owner ([`gateway`] resolves it; [`subjects`] lists the keys).
+//!
+//! The wire format is in [`envelope`] and docs/CLUSTER.md.
+
+pub mod envelope;
+pub mod gateway;
+pub mod membership;
+mod outbound;
+pub mod shard;
+pub mod subjects;
+
+use std::marker::PhantomData;
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_nats::jetstream::kv;
+use futures_util::StreamExt;
+use packet_runtime::{Logic, Protocol};
+
+pub use gateway::GatewayHandle;
+pub use membership::{CLUSTER_VERSION, Heartbeat, NodeState, Roles};
+pub use shard::ShardHandle;
+
+use membership::{Incompatible, Membership};
+use outbound::Outbound;
+use subjects::Subjects;
+
+/// How long a starting node listens for answers to its who-is-there before it decides it is alone or compatible.
+const HELLO_WAIT: Duration = Duration::from_millis(300);
+
+/// Where the cluster is and how it detects failures.
+#[derive(Debug, Clone)]
+pub struct ClusterConfig {
+    /// NATS server URLs (`nats://host:port` or `host:port`); several for failover.
+    pub urls: Vec<String>,
+    /// The cluster's name: several clusters share one NATS under different names.
+    pub name: String,
+    /// A node not heard from for this long is dead. Heartbeats go out three times per timeout. Default 3 s.
+    pub failure_timeout: Duration,
+}
+
+impl ClusterConfig {
+    /// A cluster `name` on the NATS servers `urls`, with the default failure timeout.
+    pub fn new(urls: impl IntoIterator<Item = impl Into<String>>, name: impl Into<String>) -> Self {
+        ClusterConfig {
+            urls: urls.into_iter().map(Into::into).collect(),
+            name: name.into(),
+            failure_timeout: Duration::from_secs(3),
+        }
+    }
+}
+
+/// Joining or running a cluster failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ClusterError {
+    /// No NATS server could be reached.
+    #[error("cannot connect to NATS at {urls}: {reason} (is nats-server running? start one with `nats-server -js`)")]
+    Connect {
+        /// The URLs tried.
+        urls: String,
+        /// Why.
+        reason: String,
+    },
+    /// JetStream (the KV bucket of node numbers and key owners) failed.
+    #[error("JetStream KV: {0} (the NATS server must run with JetStream enabled: `nats-server -js`)")]
+    Kv(String),
+    /// A node of the cluster was built from another protocol.
+    #[error(
+        "protocol fingerprint mismatch: this node is {ours:016x}, node {node:016x} of the cluster is {theirs:016x}; \
+         every node of a cluster must be built from the same protocol (see docs/CLUSTER.md, rolling out a protocol \
+         change)"
+    )]
+    FingerprintMismatch {
+        /// This node's fingerprint.
+        ours: u64,
+        /// The other node's.
+        theirs: u64,
+        /// The other node.
+        node: u64,
+    },
+    /// A node of the cluster speaks another cluster protocol version.
+    #[error("cluster protocol version mismatch: this node speaks {ours}, node {node:016x} speaks {theirs}")]
+    VersionMismatch {
+        /// This node's version.
+        ours: u8,
+        /// The other node's.
+        theirs: u8,
+        /// The other node.
+        node: u64,
+    },
+    /// The cluster name is not usable in subjects.
+    #[error("invalid cluster name {0:?}: use 1 to 64 letters, digits, '-' or '_'")]
+    InvalidName(String),
+    /// Starting a server (listener, threads) failed.
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
+
+impl ClusterError {
+    /// Whether this is a protocol or version mismatch: the demo exits with status 2 for these.
+    pub fn is_mismatch(&self) -> bool {
+        matches!(self, ClusterError::FingerprintMismatch { .. } | ClusterError::VersionMismatch { .. })
+    }
+}
+
+/// A node's cluster counters, shared by its tasks.
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub(crate) published: AtomicU64,
+    pub(crate) publish_failed: AtomicU64,
+    pub(crate) congested: AtomicU64,
+    pub(crate) gaps: AtomicU64,
+    pub(crate) refused: AtomicU64,
+    pub(crate) slow_consumer: AtomicU64,
+}
+
+/// What a node counted about its cluster traffic. Nothing is dropped without being counted here.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ClusterStats {
+    /// Envelopes published.
+    pub published: u64,
+    /// Publishes NATS refused (disconnected, for example); their envelopes are lost.
+    pub publish_failed: u64,
+    /// Operations refused because their destination already had `PENDING_LIMIT` (32 MiB) waiting: on a gateway the
+    /// session is closed, on a shard the batch for that gateway is dropped.
+    pub congested: u64,
+    /// Envelopes missing in the sequence from a sender (lost in NATS, which is at-most-once).
+    pub gaps: u64,
+    /// Envelopes or operations that did not decode (the rest of the envelope is dropped).
+    pub refused: u64,
+    /// Slow-consumer events from the NATS client: the broker or client dropped messages for this node.
+    pub slow_consumer: u64,
+}
+
+impl Counters {
+    pub(crate) fn snapshot(&self) -> ClusterStats {
+        let get = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+        ClusterStats {
+            published: get(&self.published),
+            publish_failed: get(&self.publish_failed),
+            congested: get(&self.congested),
+            gaps: get(&self.gaps),
+            refused: get(&self.refused),
+            slow_consumer: get(&self.slow_consumer),
+        }
+    }
+}
+
+/// Told the id of a node found dead.
+type DeadCallback = Box<dyn Fn(u64) + Send + Sync>;
+
+/// What the gateway and shard parts of a node share.
+pub(crate) struct Core {
+    pub(crate) client: async_nats::Client,
+    pub(crate) subjects: Subjects,
+    pub(crate) kv: kv::Store,
+    pub(crate) membership: Membership,
+    pub(crate) outbound: Arc<Outbound>,
+    pub(crate) stats: Arc<Counters>,
+    pub(crate) node: u64,
+    roles: AtomicU8,
+    draining: std::sync::atomic::AtomicBool,
+    /// Called with every node found dead (the gateway closes the sessions of a lost shard).
+    on_dead: Mutex<Vec<DeadCallback>>,
+    pub(crate) runtime: tokio::runtime::Handle,
+}
+
+impl std::fmt::Debug for Core {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Core").field("node", &format_args!("{:016x}", self.node)).finish_non_exhaustive()
+    }
+}
+
+impl Core {
+    fn heartbeat(&self) -> Heartbeat {
+        let bits = self.roles.load(Ordering::Relaxed);
+        Heartbeat {
+            version: CLUSTER_VERSION,
+            node: self.node,
+            roles: Roles { gateway: bits & 1 != 0, shard: bits & 2 != 0 },
+            fingerprint: self.membership.fingerprint,
+            state: if self.draining.load(Ordering::Relaxed) { NodeState::Draining } else { NodeState::Live },
+        }
+    }
+
+    /// Adds a role and announces it at once (a shard is routable when this returns and the broker has it).
+    pub(crate) async fn announce(&self, roles: Roles) {
+        let bits = u8::from(roles.gateway) | u8::from(roles.shard) << 1;
+        self.roles.fetch_or(bits, Ordering::Relaxed);
+        let beat = self.heartbeat();
+        let _ = self.membership.observe(&beat);
+        let _ = self.client.publish(self.subjects.heartbeat(), beat.encode().into()).await;
+        let _ = self.client.flush().await;
+    }
+
+    pub(crate) fn on_dead(&self, callback: impl Fn(u64) + Send + Sync + 'static) {
+        self.on_dead.lock().unwrap_or_else(|e| e.into_inner()).push(Box::new(callback));
+    }
+}
+
+/// A node's membership of a cluster: the NATS connection, its node id, heartbeats. Start a gateway, a shard or both
+/// on it.
+pub struct Cluster<P: Protocol> {
+    core: Arc<Core>,
+    runtime: Option<tokio::runtime::Runtime>,
+    _protocol: PhantomData<fn() -> P>,
+}
+
+impl<P: Protocol> std::fmt::Debug for Cluster<P> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cluster").field("node", &format_args!("{:016x}", self.core.node)).finish_non_exhaustive()
+    }
+}
+
+impl<P: Protocol> Cluster<P> {
+    /// Connects to NATS, takes a node number, checks that the cluster speaks `P` (same fingerprint, same cluster
+    /// version) and starts heartbeats. Blocking; call it from a plain thread.
+    pub fn join(config: ClusterConfig) -> Result<Self, ClusterError> {
+        if !subjects::valid_name(&config.name) {
+            return Err(ClusterError::InvalidName(config.name));
+        }
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("packet-cluster")
+            .enable_all()
+            .build()?;
+        let core = runtime.block_on(connect(config, P::FINGERPRINT, runtime.handle().clone()))?;
+        Ok(Cluster { core, runtime: Some(runtime), _protocol: PhantomData })
+    }
+
+    /// This node's id: unique in the cluster, never reused (a number from the cluster's KV bucket).
+    pub fn node_id(&self) -> u64 {
+        self.core.node
+    }
+
+    /// What this node counted about its cluster traffic.
+    pub fn stats(&self) -> ClusterStats {
+        self.core.stats.snapshot()
+    }
+
+    /// Starts a shard running `logic` for sessions that gateways route here. `builder` gives the server's settings
+    /// (tick, header, pool, shutdown timeout); it opens no listener. Returns once the shard is announced.
+    pub fn start_shard<L: Logic<Protocol = P>>(
+        &self,
+        builder: packet_runtime::server::ServerBuilder<P>,
+        logic: L,
+    ) -> Result<ShardHandle<P>, ClusterError> {
+        shard::start(Arc::clone(&self.core), builder, logic)
+    }
+
+    /// Starts a gateway: `builder`'s listener and limits, `hook` for the packets it answers itself
+    /// ([`packet_runtime::IoHandler::local_ids`]) and for bad frames, `notice` to tell a client why it is being
+    /// closed (the demo sends `S_KICK`).
+    pub fn start_gateway<H: packet_runtime::IoHandler<P>>(
+        &self,
+        builder: packet_runtime::server::ServerBuilder<P>,
+        hook: H,
+        notice: impl Fn(&packet_runtime::Session<P>, &str) + Send + Sync + 'static,
+    ) -> Result<GatewayHandle<P>, ClusterError> {
+        gateway::start(Arc::clone(&self.core), builder, hook, notice)
+    }
+
+    /// Leaves: stops heartbeats and the NATS tasks. Blocking; call after the gateway and shard handles joined.
+    pub fn shutdown(mut self) {
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_timeout(Duration::from_secs(1));
+        }
+    }
+}
+
+impl<P: Protocol> Drop for Cluster<P> {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.runtime.take() {
+            // Never drop a runtime inside an async context.
+            runtime.shutdown_background();
+        }
+    }
+}
+
+async fn connect(
+    config: ClusterConfig,
+    fingerprint: u64,
+    runtime: tokio::runtime::Handle,
+) -> Result<Arc<Core>, ClusterError> {
+    let urls = config.urls.join(",");
+    let connect_error = |reason: String| ClusterError::Connect { urls: urls.clone(), reason };
+    let addrs: Vec<async_nats::ServerAddr> = config
+        .urls
+        .iter()
+        .map(|url| url.parse::<async_nats::ServerAddr>().map_err(|e| connect_error(format!("{url}: {e}"))))
+        .collect::<Result<_, _>>()?;
+    let stats = Arc::new(Counters::default());
+    let events = Arc::clone(&stats);
+    let client = async_nats::ConnectOptions::new()
+        .name(format!("packet-cluster/{}", config.name))
+        .retry_on_initial_connect()
+        .connection_timeout(Duration::from_secs(2))
+        .event_callback(move |event| {
+            let events = Arc::clone(&events);
+            async move {
+                match event {
+                    async_nats::Event::SlowConsumer(sid) => {
+                        events.slow_consumer.fetch_add(1, Ordering::Relaxed);
+                        tracing::warn!(subscription = sid, "NATS slow consumer: messages were dropped")
+                    }
+                    other => tracing::info!(event = %other, "NATS connection event"),
+                }
+            }
+        })
+        .connect(addrs.as_slice());
+    // `retry_on_initial_connect` would wait forever: give up after a few seconds with a message saying what to start.
+    let client = match tokio::time::timeout(Duration::from_secs(5), client).await {
+        Ok(Ok(client)) => client,
+        Ok(Err(error)) => return Err(connect_error(error.to_string())),
+        Err(_) => return Err(connect_error("no answer within 5 s".into())),
+    };
+    if client.connection_state() != async_nats::connection::State::Connected {
+        // Give the first connection a moment (retry_on_initial_connect returns before it is up).
+        for _ in 0..50 {
+            if client.connection_state() == async_nats::connection::State::Connected {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        if client.connection_state() != async_nats::connection::State::Connected {
+            return Err(connect_error("not connected after 5 s".into()));
+        }
+    }
+    let jetstream = async_nats::jetstream::new(client.clone());
+    let bucket = subjects::bucket(&config.name);
+    let kv = match jetstream.get_key_value(&bucket).await {
+        Ok(kv) => kv,
+        Err(_) => jetstream
+            .create_key_value(kv::Config { bucket: bucket.clone(), history: 1, ..Default::default() })
+            .await
+            .map_err(|e| ClusterError::Kv(format!("creating bucket {bucket}: {e}")))?,
+    };
+    let node = next_node_number(&kv).await?;
+    let subjects = Subjects::new(&config.name);
+    let membership = Membership::new(fingerprint, config.failure_timeout);
+    check_compatible(&client, &subjects, &membership).await?;
+
+    let core = Arc::new(Core {
+        client: client.clone(),
+        subjects: subjects.clone(),
+        kv,
+        membership,
+        outbound: Arc::new(Outbound::new(node, Arc::clone(&stats))),
+        stats,
+        node,
+        roles: AtomicU8::new(0),
+        draining: std::sync::atomic::AtomicBool::new(false),
+        on_dead: Mutex::new(Vec::new()),
+        runtime,
+    });
+    let outbound = Arc::clone(&core.outbound);
+    tokio::spawn({
+        let client = client.clone();
+        let subjects = subjects.clone();
+        async move { outbound.run(client, subjects).await }
+    });
+    spawn_membership(&core).await.map_err(|e| connect_error(e.to_string()))?;
+    Ok(core)
+}
+
+/// Takes the next node number from the bucket's `node-seq` (compare-and-set, retried on a race). Numbers are never
+/// handed out twice while the bucket lives, so session ids built from them are never reused.
+async fn next_node_number(kv: &kv::Store) -> Result<u64, ClusterError> {
+    for _ in 0..100 {
+        let attempt = match kv.entry("node-seq").await.map_err(|e| ClusterError::Kv(e.to_string()))? {
+            None => kv.create("node-seq", "1".into()).await.map(|_| 1).map_err(|e| e.to_string()),
+            Some(entry) => {
+                let last: u64 = std::str::from_utf8(&entry.value).ok().and_then(|v| v.parse().ok()).unwrap_or(0);
+                let next = last + 1;
+                kv.update("node-seq", next.to_string().into(), entry.revision)
+                    .await
+                    .map(|_| next)
+                    .map_err(|e| e.to_string())
+            }
+        };
+        if let Ok(number) = attempt {
+            return Ok(number);
+        }
+    }
+    Err(ClusterError::Kv("could not take a node number after 100 attempts".into()))
+}
+
+/// Asks who is there and refuses a cluster of another protocol or cluster version. The answers seed `table`, so a
+/// gateway routes to the shards that are up from its first connection on.
+async fn check_compatible(
+    client: &async_nats::Client,
+    subjects: &Subjects,
+    table: &Membership,
+) -> Result<(), ClusterError> {
+    let fingerprint = table.fingerprint;
+    let inbox = client.new_inbox();
+    let connect_error = |e: String| ClusterError::Connect { urls: "(connected)".into(), reason: e };
+    let mut replies = client.subscribe(inbox.clone()).await.map_err(|e| connect_error(e.to_string()))?;
+    client
+        .publish_with_reply(subjects.hello(), inbox, bytes::Bytes::new())
+        .await
+        .map_err(|e| connect_error(e.to_string()))?;
+    let deadline = tokio::time::Instant::now() + HELLO_WAIT;
+    while let Ok(Some(reply)) = tokio::time::timeout_at(deadline, replies.next()).await {
+        let Some(beat) = Heartbeat::decode(&reply.payload) else { continue };
+        if beat.roles == (Roles { gateway: false, shard: false }) {
+            // A node that has joined but not started a role yet: checked, not recorded as anything.
+            if beat.fingerprint != fingerprint {
+                return Err(ClusterError::FingerprintMismatch {
+                    ours: fingerprint,
+                    theirs: beat.fingerprint,
+                    node: beat.node,
+                });
+            }
+            continue;
+        }
+        match table.observe(&beat) {
+            Ok(()) => {}
+            Err(Incompatible::Fingerprint { node, theirs }) => {
+                return Err(ClusterError::FingerprintMismatch { ours: fingerprint, theirs, node });
+            }
+            Err(Incompatible::Version { node, theirs }) => {
+                return Err(ClusterError::VersionMismatch { ours: CLUSTER_VERSION, theirs, node });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Heartbeats out, heartbeats in, answers to who-is-there, and the failure detector.
+async fn spawn_membership(core: &Arc<Core>) -> Result<(), async_nats::SubscribeError> {
+    let mut beats = core.client.subscribe(core.subjects.heartbeat()).await?;
+    let mut hellos = core.client.subscribe(core.subjects.hello()).await?;
+    let interval = core.membership.failure_timeout / 3;
+    let this = Arc::clone(core);
+    tokio::spawn(async move {
+        while let Some(message) = beats.next().await {
+            let Some(beat) = Heartbeat::decode(&message.payload) else { continue };
+            if let Err(incompatible) = this.membership.observe(&beat) {
+                tracing::error!(?incompatible, "a node of another protocol or version is on this cluster's subjects");
+            }
+        }
+    });
+    let this = Arc::clone(core);
+    tokio::spawn(async move {
+        while let Some(message) = hellos.next().await {
+            if let Some(reply) = message.reply {
+                let _ = this.client.publish(reply, this.heartbeat().encode().into()).await;
+            }
+        }
+    });
+    let this = Arc::clone(core);
+    tokio::spawn(async move {
+        let mut ticker = tokio::time::interval(interval);
+        loop {
+            ticker.tick().await;
+            if this.roles.load(Ordering::Relaxed) != 0 {
+                let beat = this.heartbeat();
+                let _ = this.membership.observe(&beat);
+                let _ = this.client.publish(this.subjects.heartbeat(), beat.encode().into()).await;
+            }
+            // A node that lost its own NATS connection hears nobody: it must not declare everyone dead.
+            if this.client.connection_state() != async_nats::connection::State::Connected {
+                continue;
+            }
+            for dead in this.membership.expire() {
+                tracing::warn!(
+                    node = format_args!("{dead:016x}"),
+                    "node lost (no heartbeat within the failure timeout)"
+                );
+                for callback in this.on_dead.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+                    callback(dead);
+                }
+            }
+        }
+    });
+    Ok(())
+}

@@ -1,0 +1,252 @@
+//! Who is in the cluster: heartbeats over NATS, the table of live nodes, and the check that every node speaks the
+//! same protocol.
+//!
+//! Every node publishes a heartbeat on `pk.<cluster>.hb` every `failure_timeout / 3` and counts a node dead once
+//! it has not been heard for `failure_timeout`. A starting node first asks who is there (`pk.<cluster>.hello`, every
+//! live node answers with its heartbeat) and refuses to join a cluster whose nodes were built from another protocol
+//! (a different `Protocol::FINGERPRINT`) or speak another cluster protocol version.
+//!
+//! ```text
+//! heartbeat := "PKHB" | version:u8 | node:u64 | roles:u8 (1 gateway, 2 shard) | fingerprint:u64 | state:u8
+//! ```
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use bytes::BufMut;
+
+/// The cluster protocol's version: subjects, envelope and heartbeat layout. Nodes of another version are refused.
+pub const CLUSTER_VERSION: u8 = 1;
+
+const MAGIC: &[u8; 4] = b"PKHB";
+const LEN: usize = 4 + 1 + 8 + 1 + 8 + 1;
+
+/// What a node does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Roles {
+    /// Holds client connections.
+    pub gateway: bool,
+    /// Runs the game.
+    pub shard: bool,
+}
+
+impl Roles {
+    fn bits(self) -> u8 {
+        u8::from(self.gateway) | u8::from(self.shard) << 1
+    }
+
+    fn from_bits(bits: u8) -> Roles {
+        Roles { gateway: bits & 1 != 0, shard: bits & 2 != 0 }
+    }
+}
+
+/// A node's state as its heartbeat tells it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NodeState {
+    /// Taking new sessions.
+    Live,
+    /// Leaving: takes no new sessions or keys.
+    Draining,
+}
+
+/// One heartbeat.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Heartbeat {
+    /// The cluster protocol version the sender speaks.
+    pub version: u8,
+    /// The sender.
+    pub node: u64,
+    /// What it does.
+    pub roles: Roles,
+    /// Its protocol's fingerprint.
+    pub fingerprint: u64,
+    /// Whether it takes new work.
+    pub state: NodeState,
+}
+
+impl Heartbeat {
+    /// The wire form.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut buf = Vec::with_capacity(LEN);
+        buf.put_slice(MAGIC);
+        buf.put_u8(self.version);
+        buf.put_u64_le(self.node);
+        buf.put_u8(self.roles.bits());
+        buf.put_u64_le(self.fingerprint);
+        buf.put_u8(match self.state {
+            NodeState::Live => 0,
+            NodeState::Draining => 1,
+        });
+        buf
+    }
+
+    /// Reads a heartbeat; `None` if `bytes` is not one.
+    pub fn decode(bytes: &[u8]) -> Option<Heartbeat> {
+        if bytes.len() != LEN || &bytes[..4] != MAGIC {
+            return None;
+        }
+        let u64_at = |at: usize| u64::from_le_bytes(bytes[at..at + 8].try_into().expect("8 bytes"));
+        Some(Heartbeat {
+            version: bytes[4],
+            node: u64_at(5),
+            roles: Roles::from_bits(bytes[13]),
+            fingerprint: u64_at(14),
+            state: if bytes[22] == 0 { NodeState::Live } else { NodeState::Draining },
+        })
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Member {
+    roles: Roles,
+    state: NodeState,
+    last_seen: Instant,
+}
+
+/// The live table. Shared by the node's tasks.
+#[derive(Debug)]
+pub(crate) struct Membership {
+    pub(crate) fingerprint: u64,
+    pub(crate) failure_timeout: Duration,
+    members: Mutex<HashMap<u64, Member>>,
+}
+
+/// A heartbeat from a node this one cannot work with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Incompatible {
+    Fingerprint { node: u64, theirs: u64 },
+    Version { node: u64, theirs: u8 },
+}
+
+impl Membership {
+    pub(crate) fn new(fingerprint: u64, failure_timeout: Duration) -> Self {
+        Membership { fingerprint, failure_timeout, members: Mutex::new(HashMap::new()) }
+    }
+
+    fn members(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Member>> {
+        self.members.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Records a heartbeat (this node's own included). A node built from another protocol or speaking another
+    /// cluster version is not recorded: it is reported instead.
+    pub(crate) fn observe(&self, heartbeat: &Heartbeat) -> Result<(), Incompatible> {
+        if heartbeat.version != CLUSTER_VERSION {
+            return Err(Incompatible::Version { node: heartbeat.node, theirs: heartbeat.version });
+        }
+        if heartbeat.fingerprint != self.fingerprint {
+            return Err(Incompatible::Fingerprint { node: heartbeat.node, theirs: heartbeat.fingerprint });
+        }
+        let member = Member { roles: heartbeat.roles, state: heartbeat.state, last_seen: Instant::now() };
+        self.members().insert(heartbeat.node, member);
+        Ok(())
+    }
+
+    /// Shards heard within the failure timeout and taking new work, sorted by node id.
+    pub(crate) fn live_shards(&self) -> Vec<u64> {
+        let now = Instant::now();
+        let mut shards: Vec<u64> = self
+            .members()
+            .iter()
+            .filter(|(_, m)| m.roles.shard && m.state == NodeState::Live && now - m.last_seen < self.failure_timeout)
+            .map(|(&node, _)| node)
+            .collect();
+        shards.sort_unstable();
+        shards
+    }
+
+    /// Forgets nodes not heard for the failure timeout; returns them.
+    pub(crate) fn expire(&self) -> Vec<u64> {
+        let timeout = self.failure_timeout;
+        let mut dead = Vec::new();
+        self.members().retain(|&node, m| {
+            let alive = m.last_seen.elapsed() < timeout;
+            if !alive {
+                dead.push(node);
+            }
+            alive
+        });
+        dead
+    }
+}
+
+/// Rendezvous (highest random weight) hashing: the node in `nodes` that scores highest for `key`. Every node that
+/// sees the same live set picks the same one, and losing a node moves only the keys it had.
+pub fn rendezvous(key: u64, nodes: &[u64]) -> Option<u64> {
+    nodes.iter().copied().max_by_key(|&node| (mix(key ^ mix(node)), node))
+}
+
+/// A 64-bit hash of `text` (FNV-1a, then a SplitMix64 finish), for rendezvous keys.
+pub fn hash_key(text: &str) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in text.bytes() {
+        h ^= u64::from(byte);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    mix(h)
+}
+
+fn mix(mut z: u64) -> u64 {
+    z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn heartbeats_round_trip_and_junk_is_not_one() {
+        let beat = Heartbeat {
+            version: CLUSTER_VERSION,
+            node: 0x0102_0304_0506_0708,
+            roles: Roles { gateway: true, shard: false },
+            fingerprint: 0xdead_beef_cafe_f00d,
+            state: NodeState::Draining,
+        };
+        assert_eq!(Heartbeat::decode(&beat.encode()), Some(beat));
+        assert_eq!(Heartbeat::decode(b"PKHB"), None);
+        let mut wrong = beat.encode();
+        wrong[0] = b'X';
+        assert_eq!(Heartbeat::decode(&wrong), None);
+    }
+
+    #[test]
+    fn other_fingerprints_and_versions_are_refused_not_recorded() {
+        let table = Membership::new(42, Duration::from_secs(3));
+        let shard = |node, fingerprint, version| Heartbeat {
+            version,
+            node,
+            roles: Roles { gateway: false, shard: true },
+            fingerprint,
+            state: NodeState::Live,
+        };
+        assert_eq!(table.observe(&shard(2, 42, CLUSTER_VERSION)), Ok(()));
+        assert_eq!(
+            table.observe(&shard(3, 43, CLUSTER_VERSION)),
+            Err(Incompatible::Fingerprint { node: 3, theirs: 43 })
+        );
+        assert_eq!(table.observe(&shard(4, 42, 9)), Err(Incompatible::Version { node: 4, theirs: 9 }));
+        assert_eq!(table.live_shards(), vec![2]);
+    }
+
+    #[test]
+    fn rendezvous_agrees_and_moves_only_the_lost_nodes_keys() {
+        let nodes = [11, 22, 33, 44];
+        let before: Vec<_> = (0..1000u64).map(|key| rendezvous(key, &nodes).unwrap()).collect();
+        for node in nodes {
+            let owned = before.iter().filter(|&&n| n == node).count();
+            assert!((150..350).contains(&owned), "node {node} got {owned} of 1000 keys");
+        }
+        let survivors = [11, 22, 44];
+        for (key, &owner) in before.iter().enumerate() {
+            let after = rendezvous(key as u64, &survivors).unwrap();
+            if owner != 33 {
+                assert_eq!(after, owner, "key {key} moved although its node survived");
+            }
+        }
+        assert_eq!(rendezvous(5, &[]), None);
+    }
+}

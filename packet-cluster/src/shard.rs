@@ -1,0 +1,347 @@
+//! The shard: the game's `Logic` for sessions whose connections gateways hold.
+//!
+//! One task takes the envelopes addressed to this node and turns them into the runtime's remote-session calls
+//! (`open`, `arrive`, `packet`, `closed`); the logic thread sees the events of an embedded server. Everything the
+//! logic sends goes through one [`ShardLink`] per gateway, which at the end of each logic batch writes one message
+//! for that gateway: each distinct frame once, with the list of its recipients there.
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+
+use futures_util::StreamExt;
+use packet_runtime::server::ServerBuilder;
+use packet_runtime::session::CloseKind;
+use packet_runtime::transport::PeerAddr;
+use packet_runtime::{
+    CloseReason, HandOver, Logic, MetricsSnapshot, PacketPtr, Protocol, RemoteId, RemoteLink, RemoteSessions,
+    ServerHandle, Session, ShutdownReport,
+};
+
+use crate::envelope::{self, Message, Op};
+use crate::outbound::Outbound;
+use crate::{ClusterError, Core, Roles};
+
+/// A running shard. Stop it like a server: [`shutdown`](Self::shutdown), then [`join`](Self::join).
+pub struct ShardHandle<P: Protocol> {
+    server: ServerHandle<P>,
+    sessions: RemoteSessions<P>,
+}
+
+impl<P: Protocol> std::fmt::Debug for ShardHandle<P> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ShardHandle").finish_non_exhaustive()
+    }
+}
+
+impl<P: Protocol> ShardHandle<P> {
+    /// The shard's counters (sessions open are the remote sessions it serves).
+    pub fn metrics(&self) -> MetricsSnapshot {
+        self.server.metrics()
+    }
+
+    /// Remote sessions this shard serves now.
+    pub fn session_count(&self) -> u64 {
+        self.sessions.open_count()
+    }
+
+    /// Starts the ordered shutdown (`Logic::on_shutdown`, then every session is closed through its gateway).
+    pub fn shutdown(&self) {
+        self.server.shutdown();
+    }
+
+    /// SIGINT/SIGTERM start the shutdown; a second signal exits with status 130.
+    #[cfg(unix)]
+    pub fn watch_signals(&self) -> std::io::Result<()> {
+        self.server.watch_signals()
+    }
+
+    /// Waits for the shutdown to finish.
+    pub fn join(self) -> ShutdownReport {
+        self.server.join()
+    }
+}
+
+pub(crate) fn start<P: Protocol, L: Logic<Protocol = P>>(
+    core: Arc<Core>,
+    builder: ServerBuilder<P>,
+    logic: L,
+) -> Result<ShardHandle<P>, ClusterError> {
+    let (server, sessions) = builder.start_remote(logic)?;
+    let subject = core.subjects.node(core.node);
+    let subscription = core
+        .runtime
+        .block_on(core.client.subscribe(subject))
+        .map_err(|e| ClusterError::Connect { urls: "(connected)".into(), reason: e.to_string() })?;
+    let inbound = Inbound {
+        core: Arc::clone(&core),
+        host: sessions.clone(),
+        links: HashMap::new(),
+        sessions: HashMap::new(),
+        last_seq: HashMap::new(),
+    };
+    core.runtime.spawn(inbound.run(subscription));
+    core.runtime.block_on(core.announce(Roles { gateway: false, shard: true }));
+    Ok(ShardHandle { server, sessions })
+}
+
+/// The task that feeds gateways' envelopes to the logic thread.
+struct Inbound<P: Protocol> {
+    core: Arc<Core>,
+    host: RemoteSessions<P>,
+    links: HashMap<u64, Arc<dyn RemoteLink>>,
+    sessions: HashMap<RemoteId, Session<P>>,
+    /// The last envelope sequence number seen per gateway (a gap is a lost message).
+    last_seq: HashMap<u64, u64>,
+}
+
+impl<P: Protocol> Inbound<P> {
+    async fn run(mut self, mut subscription: async_nats::Subscriber) {
+        while let Some(message) = subscription.next().await {
+            self.on_message(&message.payload);
+        }
+    }
+
+    fn on_message(&mut self, payload: &[u8]) {
+        let mut message = match Message::parse(payload) {
+            Ok(message) => message,
+            Err(error) => {
+                self.core.stats.refused.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(%error, "envelope refused");
+                return;
+            }
+        };
+        let gateway = message.sender;
+        let last = self.last_seq.insert(gateway, message.seq).unwrap_or(0);
+        if message.seq != last + 1 && last != 0 {
+            self.core.stats.gaps.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(
+                gateway = format_args!("{gateway:016x}"),
+                expected = last + 1,
+                got = message.seq,
+                "envelope gap"
+            );
+        }
+        let outbound = Arc::clone(&self.core.outbound);
+        let link = Arc::clone(
+            self.links
+                .entry(gateway)
+                .or_insert_with(|| Arc::new(ShardLink::new(gateway, outbound)) as Arc<dyn RemoteLink>),
+        );
+        while let Some(op) = message.next() {
+            match op {
+                Ok(Op::Open { session, addr }) => {
+                    let peer = PeerAddr::Remote { gateway, addr: addr.to_owned() };
+                    let opened = self.host.open(Arc::clone(&link), session, peer);
+                    self.sessions.insert(session, opened);
+                }
+                Ok(Op::Arrive { session, addr, state }) => {
+                    let peer = PeerAddr::Remote { gateway, addr: addr.to_owned() };
+                    let arrived = self.host.arrive(Arc::clone(&link), session, peer, state.to_vec());
+                    self.sessions.insert(session, arrived);
+                }
+                Ok(Op::Frame { session, seq, frame }) => {
+                    if let Some(target) = self.sessions.get(&session) {
+                        // A frame that does not decode closes the session through its gateway (or bounces, if it was
+                        // handed over); nothing more to do here.
+                        let _ = self.host.packet(target, seq, frame);
+                    }
+                }
+                Ok(Op::Closed { session, kind, detail }) => {
+                    if let Some(closed) = self.sessions.remove(&session) {
+                        self.host.closed(&closed, close_reason(kind, detail));
+                    }
+                }
+                Ok(other) => tracing::warn!(?other, "operation for a gateway sent to a shard; ignored"),
+                Err(error) => {
+                    self.core.stats.refused.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(%error, "rest of an envelope dropped");
+                    break;
+                }
+            }
+        }
+    }
+}
+
+/// The runtime's [`CloseReason`] for a close a gateway reported.
+pub(crate) fn close_reason(kind: &str, detail: &str) -> CloseReason {
+    match CloseKind::from_name(kind) {
+        Some(CloseKind::PeerClosed) => CloseReason::PeerClosed,
+        Some(CloseKind::IdleTimeout) => CloseReason::IdleTimeout,
+        Some(CloseKind::SlowConsumer) => CloseReason::SlowConsumer,
+        Some(CloseKind::RateLimited) => CloseReason::RateLimited,
+        Some(CloseKind::HandlerPanic) => CloseReason::HandlerPanic,
+        Some(CloseKind::Closed) => CloseReason::Closed,
+        Some(CloseKind::ServerShutdown) => CloseReason::ServerShutdown,
+        Some(CloseKind::HandedOver) => CloseReason::HandedOver,
+        Some(kind) => CloseReason::Relayed { kind, detail: detail.to_owned() },
+        None => CloseReason::Relayed { kind: CloseKind::Io, detail: format!("{kind}: {detail}") },
+    }
+}
+
+/// What a shard sends to one gateway, batched per logic batch.
+pub(crate) struct ShardLink {
+    gateway: u64,
+    outbound: Arc<Outbound>,
+    batch: Mutex<Batch>,
+}
+
+#[derive(Default)]
+struct Batch {
+    entries: Vec<Entry>,
+    /// The latest entry carrying each frame (by block address), to add recipients to it.
+    by_frame: HashMap<usize, usize>,
+    /// Each session's latest entry in this batch: a frame joins an entry only after it, so order per session holds.
+    last_of: HashMap<RemoteId, usize>,
+}
+
+enum Entry {
+    Send {
+        frame: PacketPtr,
+        sessions: Vec<RemoteId>,
+    },
+    /// A control operation, already encoded.
+    Op(Vec<u8>),
+}
+
+impl ShardLink {
+    pub(crate) fn new(gateway: u64, outbound: Arc<Outbound>) -> Self {
+        ShardLink { gateway, outbound, batch: Mutex::new(Batch::default()) }
+    }
+
+    fn batch(&self) -> std::sync::MutexGuard<'_, Batch> {
+        self.batch.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn control(&self, session: RemoteId, op: &Op<'_>) {
+        let mut encoded = Vec::new();
+        envelope::put_op(&mut encoded, op);
+        let mut batch = self.batch();
+        batch.entries.push(Entry::Op(encoded));
+        let at = batch.entries.len() - 1;
+        batch.last_of.insert(session, at);
+    }
+}
+
+impl RemoteLink for ShardLink {
+    fn frames(&self, session: RemoteId, frames: &mut Vec<PacketPtr>) {
+        let mut batch = self.batch();
+        let batch = &mut *batch;
+        for frame in frames.drain(..) {
+            let key = frame.as_slice().as_ptr() as usize;
+            let after = batch.last_of.get(&session).copied();
+            let at = match batch.by_frame.get(&key) {
+                Some(&at) if after.is_none_or(|last| at > last) => {
+                    if let Entry::Send { sessions, .. } = &mut batch.entries[at] {
+                        sessions.push(session);
+                    }
+                    at
+                }
+                _ => {
+                    batch.entries.push(Entry::Send { frame, sessions: vec![session] });
+                    let at = batch.entries.len() - 1;
+                    batch.by_frame.insert(key, at);
+                    at
+                }
+            };
+            batch.last_of.insert(session, at);
+        }
+    }
+
+    fn close(&self, session: RemoteId, reason: &CloseReason, abort: bool) {
+        self.control(session, &Op::Close { session, abort, reason: &reason.to_string() });
+    }
+
+    fn hand_over(&self, session: RemoteId, hand_over: HandOver) {
+        let op = Op::Move { session, last_seq: hand_over.last_seq, key: &hand_over.key, state: &hand_over.state };
+        self.control(session, &op);
+    }
+
+    fn bounce(&self, session: RemoteId, seq: u64, frame: PacketPtr) {
+        self.control(session, &Op::Bounce { session, seq, frame: frame.as_slice() });
+    }
+
+    fn flush(&self) {
+        let entries = {
+            let mut batch = self.batch();
+            if batch.entries.is_empty() {
+                return;
+            }
+            batch.by_frame.clear();
+            batch.last_of.clear();
+            std::mem::take(&mut batch.entries)
+        };
+        let appended = self.outbound.append(self.gateway, |buf| {
+            for entry in &entries {
+                match entry {
+                    Entry::Send { frame, sessions } => envelope::put_send(buf, frame.as_slice(), sessions),
+                    Entry::Op(encoded) => buf.extend_from_slice(encoded),
+                }
+            }
+        });
+        if appended.is_err() {
+            // Counted (`ClusterStats::congested`); the gateway will see a gap in nothing (the message was never
+            // numbered), so say it loudly here.
+            tracing::error!(
+                gateway = format_args!("{:016x}", self.gateway),
+                "link to gateway congested: batch dropped"
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use packet_runtime::{MessagePool, PacketBuilder, PoolConfig};
+
+    fn frame(pool: &MessagePool, tag: u8) -> PacketPtr {
+        let mut builder = PacketBuilder::with_capacity_in(pool, 4);
+        builder.extend_from_slice(&[4, 0, tag, 0]);
+        builder.freeze()
+    }
+
+    /// What one flush of `link` wrote: its operations, as (code, frame tag or session, recipients).
+    fn sent(outbound: &Outbound) -> Vec<String> {
+        let mut pending = outbound.take_for_test();
+        let messages = pending.remove(&7).expect("a message for gateway 7");
+        assert_eq!(messages.len(), 1, "one message per gateway per flush");
+        let mut message = Message::parse(&messages[0]).unwrap();
+        let mut ops = Vec::new();
+        while let Some(op) = message.next() {
+            ops.push(match op.unwrap() {
+                Op::Send { frame, sessions } => format!("send {} to {sessions:?}", frame[2]),
+                Op::Close { session, .. } => format!("close {session}"),
+                other => format!("{other:?}"),
+            });
+        }
+        ops
+    }
+
+    #[test]
+    fn a_frame_for_many_sessions_is_carried_once_with_its_recipients() {
+        let pool = MessagePool::new(PoolConfig::default());
+        let outbound = Arc::new(Outbound::new(1, Arc::default()));
+        let link = ShardLink::new(7, Arc::clone(&outbound));
+        let (a, b, c) = (frame(&pool, 1), frame(&pool, 2), frame(&pool, 3));
+        link.frames(10, &mut vec![a.clone(), b.clone()]);
+        link.frames(11, &mut vec![a.clone(), c]);
+        link.close(10, &CloseReason::Closed, false);
+        link.frames(12, &mut vec![a]);
+        link.flush();
+        assert_eq!(sent(&outbound), ["send 1 to [10, 11, 12]", "send 2 to [10]", "send 3 to [11]", "close 10"]);
+    }
+
+    #[test]
+    fn sharing_a_frame_never_reorders_a_sessions_frames() {
+        let pool = MessagePool::new(PoolConfig::default());
+        let outbound = Arc::new(Outbound::new(1, Arc::default()));
+        let link = ShardLink::new(7, Arc::clone(&outbound));
+        let (a, b) = (frame(&pool, 1), frame(&pool, 2));
+        link.frames(10, &mut vec![a.clone(), b.clone()]);
+        // Session 11 gets them the other way round, and `a` twice: its `a`s cannot join the entry before its `b`.
+        link.frames(11, &mut vec![b, a.clone(), a]);
+        link.flush();
+        assert_eq!(sent(&outbound), ["send 1 to [10]", "send 2 to [10, 11]", "send 1 to [11]", "send 1 to [11]"]);
+    }
+}

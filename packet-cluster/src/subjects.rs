@@ -1,0 +1,58 @@
+//! NATS subjects and the KV bucket of one cluster. Several clusters share one NATS server under different names.
+//!
+//! | subject / key                  | what                                                      |
+//! |--------------------------------|-----------------------------------------------------------|
+//! | `pk.<cluster>.hb`              | heartbeats of every node                                  |
+//! | `pk.<cluster>.hello`           | a starting node asks who is there; each node answers      |
+//! | `pk.<cluster>.node.<id:016x>`  | envelopes for one node (gateway or shard)                 |
+//! | KV `pk_<cluster>`, `node-seq`  | the last node number handed out                           |
+//! | KV `pk_<cluster>`, `owner.<k>` | the shard (`{:016x}`) that owns hand-over key `k`         |
+
+/// The subjects of one cluster.
+#[derive(Debug, Clone)]
+pub struct Subjects {
+    prefix: String,
+}
+
+impl Subjects {
+    /// The subjects of cluster `name` (letters, digits, `-` and `_`).
+    pub fn new(name: &str) -> Self {
+        Subjects { prefix: format!("pk.{name}") }
+    }
+
+    /// Heartbeats.
+    pub fn heartbeat(&self) -> String {
+        format!("{}.hb", self.prefix)
+    }
+
+    /// Who-is-there requests.
+    pub fn hello(&self) -> String {
+        format!("{}.hello", self.prefix)
+    }
+
+    /// Envelopes for `node`.
+    pub fn node(&self, node: u64) -> String {
+        format!("{}.node.{node:016x}", self.prefix)
+    }
+}
+
+/// The KV bucket of cluster `name`.
+pub fn bucket(name: &str) -> String {
+    format!("pk_{name}")
+}
+
+/// The KV key recording who owns hand-over key `key`. Keys are hex-encoded, so any application key is a valid NATS
+/// key.
+pub fn owner_key(key: &str) -> String {
+    let mut out = String::with_capacity(6 + key.len() * 2);
+    out.push_str("owner.");
+    for byte in key.bytes() {
+        out.push_str(&format!("{byte:02x}"));
+    }
+    out
+}
+
+/// Whether `name` can name a cluster: 1 to 64 letters, digits, `-` or `_`.
+pub fn valid_name(name: &str) -> bool {
+    (1..=64).contains(&name.len()) && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}

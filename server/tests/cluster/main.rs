@@ -1,0 +1,312 @@
+//! The demo game as a cluster: real `server` processes (gateways and shards) over a real `nats-server` of each
+//! test's own (see `support`). What a client sees must not change; what crosses NATS is counted at the broker.
+//!
+//! These tests need `nats-server` on PATH and fail (never skip) without it, saying what to install.
+
+mod support;
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use demo_protocol::proto::{CChat, CEnterRoom, CLogin, CMove, PosInfo};
+use demo_protocol::{GameProtocol, ServerPacket};
+use futures_util::StreamExt;
+use packet_runtime::Protocol;
+use test_support::demo::{GameClient, assert_nothing_pending, enter, login};
+use test_support::{expect, next, runtime};
+
+use support::{Nats, Node, cluster_name, free_port, run_to_end};
+
+fn ids(players: &[demo_protocol::proto::PlayerInfo]) -> Vec<u64> {
+    players.iter().map(|p| p.player_id).collect()
+}
+
+/// Reads until the logic-thread barrier (a refused second login), keeping what came before it.
+async fn settle(client: &mut GameClient) -> Vec<ServerPacket> {
+    client.send(&CLogin { name: "barrier".into() }).await.expect("sends the barrier");
+    let mut before = Vec::new();
+    loop {
+        match next(client).await {
+            ServerPacket::SLogin(reply) if !reply.success => return before,
+            other => before.push(other),
+        }
+    }
+}
+
+/// The chats among `packets`, as (sender, text).
+fn chats(packets: &[ServerPacket]) -> Vec<(u64, String)> {
+    packets
+        .iter()
+        .filter_map(|p| match p {
+            ServerPacket::SChat(chat) => Some((chat.player_id, chat.msg.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn players_on_two_gateways_share_rooms_placed_on_two_shards() {
+    let nats = Nats::start();
+    let name = cluster_name("rooms");
+    let _shards = [Node::start(&nats, &name, "shard", &[]), Node::start(&nats, &name, "shard", &[])];
+    let (g1, g2) = (Node::start(&nats, &name, "gateway", &[]), Node::start(&nats, &name, "gateway", &[]));
+    runtime().block_on(async {
+        let mut seen_ids = HashSet::new();
+        // Rooms are placed on shards by their id: over eight rooms both shards host some, and every player starts
+        // on the shard its session was routed to, so entering hands it over (to another shard or to the same one).
+        for room in 1..=8u32 {
+            let (mut alice, alice_id) = login(g1.gateway(), &format!("alice{room}")).await;
+            let (mut bob, bob_id) = login(g2.gateway(), &format!("bob{room}")).await;
+            assert!(seen_ids.insert(alice_id) && seen_ids.insert(bob_id), "player ids are unique across the cluster");
+
+            assert!(enter(&mut alice, room).await.is_empty(), "room {room} starts empty");
+            assert_eq!(ids(&enter(&mut bob, room).await), [alice_id], "bob's listing names alice");
+            let spawn = expect!(&mut alice, SSpawn);
+            assert_eq!(ids(&spawn.players), [bob_id], "alice sees bob spawn once");
+
+            for msg in ["a1", "a2", "a3"] {
+                alice.send(&CChat { msg: msg.into() }).await.unwrap();
+            }
+            for msg in ["b1", "b2"] {
+                bob.send(&CChat { msg: msg.into() }).await.unwrap();
+            }
+            let pos = PosInfo { x: room as f32, y: 2.0, z: 3.0, yaw: 0.5 };
+            alice.send(&CMove { pos: Some(pos) }).await.unwrap();
+
+            // Wait until bob has the move (sent last by alice), then the barrier on both: nothing more, nothing twice.
+            let mut at_bob = Vec::new();
+            loop {
+                match next(&mut bob).await {
+                    ServerPacket::SMove(moved) => {
+                        assert_eq!((moved.player_id, moved.pos), (alice_id, Some(pos)));
+                        break;
+                    }
+                    other => at_bob.push(other),
+                }
+            }
+            at_bob.extend(settle(&mut bob).await);
+            let mut at_alice = Vec::new();
+            while chats(&at_alice).len() < 5 {
+                at_alice.push(next(&mut alice).await);
+            }
+            at_alice.extend(settle(&mut alice).await);
+            for (who, got) in [("alice", &at_alice), ("bob", &at_bob)] {
+                let got = chats(got);
+                let from = |id| got.iter().filter(|(s, _)| *s == id).map(|(_, m)| m.as_str()).collect::<Vec<_>>();
+                assert_eq!(from(alice_id), ["a1", "a2", "a3"], "{who} in room {room}: alice's chats once, in order");
+                assert_eq!(from(bob_id), ["b1", "b2"], "{who} in room {room}: bob's chats once, in order");
+                assert_eq!(got.len(), 5, "{who} in room {room}: nothing else");
+            }
+            assert!(!at_alice.iter().any(|p| matches!(p, ServerPacket::SMove(_))), "the mover gets no S_MOVE");
+            drop(alice);
+            let despawn = expect!(&mut bob, SDespawn);
+            assert_eq!(despawn.player_ids, [alice_id], "bob sees alice leave");
+            assert_nothing_pending(&mut bob).await;
+        }
+    });
+}
+
+/// The owners the cluster recorded for `rooms` (the KV bucket), after each was entered once.
+async fn room_owners(nats: &Nats, cluster: &str, rooms: &[u32]) -> Vec<u64> {
+    let client = async_nats::connect(nats.url()).await.expect("the test connects to its broker");
+    let kv = async_nats::jetstream::new(client).get_key_value(format!("pk_{cluster}")).await.expect("the bucket");
+    let mut owners = Vec::new();
+    for room in rooms {
+        let key = packet_cluster::subjects::owner_key(&format!("room.{room}"));
+        let value = kv.get(&key).await.expect("reads the owner").expect("an owner was recorded");
+        owners.push(u64::from_str_radix(std::str::from_utf8(&value).unwrap(), 16).unwrap());
+    }
+    owners
+}
+
+#[test]
+fn a_player_moving_between_shards_under_load_loses_duplicates_and_reorders_nothing() {
+    const CHATS: u32 = 600;
+    const SWITCH_EVERY: u32 = 25;
+    let nats = Nats::start();
+    let name = cluster_name("handover");
+    let _shards = [Node::start(&nats, &name, "shard", &[]), Node::start(&nats, &name, "shard", &[])];
+    let (g1, g2) = (Node::start(&nats, &name, "gateway", &[]), Node::start(&nats, &name, "gateway", &[]));
+    runtime().block_on(async {
+        // Find two rooms on different shards: enter sixteen, read who owns them.
+        let rooms: Vec<u32> = (1..=16).collect();
+        let (mut probe, _) = login(g1.gateway(), "probe").await;
+        for &room in &rooms {
+            enter(&mut probe, room).await;
+        }
+        drop(probe);
+        let owners = room_owners(&nats, &name, &rooms).await;
+        let home = rooms[0];
+        let away = rooms[owners.iter().position(|&o| o != owners[0]).expect("rooms on both shards")];
+
+        let (mut watcher, _) = login(g2.gateway(), "watcher").await;
+        enter(&mut watcher, home).await;
+        let (mut mover, mover_id) = login(g1.gateway(), "mover").await;
+        enter(&mut mover, home).await;
+        settle(&mut watcher).await;
+
+        // Pipelined: chats and room changes without waiting, so hand-overs happen with packets in flight both ways.
+        let mut expected_at_home = Vec::new();
+        let mut in_home = true;
+        for i in 1..=CHATS {
+            mover.send(&CChat { msg: i.to_string() }).await.unwrap();
+            if in_home {
+                expected_at_home.push(i.to_string());
+            }
+            if i % SWITCH_EVERY == 0 && i < CHATS {
+                in_home = !in_home;
+                mover.send(&CEnterRoom { room_id: if in_home { home } else { away } }).await.unwrap();
+            }
+        }
+
+        // The mover is in every room it chats to: it gets each of its chats back, once, in order.
+        let mut own = Vec::new();
+        while own.len() < CHATS as usize {
+            if let ServerPacket::SChat(chat) = next(&mut mover).await {
+                assert_eq!(chat.player_id, mover_id);
+                own.push(chat.msg);
+            }
+        }
+        let expected: Vec<String> = (1..=CHATS).map(|i| i.to_string()).collect();
+        assert_eq!(own, expected, "the mover's own chats, across {} hand-overs", CHATS / SWITCH_EVERY - 1);
+        assert!(chats(&settle(&mut mover).await).is_empty(), "no chat twice");
+
+        // The watcher stayed home: exactly the chats sent while the mover was there, in order.
+        let mut at_home = Vec::new();
+        while at_home.len() < expected_at_home.len() {
+            if let ServerPacket::SChat(chat) = next(&mut watcher).await {
+                at_home.push(chat.msg);
+            }
+        }
+        assert_eq!(at_home, expected_at_home);
+        assert!(chats(&settle(&mut watcher).await).is_empty(), "no chat twice at home");
+    });
+}
+
+#[test]
+fn a_room_broadcast_is_one_nats_message_per_gateway_counted_at_the_broker() {
+    const PER_GATEWAY: usize = 10;
+    const CHATS: u64 = 50;
+    let nats = Nats::start();
+    let name = cluster_name("fanout");
+    // Heartbeats every 20 s: they are counted and subtracted, but rarely fall in the window at all.
+    let slow = ["--failure-timeout", "60s"];
+    let _shard = Node::start(&nats, &name, "shard", &slow);
+    let gateways = [Node::start(&nats, &name, "gateway", &slow), Node::start(&nats, &name, "gateway", &slow)];
+    runtime().block_on(async {
+        let mut clients = Vec::new();
+        for (g, gateway) in gateways.iter().enumerate() {
+            for i in 0..PER_GATEWAY {
+                let (mut client, _) = login(gateway.gateway(), &format!("p{g}-{i}")).await;
+                enter(&mut client, 5).await;
+                clients.push(client);
+            }
+        }
+        for client in &mut clients {
+            settle(client).await;
+        }
+        let broker = async_nats::connect(nats.url()).await.unwrap();
+        let mut beats = broker.subscribe(format!("pk.{name}.hb")).await.unwrap();
+        broker.flush().await.unwrap();
+
+        let before = nats.messages_in();
+        for i in 0..CHATS {
+            clients[0].send(&CChat { msg: i.to_string() }).await.unwrap();
+            // One at a time: each chat is its own logic batch, so batching across chats cannot hide a per-member
+            // publish.
+            for client in &mut clients {
+                loop {
+                    if let ServerPacket::SChat(chat) = next(client).await {
+                        assert_eq!(chat.msg, i.to_string());
+                        break;
+                    }
+                }
+            }
+        }
+        let after = nats.messages_in();
+        let mut heartbeats = 0;
+        while let Ok(Some(_)) = tokio::time::timeout(Duration::from_millis(200), beats.next()).await {
+            heartbeats += 1;
+        }
+        let messages = after - before - heartbeats;
+        let recipients = 2 * PER_GATEWAY as u64;
+        println!(
+            "{CHATS} chats to {recipients} players on 2 gateways: {messages} NATS messages ({heartbeats} heartbeats \
+             excluded); one per recipient would be {}",
+            CHATS * (1 + recipients)
+        );
+        // Per chat: the client's frame to the shard (1), the shard's broadcast to each gateway (2).
+        assert!(messages <= CHATS * 3, "{messages} NATS messages for {CHATS} chats: more than 1 + 1 per gateway each");
+        assert!(messages >= CHATS * 3 - 5, "{messages}: the broker's count does not see the traffic");
+    });
+}
+
+mod other {
+    use packet_runtime::{Packet, define_packets};
+
+    #[derive(Clone, PartialEq, prost::Message, Packet)]
+    #[packet(id = 1)]
+    pub(crate) struct CHello {
+        #[prost(uint32, tag = "1")]
+        pub n: u32,
+    }
+
+    #[derive(Clone, PartialEq, prost::Message, Packet)]
+    #[packet(id = 2)]
+    pub(crate) struct SHello {
+        #[prost(uint32, tag = "1")]
+        pub n: u32,
+    }
+
+    define_packets! {
+        pub(crate) protocol OtherProtocol {
+            client_to_server OtherClient { CHello }
+            server_to_client OtherServer { SHello }
+        }
+    }
+}
+
+#[test]
+fn a_node_built_from_another_protocol_exits_2_naming_both_fingerprints() {
+    let nats = Nats::start();
+    let name = cluster_name("mismatch");
+    let config = packet_cluster::ClusterConfig::new([nats.url()], name.clone());
+    let other = packet_cluster::Cluster::<other::OtherProtocol>::join(config).expect("the other protocol's node joins");
+    let (status, stderr) = run_to_end(&["--nats", &nats.url(), "--cluster", &name, "--role", "shard"]);
+    assert_eq!(status.code(), Some(2), "stderr: {stderr}");
+    let ours = format!("{:016x}", GameProtocol::FINGERPRINT);
+    let theirs = format!("{:016x}", other::OtherProtocol::FINGERPRINT);
+    assert!(stderr.contains(&ours) && stderr.contains(&theirs), "both fingerprints named: {stderr}");
+    other.shutdown();
+}
+
+#[test]
+fn without_a_shard_a_gateway_keeps_listening_and_tells_clients_why_it_refuses_them() {
+    let nats = Nats::start();
+    let gateway = Node::start(&nats, &cluster_name("empty"), "gateway", &[]);
+    runtime().block_on(async {
+        for _ in 0..2 {
+            let mut client: GameClient = test_support::connect(gateway.gateway()).await;
+            let (got, end) = test_support::drain_until_closed(&mut client).await;
+            assert_eq!(test_support::demo::kick_reason(&got), "no game server available");
+            assert!(test_support::is_close(&end), "{end:?}");
+        }
+    });
+}
+
+#[test]
+fn unreachable_nats_fails_saying_what_to_start() {
+    let url = format!("127.0.0.1:{}", free_port());
+    let (status, stderr) = run_to_end(&["--nats", &url, "--role", "shard"]);
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains(&url) && stderr.contains("nats-server"), "{stderr}");
+}
+
+#[test]
+fn cluster_flags_are_checked() {
+    let (status, stderr) = run_to_end(&["--role", "shard"]);
+    assert_eq!(status.code(), Some(2), "--role without --nats: {stderr}");
+    let (status, stderr) = run_to_end(&["--nats", "127.0.0.1:1", "--role", "shard", "--addr", "127.0.0.1:0"]);
+    assert_eq!(status.code(), Some(2), "--addr with --role shard: {stderr}");
+    assert!(stderr.contains("opens no listener"), "{stderr}");
+}

@@ -1,0 +1,199 @@
+//! A private `nats-server` and the demo binary as cluster nodes, for the cluster suite.
+//!
+//! Every test starts its own broker (JetStream in a temporary directory, a free client port, a monitoring port for
+//! the broker's own message counts) and its own processes, so tests neither share state with each other nor with
+//! the machine's NATS on 4222. Processes are killed when their handle drops, also when a test fails.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// A port nobody listens on right now.
+pub(crate) fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").expect("a free port").local_addr().unwrap().port()
+}
+
+/// A `nats-server` of this test's own.
+pub(crate) struct Nats {
+    child: Child,
+    pub(crate) port: u16,
+    monitor: u16,
+    _store: TempDir,
+}
+
+impl Nats {
+    /// Starts `nats-server -js` on free ports and waits until it takes connections. Fails (never skips) with what
+    /// to install when the binary is missing.
+    pub(crate) fn start() -> Nats {
+        let port = free_port();
+        let monitor = free_port();
+        let store = TempDir::new("nats");
+        let child = Command::new("nats-server")
+            .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-m", &monitor.to_string()])
+            .arg("-sd")
+            .arg(&store.0)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!(
+                    "cannot start nats-server ({e}): the cluster tests need it on PATH (`apt-get install nats-server`)"
+                )
+            });
+        let nats = Nats { child, port, monitor, _store: store };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() || TcpStream::connect(("127.0.0.1", monitor)).is_err() {
+            assert!(Instant::now() < deadline, "nats-server did not listen on {port} within 20 s");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        nats
+    }
+
+    pub(crate) fn url(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// Messages published into the broker so far (`in_msgs` of its `/varz`): every NATS message any node sent.
+    pub(crate) fn messages_in(&self) -> u64 {
+        let mut stream = TcpStream::connect(("127.0.0.1", self.monitor)).expect("monitoring port");
+        stream.write_all(b"GET /varz HTTP/1.0\r\nHost: localhost\r\n\r\n").unwrap();
+        let mut body = String::new();
+        stream.read_to_string(&mut body).unwrap();
+        let at = body.find("\"in_msgs\":").expect("in_msgs in /varz") + "\"in_msgs\":".len();
+        body[at..].trim_start().split(|c: char| !c.is_ascii_digit()).next().unwrap().parse().expect("a count")
+    }
+}
+
+impl Drop for Nats {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A directory removed on drop.
+pub(crate) struct TempDir(pub(crate) PathBuf);
+
+impl TempDir {
+    pub(crate) fn new(what: &str) -> TempDir {
+        let path = std::env::temp_dir().join(format!("packet-{what}-{}-{}", std::process::id(), free_port()));
+        std::fs::create_dir_all(&path).unwrap();
+        TempDir(path)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// One demo server process in a cluster.
+pub(crate) struct Node {
+    child: Child,
+    /// The gateway's address, for gateways.
+    pub(crate) addr: Option<SocketAddr>,
+    stderr: Option<std::thread::JoinHandle<String>>,
+}
+
+/// Extra flags every node of the suite gets: 1 IO thread (the machine has 2 cores), no rate limit.
+const COMMON: &[&str] = &["--workers", "1", "--rate-limit", "0"];
+
+impl Node {
+    /// Starts `server --nats URL --cluster NAME --role ROLE` and waits for it to say it is ready (`shard ready`
+    /// and/or `listening on ADDR`).
+    pub(crate) fn start(nats: &Nats, cluster: &str, role: &str, extra: &[&str]) -> Node {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_server"));
+        command.args(["--nats", &nats.url(), "--cluster", cluster, "--role", role]).args(COMMON).args(extra);
+        if role != "shard" {
+            command.args(["--addr", "127.0.0.1:0"]);
+        }
+        let mut child = command
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("the server binary starts");
+        let stderr = child.stderr.take().unwrap();
+        let stderr = std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = BufReader::new(stderr).read_to_string(&mut text);
+            text
+        });
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        let wants_shard = role != "gateway";
+        let wants_addr = role != "shard";
+        std::thread::spawn(move || {
+            let mut lines = BufReader::new(stdout).lines();
+            let (mut shard, mut addr) = (!wants_shard, None);
+            while let Some(Ok(line)) = lines.next() {
+                shard |= line == "shard ready";
+                if let Some(bound) = line.strip_prefix("listening on ") {
+                    addr = bound.parse::<SocketAddr>().ok();
+                }
+                if shard && (addr.is_some() || !wants_addr) {
+                    let _ = tx.send(addr);
+                    break;
+                }
+            }
+            // Keep draining so the child never blocks on a full pipe.
+            for _ in lines {}
+        });
+        let mut node = Node { child, addr: None, stderr: Some(stderr) };
+        match rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(addr) => node.addr = addr,
+            Err(_) => {
+                let _ = node.child.kill();
+                let status = node.child.wait();
+                let stderr = node.stderr.take().unwrap().join().unwrap_or_default();
+                panic!("{role} node not ready within 30 s ({status:?}); stderr:\n{stderr}");
+            }
+        }
+        node
+    }
+
+    /// The gateway's client address.
+    pub(crate) fn gateway(&self) -> SocketAddr {
+        self.addr.expect("a gateway node")
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs the server binary with `args` to its end (at most 30 s); its status and stderr.
+pub(crate) fn run_to_end(args: &[&str]) -> (ExitStatus, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_server"))
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the server binary starts");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            let mut stderr = String::new();
+            child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+            return (status, stderr);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("server {args:?} still running after 30 s");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A cluster name of this test's own.
+pub(crate) fn cluster_name(test: &str) -> String {
+    format!("{test}-{}", std::process::id())
+}
