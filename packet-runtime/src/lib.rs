@@ -22,6 +22,7 @@
 #![doc = include_str!("guide.md")]
 
 pub mod client;
+mod close;
 pub mod frame;
 mod metrics;
 pub mod packet;

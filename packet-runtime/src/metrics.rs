@@ -4,7 +4,7 @@
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use crate::pool::PoolStats;
-use crate::session::CloseKind;
+use crate::close::CloseKind;
 
 #[derive(Debug, Default)]
 pub(crate) struct Metrics {

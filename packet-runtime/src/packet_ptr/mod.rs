@@ -275,3 +275,16 @@ impl From<PacketBuilder> for PacketPtr {
         builder.freeze()
     }
 }
+
+/// Lets `Framed<_, FrameCodec<H>>` send pooled frames. Here rather than in `frame::codec` so that the wire format
+/// does not depend on the pointer (the dependency runs `packet_ptr` -> `frame` only).
+impl<H: FrameHeader> tokio_util::codec::Encoder<PacketPtr> for crate::frame::FrameCodec<H> {
+    type Error = crate::frame::FrameCodecError;
+
+    /// Copies the already-framed packet (`Framed` buffers every frame into one `BytesMut`; the session driver is the
+    /// zero-copy path).
+    fn encode(&mut self, frame: PacketPtr, dst: &mut bytes::BytesMut) -> Result<(), Self::Error> {
+        dst.extend_from_slice(&frame);
+        Ok(())
+    }
+}

@@ -5,13 +5,12 @@
 //! [`SendError::Closed`]; the handle cannot reach another connection because it never looks anything up by slot.
 //!
 //! - `id`: [`SessionId`], generational; never valid again after `on_disconnect`.
-//! - `close`: [`CloseReason`], [`CloseKind`], [`BadFrame`].
+//! - [`CloseReason`], [`CloseKind`], [`BadFrame`] live in the crate's `close` module and are re-exported here.
 //! - `io_reply`: replies an IO hook sends to the session it is handling go straight into that session's write
 //!   batch.
 //! - `outbox`: the logic thread's staging of frames per batch of events (one hand-over and one wake per recipient
 //!   per batch instead of per frame).
 
-mod close;
 mod id;
 pub(crate) mod io_reply;
 pub(crate) mod outbox;
@@ -24,7 +23,7 @@ use std::sync::{Arc, OnceLock};
 use crossbeam_utils::atomic::AtomicCell;
 use tokio::sync::mpsc;
 
-pub use close::{BadFrame, CloseKind, CloseReason};
+pub use crate::close::{BadFrame, CloseKind, CloseReason};
 pub use id::SessionId;
 pub(crate) use id::SessionIds;
 use outbox::{FrameList, SpareLists};

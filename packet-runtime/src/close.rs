@@ -1,4 +1,7 @@
-//! Why a session ended.
+//! Why a session ended: [`CloseReason`], its detail-free [`CloseKind`] and the [`BadFrame`] it may carry.
+//!
+//! A module of its own at the crate root so that both the sessions (which record a reason) and the metrics (which
+//! count closes by kind) depend on it, and neither on the other.
 
 use std::{fmt, io};
 
