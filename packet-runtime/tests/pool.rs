@@ -8,7 +8,7 @@ use packet_runtime::pool::{CLASS_SIZES, MessagePool, PoolConfig};
 use packet_runtime::{PacketBuilder, PacketPtr};
 
 fn small_pool(global: usize, local: usize) -> MessagePool {
-    MessagePool::new(PoolConfig { global_capacity: [global; 5], local_capacity: [local; 5] })
+    MessagePool::new(PoolConfig::default().uniform_caps(global, local))
 }
 
 #[test]
