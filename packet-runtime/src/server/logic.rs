@@ -269,14 +269,21 @@ struct LogicLoop<L: Logic> {
     report: LogicReport,
 }
 
-/// Runs the logic thread to completion: until shutdown was requested, the acceptor stopped and every session's
-/// `on_disconnect` ran (or the shutdown timeout passed).
+/// The logic thread's own runtime (current-thread, timers only: it runs the tick and the shutdown deadline). Built
+/// by `start` before the thread is spawned, so that failing to build it is an error `start` returns, not a panic on
+/// the new thread.
+pub(crate) fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread().enable_time().build()
+}
+
+/// Runs the logic thread to completion on `runtime` (from [`runtime`]): until shutdown was requested, the acceptor
+/// stopped and every session's `on_disconnect` ran (or the shutdown timeout passed).
 pub(crate) fn run<L: Logic>(
     logic: L,
     mut inbox: mpsc::UnboundedReceiver<LogicEvent<L::Protocol>>,
     shared: Arc<ServerShared<L::Protocol>>,
+    runtime: tokio::runtime::Runtime,
 ) -> LogicReport {
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_time().build().expect("logic thread runtime");
     let mut this = LogicLoop {
         logic,
         sessions: Sessions { slots: Vec::new(), live: 0 },
