@@ -19,7 +19,7 @@ use std::io;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::net::{TcpStream, ToSocketAddrs};
 
-use crate::frame::{Compact, FrameFault, FrameHeader, HeaderKind, Wide, parse_frame};
+use crate::frame::{FrameFault, FrameHeader, HeaderKind, parse_frame, with_header};
 use crate::{DecodeError, EncodeError, PacketOf, PacketSet, Protocol};
 
 /// A client operation failed.
@@ -185,12 +185,8 @@ impl<P: Protocol, R: AsyncRead + Unpin> ClientReader<P, R> {
     /// Takes the next whole frame out of the buffer, if there is one.
     fn buffered_frame(&mut self) -> Result<Option<(u16, std::ops::Range<usize>)>, ClientError> {
         let pending = &self.buf[self.start..];
-        let found = match self.header {
-            HeaderKind::Compact => {
-                parse_frame::<Compact>(pending, self.max_frame)?.map(|f| (f.id, f.len, Compact::LEN))
-            }
-            HeaderKind::Wide => parse_frame::<Wide>(pending, self.max_frame)?.map(|f| (f.id, f.len, Wide::LEN)),
-        };
+        let found =
+            with_header!(self.header, H => parse_frame::<H>(pending, self.max_frame)?.map(|f| (f.id, f.len, H::LEN)));
         Ok(found.map(|(id, len, header)| {
             let range = self.start + header..self.start + len;
             self.start += len;
@@ -240,10 +236,7 @@ impl<P: Protocol, W: AsyncWrite + Unpin> ClientWriter<P, W> {
     pub fn queue<T: PacketOf<P::ClientToServer>>(&mut self, packet: &T) -> Result<(), ClientError> {
         let len = self.header.header_len() + packet.encoded_len();
         let mut head = [0u8; 8];
-        match self.header {
-            HeaderKind::Compact => Compact::write(&mut head, len, T::ID).map_err(EncodeError::from)?,
-            HeaderKind::Wide => Wide::write(&mut head, len, T::ID).map_err(EncodeError::from)?,
-        }
+        with_header!(self.header, H => H::write(&mut head, len, T::ID)).map_err(EncodeError::from)?;
         self.buf.reserve(len);
         self.buf.extend_from_slice(&head[..self.header.header_len()]);
         packet.encode_raw(&mut self.buf);

@@ -3,8 +3,8 @@
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
-use crate::pool::PoolStats;
 use crate::close::CloseKind;
+use crate::pool::PoolStats;
 
 #[derive(Debug, Default)]
 pub(crate) struct Metrics {

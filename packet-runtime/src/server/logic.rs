@@ -15,7 +15,7 @@ use tokio::sync::mpsc;
 use tokio::time::{Instant, MissedTickBehavior};
 
 use super::ServerShared;
-use crate::frame::{Compact, HeaderKind, Wide};
+use crate::frame::with_header;
 use crate::metrics::MetricsSnapshot;
 use crate::packet_ptr::{EncodeError, PacketPtr};
 use crate::session::{CloseReason, Encoded, Session, SessionId, outbox};
@@ -94,10 +94,7 @@ impl<P: Protocol> Context<'_, P> {
         packet: &T,
     ) -> Result<Encoded<P::ServerToClient>, EncodeError> {
         let pool = &self.shared.pool;
-        let frame = match self.shared.config.header {
-            HeaderKind::Compact => PacketPtr::encode_in::<Compact, T>(pool, packet)?,
-            HeaderKind::Wide => PacketPtr::encode_in::<Wide, T>(pool, packet)?,
-        };
+        let frame = with_header!(self.shared.config.header, H => PacketPtr::encode_in::<H, T>(pool, packet))?;
         Ok(Encoded::new(frame))
     }
 

@@ -28,7 +28,7 @@ pub use id::SessionId;
 pub(crate) use id::SessionIds;
 use outbox::{FrameList, SpareLists};
 
-use crate::frame::{Compact, HeaderKind, Wide};
+use crate::frame::{HeaderKind, with_header};
 use crate::metrics::Metrics;
 use crate::packet_ptr::{EncodeError, PacketPtr};
 use crate::pool::MessagePool;
@@ -246,10 +246,7 @@ impl SessionShared {
     }
 
     pub(crate) fn encode<T: crate::Packet>(&self, packet: &T) -> Result<PacketPtr, EncodeError> {
-        match self.header {
-            HeaderKind::Compact => PacketPtr::encode_in::<Compact, T>(&self.pool, packet),
-            HeaderKind::Wide => PacketPtr::encode_in::<Wide, T>(&self.pool, packet),
-        }
+        with_header!(self.header, H => PacketPtr::encode_in::<H, T>(&self.pool, packet))
     }
 }
 
