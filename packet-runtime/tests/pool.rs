@@ -3,9 +3,8 @@
 mod common;
 
 use common::{Blob, Chat};
-use packet_runtime::frame::Compact;
-use packet_runtime::pool::{CLASS_SIZES, MessagePool, PoolConfig};
-use packet_runtime::{PacketBuilder, PacketPtr};
+use packet_runtime::pool::CLASS_SIZES;
+use packet_runtime::{Compact, MessagePool, PacketBuilder, PacketPtr, PoolConfig};
 
 fn small_pool(global: usize, local: usize) -> MessagePool {
     MessagePool::new(PoolConfig::default().uniform_caps(global, local))

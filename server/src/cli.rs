@@ -21,8 +21,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use demo_protocol::GameProtocol;
-use packet_runtime::session::CloseKind;
-use packet_runtime::{Protocol, ShutdownReport};
+use packet_runtime::{CloseKind, Protocol, ShutdownReport};
 
 use crate::ServerOptions;
 use tracing_subscriber::EnvFilter;

@@ -7,8 +7,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use packet_runtime::server::{RateLimit, ServerBuilder};
-use packet_runtime::{Server, ServerHandle};
+use packet_runtime::{RateLimit, Server, ServerBuilder, ServerHandle};
 
 use demo_protocol::GameProtocol;
 

@@ -8,6 +8,7 @@ use core::slice;
 use bytes::buf::UninitSlice;
 
 use super::PacketPtr;
+#[cfg(feature = "test-util")]
 use crate::frame::FrameHeader;
 use crate::pool::{BlockHeader, MessagePool, PoolShared, data_ptr};
 

@@ -1,8 +1,6 @@
 //! The wire format as a peer sees it: test vectors, split frames, pipelined frames.
 
-use packet_runtime::frame::HeaderKind;
-use packet_runtime::server::{IoAction, IoHandler};
-use packet_runtime::{Context, Logic, Server, Session};
+use packet_runtime::{Context, HeaderKind, IoAction, IoHandler, Logic, Server, Session};
 use tests::game::{ClientPacket, GameProtocol, ServerPacket};
 use tests::proto;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
