@@ -42,6 +42,7 @@
 //! # let _ = (ServerConfig::default(), PoolConfig::default(), HeaderKind::default(), CloseKind::ALL);
 //! ```
 #![doc = include_str!("guide.md")]
+#![warn(missing_docs)]
 
 pub mod client;
 mod close;
