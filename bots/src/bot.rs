@@ -24,8 +24,7 @@ use std::time::{Duration, Instant};
 
 use demo_protocol::proto;
 use demo_protocol::{GameProtocol, ServerPacket};
-use packet_runtime::Client;
-use packet_runtime::client::{ClientError, ClientReader, ClientWriter};
+use packet_runtime::{Client, ClientError, ClientReader, ClientWriter};
 use tokio::io::{ReadHalf, WriteHalf};
 use tokio::net::TcpStream;
 use tokio::sync::{Semaphore, watch};

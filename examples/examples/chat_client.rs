@@ -14,8 +14,7 @@ use std::net::SocketAddr;
 use clap::Parser;
 use demo_protocol::proto;
 use demo_protocol::{GameProtocol, ServerPacket};
-use packet_runtime::Client;
-use packet_runtime::client::ClientError;
+use packet_runtime::{Client, ClientError};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
 /// A terminal chat client for the demo game server.

@@ -12,9 +12,8 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 use examples::echo::{self, Echo, EchoLogic, EchoProtocol, EchoResponse};
-use packet_runtime::Client;
-use packet_runtime::frame::HeaderKind;
 use packet_runtime::prost::Message;
+use packet_runtime::{Client, HeaderKind};
 
 const MAX_FRAME: usize = 1024 * 1024;
 const PAYLOAD: usize = 200 * 1024;

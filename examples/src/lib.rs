@@ -14,8 +14,8 @@ pub mod echo {
     use std::io;
     use std::net::SocketAddr;
 
-    use packet_runtime::frame::HeaderKind;
-    use packet_runtime::server::ServerBuilder;
+    use packet_runtime::HeaderKind;
+    use packet_runtime::ServerBuilder;
     use packet_runtime::{Context, IoAction, IoHandler, Logic, Server, ServerHandle, Session};
 
     /// Client to server: bytes to send back.

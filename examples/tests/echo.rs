@@ -4,8 +4,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use examples::echo::{self, Echo, EchoLogic, EchoProtocol, EchoResponse};
-use packet_runtime::Client;
-use packet_runtime::frame::HeaderKind;
+use packet_runtime::{Client, HeaderKind};
 
 fn any_port() -> SocketAddr {
     "127.0.0.1:0".parse().unwrap()

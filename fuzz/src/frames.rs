@@ -10,7 +10,8 @@
 //! None of them may panic, and none may consume more bytes than it was given.
 
 use bytes::BytesMut;
-use packet_runtime::frame::{Compact, FrameCodec, FrameCodecError, FrameFault, FrameHeader, Wide, parse_frame};
+use packet_runtime::frame::{FrameCodec, FrameCodecError, parse_frame};
+use packet_runtime::{Compact, FrameFault, FrameHeader, Wide};
 use tokio_util::codec::Decoder;
 
 /// What a reader made of a byte stream.

@@ -22,12 +22,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
-use packet_runtime::frame::{Compact, FrameCodec};
-use packet_runtime::server::{BadFrameAction, IoAction, IoHandler, RateLimit};
-use packet_runtime::session::BadFrame;
+use packet_runtime::frame::FrameCodec;
 use packet_runtime::transport::memory::{self, MemoryConnector};
 use packet_runtime::{
-    CloseReason, Context, DecodeError, Logic, PacketSet, Request, Server, ServerHandle, Session, ShutdownReport,
+    BadFrame, BadFrameAction, CloseReason, Compact, Context, DecodeError, IoAction, IoHandler, Logic, PacketSet,
+    RateLimit, Request, Server, ServerHandle, Session, ShutdownReport,
 };
 use tests::game::{ClientPacket, ClientPacketHandler, GameProtocol, ServerPacket};
 use tests::proto;

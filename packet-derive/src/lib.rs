@@ -10,6 +10,7 @@
 //!
 //! Every expansion emits its items even when it reports errors, so one mistake shows up as one error instead of a
 //! cascade of "cannot find type" errors at every use site.
+#![warn(missing_docs)]
 
 use proc_macro::TokenStream;
 

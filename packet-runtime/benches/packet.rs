@@ -10,9 +10,7 @@ use std::time::{Duration, Instant};
 use bytes::{BufMut, Bytes, BytesMut};
 use criterion::{Criterion, criterion_group, criterion_main};
 use crossbeam_queue::ArrayQueue;
-use packet_runtime::frame::{Compact, FrameHeader};
-use packet_runtime::pool::{MessagePool, PoolConfig};
-use packet_runtime::{Packet, PacketBuilder, PacketPtr};
+use packet_runtime::{Compact, FrameHeader, MessagePool, Packet, PacketBuilder, PacketPtr, PoolConfig};
 use prost::Message;
 
 #[path = "../tests/common/mod.rs"]

@@ -4,11 +4,17 @@
 //! The macros keep their expansions small by calling these instead of inlining the logic: one place to fix a bug,
 //! less code for every user crate to compile.
 
-pub use crate::protocol::fingerprint;
 pub use bytes;
 pub use prost;
 
-use crate::{DecodeError, Direction, Packet};
+use crate::{DecodeError, Direction, Packet, PacketInfo};
+
+/// Computes `Protocol::FINGERPRINT` for `define_packets!` (a `const fn`, so the constant is computed at compile
+/// time). The algorithm is private to the runtime; this is its only way out.
+#[inline]
+pub const fn fingerprint(packets: &[PacketInfo]) -> u64 {
+    crate::protocol::fingerprint(packets)
+}
 
 /// The bound `#[derive(Packet)]` asserts on the deriving type (see [`assert_prost_message`]), so that deriving on a
 /// plain struct reports one clear error instead of a list of unsatisfied supertraits of [`Packet`]. Its supertraits

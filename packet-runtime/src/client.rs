@@ -19,8 +19,8 @@ use std::io;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::net::{TcpStream, ToSocketAddrs};
 
-use crate::frame::{Compact, FrameFault, FrameHeader, FrameTooLarge, HeaderKind, Wide, parse_frame};
-use crate::{DecodeError, PacketOf, PacketSet, Protocol};
+use crate::frame::{FrameFault, FrameHeader, HeaderKind, parse_frame, with_header};
+use crate::{DecodeError, EncodeError, PacketOf, PacketSet, Protocol};
 
 /// A client operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -38,9 +38,10 @@ pub enum ClientError {
     /// The server sent a packet that does not decode.
     #[error(transparent)]
     Decode(#[from] DecodeError),
-    /// A packet to send is too large for the header.
+    /// A packet to send could not be encoded (too large for the header): the same [`EncodeError`] a server
+    /// session returns for the same packet. Nothing was queued.
     #[error(transparent)]
-    TooLarge(#[from] FrameTooLarge),
+    Encode(#[from] EncodeError),
     /// The connection failed.
     #[error(transparent)]
     Io(#[from] io::Error),
@@ -60,7 +61,7 @@ impl<P: Protocol, S> fmt::Debug for Client<P, S> {
 
 impl<P: Protocol> Client<P, TcpStream> {
     /// Connects over TCP (with `TCP_NODELAY`), compact header, 64 KiB maximum frame.
-    pub async fn connect(addr: impl ToSocketAddrs) -> io::Result<Self> {
+    pub async fn connect(addr: impl ToSocketAddrs) -> Result<Self, ClientError> {
         let stream = TcpStream::connect(addr).await?;
         stream.set_nodelay(true)?;
         Ok(Client::new(stream))
@@ -99,12 +100,13 @@ impl<P: Protocol, S: AsyncRead + AsyncWrite> Client<P, S> {
     }
 
     /// Writes everything queued.
-    pub async fn flush(&mut self) -> io::Result<()> {
+    pub async fn flush(&mut self) -> Result<(), ClientError> {
         self.writer.flush().await
     }
 
     /// Writes raw bytes as they are (for testing how a server handles bad input).
-    pub async fn send_raw(&mut self, bytes: &[u8]) -> io::Result<()> {
+    #[cfg(feature = "test-util")]
+    pub async fn send_raw(&mut self, bytes: &[u8]) -> Result<(), ClientError> {
         self.writer.send_raw(bytes).await
     }
 
@@ -183,12 +185,8 @@ impl<P: Protocol, R: AsyncRead + Unpin> ClientReader<P, R> {
     /// Takes the next whole frame out of the buffer, if there is one.
     fn buffered_frame(&mut self) -> Result<Option<(u16, std::ops::Range<usize>)>, ClientError> {
         let pending = &self.buf[self.start..];
-        let found = match self.header {
-            HeaderKind::Compact => {
-                parse_frame::<Compact>(pending, self.max_frame)?.map(|f| (f.id, f.len, Compact::LEN))
-            }
-            HeaderKind::Wide => parse_frame::<Wide>(pending, self.max_frame)?.map(|f| (f.id, f.len, Wide::LEN)),
-        };
+        let found =
+            with_header!(self.header, H => parse_frame::<H>(pending, self.max_frame)?.map(|f| (f.id, f.len, H::LEN)));
         Ok(found.map(|(id, len, header)| {
             let range = self.start + header..self.start + len;
             self.start += len;
@@ -238,10 +236,7 @@ impl<P: Protocol, W: AsyncWrite + Unpin> ClientWriter<P, W> {
     pub fn queue<T: PacketOf<P::ClientToServer>>(&mut self, packet: &T) -> Result<(), ClientError> {
         let len = self.header.header_len() + packet.encoded_len();
         let mut head = [0u8; 8];
-        match self.header {
-            HeaderKind::Compact => Compact::write(&mut head, len, T::ID)?,
-            HeaderKind::Wide => Wide::write(&mut head, len, T::ID)?,
-        }
+        with_header!(self.header, H => H::write(&mut head, len, T::ID)).map_err(EncodeError::from)?;
         self.buf.reserve(len);
         self.buf.extend_from_slice(&head[..self.header.header_len()]);
         packet.encode_raw(&mut self.buf);
@@ -249,26 +244,27 @@ impl<P: Protocol, W: AsyncWrite + Unpin> ClientWriter<P, W> {
     }
 
     /// Writes everything queued.
-    pub async fn flush(&mut self) -> io::Result<()> {
+    pub async fn flush(&mut self) -> Result<(), ClientError> {
         self.write.write_all(&self.buf).await?;
         self.buf.clear();
-        self.write.flush().await
+        Ok(self.write.flush().await?)
     }
 
     /// Encodes and writes one packet.
     pub async fn send<T: PacketOf<P::ClientToServer>>(&mut self, packet: &T) -> Result<(), ClientError> {
         self.queue(packet)?;
-        Ok(self.flush().await?)
+        self.flush().await
     }
 
-    /// Writes raw bytes as they are.
-    pub async fn send_raw(&mut self, bytes: &[u8]) -> io::Result<()> {
+    /// Writes raw bytes as they are (for testing how a server handles bad input).
+    #[cfg(feature = "test-util")]
+    pub async fn send_raw(&mut self, bytes: &[u8]) -> Result<(), ClientError> {
         self.write.write_all(bytes).await?;
-        self.write.flush().await
+        Ok(self.write.flush().await?)
     }
 
     /// Shuts the write direction down (the server sees end of stream).
-    pub async fn shutdown(&mut self) -> io::Result<()> {
-        self.write.shutdown().await
+    pub async fn shutdown(&mut self) -> Result<(), ClientError> {
+        Ok(self.write.shutdown().await?)
     }
 }

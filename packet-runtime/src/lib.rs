@@ -19,9 +19,35 @@
 //! - [`client`]: [`Client`], the typed client.
 //! - `metrics`: the counters behind [`MetricsSnapshot`].
 //! - `__private`: helpers the generated code calls. Not a public API.
+//!
+//! # One `use` for the whole API
+//! Every type that a root item names in its signature (its errors, its settings, the handles it returns) is
+//! exported from the root as well, so code built on the runtime needs no module paths:
+//!
+//! ```
+//! use packet_runtime::{
+//!     // packets and protocols
+//!     DecodeError, Direction, Packet, PacketInfo, PacketOf, PacketSet, Protocol, define_packets,
+//!     // frames and the pool
+//!     ClassStats, Compact, EncodeError, FrameFault, FrameHeader, FrameTooLarge, HeaderKind, MessagePool,
+//!     PacketBuilder, PacketPtr, PoolConfig, PoolStats, Wide,
+//!     // the server
+//!     BadFrameAction, Context, ForwardAll, IoAction, IoHandler, Listener, Logic, MetricsSnapshot, RateLimit,
+//!     Request, Server, ServerBuilder, ServerConfig, ServerHandle, ShutdownReport,
+//!     // sessions and why they close
+//!     BadFrame, CloseKind, CloseReason, Encoded, FrameError, PeerAddr, SendError, Session, SessionId,
+//!     // the cluster seam: remote sessions, hand-over, the gateway hooks
+//!     FrameAction, HandOver, HandOverError, RemoteId, RemoteLink, RemoteSessions,
+//!     // the client
+//!     Client, ClientError, ClientReader, ClientWriter,
+//! };
+//! # let _ = (ServerConfig::default(), PoolConfig::default(), HeaderKind::default(), CloseKind::ALL);
+//! ```
 #![doc = include_str!("guide.md")]
+#![warn(missing_docs)]
 
 pub mod client;
+mod close;
 pub mod frame;
 mod metrics;
 pub mod packet;
@@ -37,19 +63,23 @@ mod loom;
 #[doc(hidden)]
 pub mod __private;
 
-pub use client::Client;
+// Everything a root item names in its signature is exported here too (the doc test at the top keeps it so).
+pub use client::{Client, ClientError, ClientReader, ClientWriter};
+pub use close::{BadFrame, CloseKind, CloseReason};
+pub use frame::{Compact, FrameFault, FrameHeader, FrameTooLarge, HeaderKind, Wide};
 pub use metrics::MetricsSnapshot;
 pub use packet::Packet;
 pub use packet_derive::{Packet, define_packets};
 pub use packet_ptr::{EncodeError, PacketBuilder, PacketPtr};
-pub use pool::{MessagePool, PoolConfig, PoolStats};
+pub use pool::{ClassStats, MessagePool, PoolConfig, PoolStats};
 pub use protocol::{DecodeError, Direction, PacketInfo, PacketOf, PacketSet, Protocol};
 pub use server::{
-    Context, FrameAction, HandOverError, IoAction, IoHandler, Logic, RemoteSessions, Request, Server, ServerHandle,
-    ShutdownReport,
+    BadFrameAction, Context, ForwardAll, FrameAction, HandOverError, IoAction, IoHandler, Logic, RateLimit,
+    RemoteSessions, Request, Server, ServerBuilder, ServerConfig, ServerHandle, ShutdownReport,
 };
 pub use session::remote::{HandOver, RemoteId, RemoteLink};
-pub use session::{CloseReason, Encoded, FrameError, Session, SessionId};
+pub use session::{Encoded, FrameError, SendError, Session, SessionId};
+pub use transport::{Listener, PeerAddr};
 
 /// The prost version this runtime is built against. Use it (`packet_runtime::prost::Message`) so user code and the
 /// runtime agree on one version of the `Message` trait.

@@ -3,8 +3,8 @@
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
+use crate::close::CloseKind;
 use crate::pool::PoolStats;
-use crate::session::CloseKind;
 
 #[derive(Debug, Default)]
 pub(crate) struct Metrics {
@@ -43,7 +43,7 @@ impl Metrics {
             bytes_out: get(&self.bytes_out),
             frames_dropped: get(&self.frames_dropped),
             queue_overflows: get(&self.queue_overflows),
-            closes: CloseKind::ALL.map(|kind| (kind, get(&self.closes[kind as usize]))),
+            closes: CloseKind::ALL.iter().map(|&kind| (kind, get(&self.closes[kind as usize]))).collect(),
             pool,
         }
     }
@@ -73,8 +73,9 @@ pub struct MetricsSnapshot {
     pub frames_dropped: u64,
     /// Sends refused because a session's queue was over its limit (each closes that session).
     pub queue_overflows: u64,
-    /// Sessions closed, by reason.
-    pub closes: [(CloseKind, u64); CloseKind::ALL.len()],
+    /// Sessions closed, by reason: one entry per kind, in the order of [`CloseKind::ALL`]. A `Vec`, so that a new
+    /// kind does not change the field's type.
+    pub closes: Vec<(CloseKind, u64)>,
     /// The server's message pool.
     pub pool: PoolStats,
 }
@@ -82,6 +83,7 @@ pub struct MetricsSnapshot {
 impl MetricsSnapshot {
     /// Sessions closed for `kind`.
     pub fn closed(&self, kind: CloseKind) -> u64 {
+        // `closes` is built from `CloseKind::ALL`, which lists the kinds in declaration order.
         self.closes[kind as usize].1
     }
 }

@@ -55,8 +55,9 @@ pub trait Protocol: Sized + Send + Sync + 'static {
     const NAME: &'static str;
     /// Every packet of both directions, client-to-server first, in declaration order.
     const PACKETS: &'static [PacketInfo];
-    /// A hash of every packet's (id, name, direction), independent of declaration order. Two programs built from
-    /// the same protocol have the same fingerprint; exchange it at connect time to detect a mismatched build.
+    /// A hash of every packet's (id, name, direction), independent of declaration order (FNV-1a per packet,
+    /// finalised with SplitMix64, summed). Two programs built from the same protocol have the same fingerprint;
+    /// exchange it at connect time to detect a mismatched build.
     const FINGERPRINT: u64;
 }
 
@@ -132,8 +133,9 @@ impl DecodeError {
 }
 
 /// Computes [`Protocol::FINGERPRINT`]: every packet's (id, name, direction) hashed with FNV-1a, finalised with a
-/// SplitMix64 step, and summed so that declaration order does not matter.
-pub const fn fingerprint(packets: &[PacketInfo]) -> u64 {
+/// SplitMix64 step, and summed so that declaration order does not matter. Not public: the generated code reaches it
+/// through `__private`, and users read the constant.
+pub(crate) const fn fingerprint(packets: &[PacketInfo]) -> u64 {
     let mut acc: u64 = 0;
     let mut i = 0;
     while i < packets.len() {

@@ -6,10 +6,9 @@ use std::io::Write;
 
 use bytes::BufMut;
 use common::{Blob, Chat, Move};
-use packet_runtime::frame::{Compact, FrameTooLarge, Wide};
-use packet_runtime::pool::{MessagePool, PoolConfig};
 use packet_runtime::{
-    DecodeError, Direction, EncodeError, Packet, PacketBuilder, PacketInfo, PacketPtr, PacketSet, Protocol,
+    Compact, DecodeError, Direction, EncodeError, FrameTooLarge, MessagePool, Packet, PacketBuilder, PacketInfo,
+    PacketPtr, PacketSet, PoolConfig, Protocol, Wide,
 };
 use prost::Message;
 

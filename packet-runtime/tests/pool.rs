@@ -3,12 +3,11 @@
 mod common;
 
 use common::{Blob, Chat};
-use packet_runtime::frame::Compact;
-use packet_runtime::pool::{CLASS_SIZES, MessagePool, PoolConfig};
-use packet_runtime::{PacketBuilder, PacketPtr};
+use packet_runtime::pool::CLASS_SIZES;
+use packet_runtime::{Compact, MessagePool, PacketBuilder, PacketPtr, PoolConfig};
 
 fn small_pool(global: usize, local: usize) -> MessagePool {
-    MessagePool::new(PoolConfig { global_capacity: [global; 5], local_capacity: [local; 5] })
+    MessagePool::new(PoolConfig::default().uniform_caps(global, local))
 }
 
 #[test]

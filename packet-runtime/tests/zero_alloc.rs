@@ -12,9 +12,7 @@ use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 
 use common::Move;
 use crossbeam_queue::ArrayQueue;
-use packet_runtime::frame::Compact;
-use packet_runtime::pool::{MessagePool, PoolConfig};
-use packet_runtime::{PacketBuilder, PacketPtr};
+use packet_runtime::{Compact, MessagePool, PacketBuilder, PacketPtr, PoolConfig};
 
 struct CountingAllocator;
 

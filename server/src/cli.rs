@@ -21,8 +21,7 @@ use std::time::Duration;
 
 use clap::{CommandFactory, Parser};
 use demo_protocol::GameProtocol;
-use packet_runtime::session::CloseKind;
-use packet_runtime::{Protocol, ShutdownReport};
+use packet_runtime::{CloseKind, Protocol, ServerConfig, ShutdownReport};
 
 use crate::{GameIo, ServerOptions};
 use demo_protocol::proto::SKick;
@@ -49,27 +48,27 @@ struct Args {
     cluster: String,
     /// A cluster node not heard from for this long is considered dead (e.g. `3s`).
     #[arg(long, default_value = "3s", value_parser = parse_duration, requires = "nats")]
-    failure_timeout: Duration,
+    failure_timeout: humantime::Duration,
     /// IO worker threads, at least 1 [default: the number of CPUs].
     #[arg(long)]
     workers: Option<usize>,
     /// Connections beyond this many are closed at once; 0 for no limit.
-    #[arg(long, default_value_t = 10_000)]
+    #[arg(long, default_value_t = ServerConfig::DEFAULT_MAX_CONNECTIONS)]
     max_connections: usize,
     /// Largest frame accepted from a client, in bytes, header included: 4 to 65535 (the compact header's u16 size).
-    #[arg(long, default_value_t = 16 * 1024)]
+    #[arg(long, default_value_t = ServerConfig::DEFAULT_MAX_FRAME)]
     max_frame: usize,
     /// Bytes that may be queued to one client before it is closed as a slow consumer.
-    #[arg(long, default_value_t = 1024 * 1024)]
+    #[arg(long, default_value_t = ServerConfig::DEFAULT_SEND_QUEUE_LIMIT)]
     send_queue_limit: usize,
     /// Close a client that sends nothing for this long (e.g. `60s`, `5m`); `0` never closes idle clients.
-    #[arg(long, default_value = "60s", value_parser = parse_duration)]
-    idle_timeout: Duration,
+    #[arg(long, default_value_t = ServerConfig::DEFAULT_IDLE_TIMEOUT.into(), value_parser = parse_duration)]
+    idle_timeout: humantime::Duration,
     /// Period of the game's tick in milliseconds; 0 for no ticks.
-    #[arg(long, default_value_t = 50)]
+    #[arg(long, default_value_t = ServerConfig::DEFAULT_TICK.as_millis() as u64)]
     tick_ms: u64,
     /// Packets per second one client may send (bursts of twice that) before it is closed; 0 for no limit.
-    #[arg(long, default_value_t = 1_000)]
+    #[arg(long, default_value_t = ServerConfig::DEFAULT_RATE_LIMIT.per_second)]
     rate_limit: u32,
 }
 
@@ -84,8 +83,8 @@ enum Role {
     Both,
 }
 
-fn parse_duration(text: &str) -> Result<Duration, humantime::DurationError> {
-    if text.trim() == "0" { Ok(Duration::ZERO) } else { humantime::parse_duration(text) }
+fn parse_duration(text: &str) -> Result<humantime::Duration, humantime::DurationError> {
+    if text.trim() == "0" { Ok(Duration::ZERO.into()) } else { text.parse() }
 }
 
 impl Args {
@@ -97,7 +96,7 @@ impl Args {
             max_connections: (self.max_connections > 0).then_some(self.max_connections),
             max_frame: self.max_frame,
             send_queue_limit: self.send_queue_limit,
-            idle_timeout: (!self.idle_timeout.is_zero()).then_some(self.idle_timeout),
+            idle_timeout: (!self.idle_timeout.is_zero()).then_some(*self.idle_timeout),
             tick: (self.tick_ms > 0).then(|| Duration::from_millis(self.tick_ms)),
             rate_limit: (self.rate_limit > 0).then_some(self.rate_limit),
         }
@@ -168,7 +167,7 @@ fn run_clustered(args: &Args, options: &ServerOptions) -> ExitCode {
         return ExitCode::from(2);
     }
     let mut config = ClusterConfig::new(args.nats.iter().cloned(), args.cluster.clone());
-    config.failure_timeout = args.failure_timeout;
+    config.failure_timeout = *args.failure_timeout;
     let cluster = match Cluster::<GameProtocol>::join(config) {
         Ok(cluster) => cluster,
         Err(error) => {
@@ -258,4 +257,18 @@ fn print_summary(report: &ShutdownReport) {
     println!("  closes:          {}", if closes.is_empty() { "none".to_owned() } else { closes.join(", ") });
     println!("  handler panics:  {}", report.handler_panics);
     println!("  pool outstanding: {}", report.pool_outstanding);
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::Args;
+    use crate::ServerOptions;
+
+    /// The flags' defaults come from the runtime's (and `ServerOptions`'): no flag means the library defaults.
+    #[test]
+    fn no_flags_give_the_default_options() {
+        assert_eq!(Args::parse_from(["server"]).options(), ServerOptions::default());
+    }
 }

@@ -4,12 +4,10 @@
 //! use the same [`ServerOptions::start`], so what they exercise is what the binary runs.
 
 use std::io;
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::time::Duration;
 
-use packet_runtime::frame::HeaderKind;
-use packet_runtime::server::{RateLimit, ServerBuilder};
-use packet_runtime::{Server, ServerHandle};
+use packet_runtime::{HeaderKind, RateLimit, Server, ServerBuilder, ServerConfig, ServerHandle};
 
 use demo_protocol::GameProtocol;
 
@@ -38,21 +36,25 @@ pub struct ServerOptions {
 }
 
 impl Default for ServerOptions {
+    /// The runtime's defaults ([`ServerConfig`]'s constants), on [`DEFAULT_ADDR`](Self::DEFAULT_ADDR).
     fn default() -> Self {
         ServerOptions {
-            addr: SocketAddr::from(([127, 0, 0, 1], 7777)),
-            workers: std::thread::available_parallelism().map_or(2, |n| n.get()),
-            max_connections: Some(10_000),
-            max_frame: 16 * 1024,
-            send_queue_limit: 1024 * 1024,
-            idle_timeout: Some(Duration::from_secs(60)),
-            tick: Some(Duration::from_millis(50)),
-            rate_limit: Some(1_000),
+            addr: ServerOptions::DEFAULT_ADDR,
+            workers: ServerConfig::default_workers(),
+            max_connections: Some(ServerConfig::DEFAULT_MAX_CONNECTIONS),
+            max_frame: ServerConfig::DEFAULT_MAX_FRAME,
+            send_queue_limit: ServerConfig::DEFAULT_SEND_QUEUE_LIMIT,
+            idle_timeout: Some(ServerConfig::DEFAULT_IDLE_TIMEOUT),
+            tick: Some(ServerConfig::DEFAULT_TICK),
+            rate_limit: Some(ServerConfig::DEFAULT_RATE_LIMIT.per_second),
         }
     }
 }
 
 impl ServerOptions {
+    /// The demo server's own default address: `127.0.0.1:7777` (the one setting the runtime has no default for).
+    pub const DEFAULT_ADDR: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 7777));
+
     /// The defaults with another address.
     pub fn with_addr(addr: SocketAddr) -> Self {
         ServerOptions { addr, ..ServerOptions::default() }

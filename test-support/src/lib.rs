@@ -18,9 +18,8 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use packet_runtime::client::ClientError;
 use packet_runtime::prost::Message;
-use packet_runtime::{Client, MetricsSnapshot, Packet, Protocol, ServerHandle, ShutdownReport};
+use packet_runtime::{Client, ClientError, MetricsSnapshot, Packet, Protocol, ServerHandle, ShutdownReport};
 
 /// Hang guard for every await; never used as synchronisation.
 pub const GUARD: Duration = Duration::from_secs(30);

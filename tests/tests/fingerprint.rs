@@ -94,5 +94,5 @@ fn fingerprint_changes_when_a_packet_changes_direction() {
 #[test]
 fn fingerprint_is_a_compile_time_constant() {
     const FINGERPRINT: u64 = original::Original::FINGERPRINT;
-    assert_eq!(FINGERPRINT, packet_runtime::protocol::fingerprint(original::Original::PACKETS));
+    assert_eq!(FINGERPRINT, packet_runtime::__private::fingerprint(original::Original::PACKETS));
 }

@@ -202,7 +202,7 @@ fn tables_list_every_packet_in_declaration_order() {
     assert_eq!(GameProtocol::NAME, "GameProtocol");
     assert_eq!(ClientPacket::DIRECTION, Direction::ClientToServer);
     assert_eq!(ServerPacket::DIRECTION, Direction::ServerToClient);
-    assert_eq!(GameProtocol::FINGERPRINT, packet_runtime::protocol::fingerprint(GameProtocol::PACKETS));
+    assert_eq!(GameProtocol::FINGERPRINT, packet_runtime::__private::fingerprint(GameProtocol::PACKETS));
 }
 
 #[test]

@@ -4,8 +4,7 @@
 //!
 //! Kept small for CI: the session property starts one server per case and runs 32 cases.
 
-use packet_runtime::frame::{Compact, FrameHeader, Wide};
-use packet_runtime::{PacketSet, Protocol};
+use packet_runtime::{Compact, FrameHeader, PacketSet, Protocol, Wide};
 use proptest::collection::vec;
 use proptest::option;
 use proptest::prelude::*;
@@ -248,7 +247,7 @@ fn every_protocol_id_is_in_exactly_one_direction() {
 
 #[test]
 fn a_session_script_with_every_operation_leaves_the_server_at_rest() {
-    use packet_runtime::session::CloseKind;
+    use packet_runtime::CloseKind;
 
     let harness = Harness::start();
     let chat = |conn| Op::Packet { conn, packet: proto::CChat { msg: "x".repeat(900) }.into() };

@@ -28,8 +28,7 @@ use std::time::{Duration, Instant};
 use clap::Parser;
 use demo_protocol::proto::{CChat, CEcho, CEnterRoom, CLogin, CMove, PosInfo};
 use demo_protocol::{GameProtocol, ServerPacket};
-use packet_runtime::Client;
-use packet_runtime::session::CloseKind;
+use packet_runtime::{Client, CloseKind};
 use server::ServerOptions;
 
 /// Counts live heap bytes (allocated minus freed), so that a growing RSS can be told apart: live bytes growing is a

@@ -23,7 +23,6 @@ use bytes::{Buf, BufMut, Bytes, BytesMut};
 use tokio_util::codec::{Decoder, Encoder};
 
 use super::{FrameFault, FrameHeader, FrameTooLarge, parse_frame};
-use crate::PacketPtr;
 
 /// A frame with its payload in an owned, shareable buffer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,7 +47,8 @@ pub enum FrameCodecError {
     Io(#[from] io::Error),
 }
 
-/// Decodes [`OwnedFrame`]s and encodes [`OwnedFrame`]s or [`PacketPtr`]s with header layout `H`.
+/// Decodes [`OwnedFrame`]s and encodes [`OwnedFrame`]s with header layout `H`; also encodes
+/// [`PacketPtr`](crate::PacketPtr)s (that impl lives beside `PacketPtr`, so this module does not depend on it).
 #[derive(Debug, Clone, Copy)]
 pub struct FrameCodec<H: FrameHeader> {
     max_frame: usize,
@@ -95,17 +95,6 @@ impl<H: FrameHeader> Encoder<OwnedFrame> for FrameCodec<H> {
         dst.reserve(len);
         dst.put_slice(&head[..H::LEN]);
         dst.put_slice(&frame.payload);
-        Ok(())
-    }
-}
-
-impl<H: FrameHeader> Encoder<PacketPtr> for FrameCodec<H> {
-    type Error = FrameCodecError;
-
-    /// Copies the already-framed packet (`Framed` buffers every frame into one `BytesMut`; the session driver is the
-    /// zero-copy path).
-    fn encode(&mut self, frame: PacketPtr, dst: &mut BytesMut) -> Result<(), FrameCodecError> {
-        dst.extend_from_slice(&frame);
         Ok(())
     }
 }

@@ -125,20 +125,39 @@ pub enum HeaderKind {
     Wide,
 }
 
+/// Evaluates `$body` with `$H` naming the [`FrameHeader`] type a [`HeaderKind`] stands for: the one place a layout
+/// chosen at run time becomes a type.
+///
+/// The `match` runs once, where the macro is used; `$body` is compiled once per layout, so a loop inside it is
+/// monomorphised (call it outside hot loops, as the session driver does around its parse loop).
+///
+/// ```text
+/// let frame = with_header!(config.header, H => PacketPtr::encode_in::<H, T>(pool, packet))?;
+/// ```
+macro_rules! with_header {
+    ($kind:expr, $H:ident => $body:expr) => {
+        match $kind {
+            $crate::frame::HeaderKind::Compact => {
+                type $H = $crate::frame::Compact;
+                $body
+            }
+            $crate::frame::HeaderKind::Wide => {
+                type $H = $crate::frame::Wide;
+                $body
+            }
+        }
+    };
+}
+pub(crate) use with_header;
+
 impl HeaderKind {
     /// The header length in bytes.
     pub const fn header_len(self) -> usize {
-        match self {
-            HeaderKind::Compact => Compact::LEN,
-            HeaderKind::Wide => Wide::LEN,
-        }
+        with_header!(self, H => H::LEN)
     }
 
     /// The largest whole frame the layout can carry.
     pub const fn max_frame_len(self) -> usize {
-        match self {
-            HeaderKind::Compact => Compact::MAX_FRAME_LEN,
-            HeaderKind::Wide => Wide::MAX_FRAME_LEN,
-        }
+        with_header!(self, H => H::MAX_FRAME_LEN)
     }
 }

@@ -21,5 +21,6 @@ mod header;
 mod parse;
 
 pub use codec::{FrameCodec, FrameCodecError, OwnedFrame};
+pub(crate) use header::with_header;
 pub use header::{Compact, FrameHeader, FrameTooLarge, HeaderKind, Wide};
 pub use parse::{FrameFault, RawFrame, parse_frame};

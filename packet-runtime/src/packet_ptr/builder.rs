@@ -8,6 +8,7 @@ use core::slice;
 use bytes::buf::UninitSlice;
 
 use super::PacketPtr;
+#[cfg(feature = "test-util")]
 use crate::frame::FrameHeader;
 use crate::pool::{BlockHeader, MessagePool, PoolShared, data_ptr};
 
@@ -123,7 +124,9 @@ impl PacketBuilder {
 
     /// Shares the written bytes as a frame that starts with an `H` header, so [`PacketPtr::packet_id`] and
     /// [`PacketPtr::payload`] read it. The header's size field is not checked: tests use this to send malformed
-    /// frames. Fewer than `H::LEN` bytes make a raw frame, as [`freeze`](Self::freeze) does.
+    /// frames. Fewer than `H::LEN` bytes make a raw frame, as [`freeze`](Self::freeze) does. Feature `test-util`:
+    /// real frames are encoded through [`PacketPtr::encode_in`], which writes a header that is right.
+    #[cfg(feature = "test-util")]
     #[inline]
     pub fn freeze_framed<H: FrameHeader>(mut self) -> PacketPtr {
         if self.len() >= H::LEN {

@@ -149,9 +149,15 @@ impl PacketPtr {
         a.block == b.block
     }
 
-    /// The number of handles to this block. Racy: other threads may clone or drop meanwhile. For tests and
-    /// debugging only.
+    /// The number of handles to this block. Racy: other threads may clone or drop meanwhile. For tests only
+    /// (feature `test-util`): nothing correct can be decided on a count another thread may change meanwhile.
+    #[cfg(feature = "test-util")]
     pub fn ref_count(&self) -> usize {
+        self.refs()
+    }
+
+    /// The racy handle count [`ref_count`](Self::ref_count) and `Debug` show.
+    fn refs(&self) -> usize {
         self.header().refs.load(Ordering::Relaxed)
     }
 
@@ -265,7 +271,7 @@ impl fmt::Debug for PacketPtr {
         f.debug_struct("PacketPtr")
             .field("packet_id", &self.packet_id())
             .field("len", &self.len())
-            .field("ref_count", &self.ref_count())
+            .field("ref_count", &self.refs())
             .finish()
     }
 }
@@ -273,5 +279,18 @@ impl fmt::Debug for PacketPtr {
 impl From<PacketBuilder> for PacketPtr {
     fn from(builder: PacketBuilder) -> PacketPtr {
         builder.freeze()
+    }
+}
+
+/// Lets `Framed<_, FrameCodec<H>>` send pooled frames. Here rather than in `frame::codec` so that the wire format
+/// does not depend on the pointer (the dependency runs `packet_ptr` -> `frame` only).
+impl<H: FrameHeader> tokio_util::codec::Encoder<PacketPtr> for crate::frame::FrameCodec<H> {
+    type Error = crate::frame::FrameCodecError;
+
+    /// Copies the already-framed packet (`Framed` buffers every frame into one `BytesMut`; the session driver is the
+    /// zero-copy path).
+    fn encode(&mut self, frame: PacketPtr, dst: &mut bytes::BytesMut) -> Result<(), Self::Error> {
+        dst.extend_from_slice(&frame);
+        Ok(())
     }
 }

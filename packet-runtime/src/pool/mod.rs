@@ -14,9 +14,9 @@
 //! - **Size classes**: [`CLASS_SIZES`]. A request beyond the largest class is a plain allocation with the same
 //!   header, counted in [`PoolStats::oversize`] and freed, not pooled, on release.
 //! - **Global free list**: one `crossbeam_queue::ArrayQueue` per class, capped by
-//!   [`PoolConfig::global_capacity`]. A block released into a full list goes back to the allocator, so memory after
+//!   [`PoolConfig::global_cap`]. A block released into a full list goes back to the allocator, so memory after
 //!   a burst comes back down to the caps. (A bounded array queue, not a Treiber stack: no ABA.)
-//! - **L1**: each thread keeps, per pool (up to 4 pools per thread), at most [`PoolConfig::local_capacity`] blocks
+//! - **L1**: each thread keeps, per pool (up to 4 pools per thread), at most [`PoolConfig::local_cap`] blocks
 //!   per class. An empty L1 refills half its capacity from the global list in one go; a full one spills half.
 //!   A thread that exits gives its L1 blocks back (a thread-local destructor, registered when the thread binds
 //!   its first cache). The caches themselves live in a `const`-initialised thread-local without a destructor, so
@@ -64,23 +64,80 @@ pub use size_class::{CLASS_COUNT, CLASS_SIZES};
 pub use stats::{ClassStats, PoolStats};
 use stats::{SharedCounters, Sums};
 
-/// The most blocks a thread's L1 cache can hold per class and pool; [`PoolConfig::local_capacity`] is clamped to it.
+/// The most blocks a thread's L1 cache can hold per class and pool; [`PoolConfig::local_cap`] is clamped to it.
 pub const LOCAL_CAPACITY_MAX: usize = 32;
 
-/// How many blocks a pool keeps per class.
+/// How many blocks a pool keeps per size class.
+///
+/// Built from [`PoolConfig::default`] and adjusted per class by block size, so that the number of classes (and
+/// their sizes) can change without breaking code that configures a pool:
+///
+/// ```
+/// use packet_runtime::pool::{MessagePool, PoolConfig};
+///
+/// // Keep more small blocks; never pool the blocks that hold frames of 2 KiB.
+/// let config = PoolConfig::default().global_cap(100, 16_384).global_cap(2048, 0);
+/// assert_eq!(config.global_cap_for(100), 16_384);
+/// assert_eq!(config.global_cap_for(2048), 0);
+/// let pool = MessagePool::new(config);
+/// # drop(pool);
+/// ```
+///
+/// A `block_size` names the class that serves frames of that many bytes (header included): the smallest class at
+/// least that big (see [`CLASS_SIZES`]). Sizes beyond the largest class are never pooled, so they name no class.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct PoolConfig {
     /// Cap of each class's global free list, in blocks. Beyond it a released block is freed. 0 disables pooling
     /// for the class (every acquisition allocates, unless an L1 cache serves it).
-    pub global_capacity: [usize; CLASS_COUNT],
+    global_capacity: [usize; CLASS_COUNT],
     /// Cap of each class's per-thread L1 cache, in blocks (at most [`LOCAL_CAPACITY_MAX`]). 0 disables the L1.
-    pub local_capacity: [usize; CLASS_COUNT],
+    local_capacity: [usize; CLASS_COUNT],
 }
 
 impl Default for PoolConfig {
     /// At most about 1 MiB per class in each global list (64 KiB blocks: 16), and a few KiB per thread in L1.
     fn default() -> Self {
         PoolConfig { global_capacity: [8192, 2048, 512, 128, 16], local_capacity: [32, 32, 16, 8, 2] }
+    }
+}
+
+impl PoolConfig {
+    /// The same caps for every class: `global` blocks in each global free list, `local` in each per-thread L1
+    /// cache (clamped to [`LOCAL_CAPACITY_MAX`] when the pool is built). 0 disables that level.
+    pub fn uniform_caps(mut self, global: usize, local: usize) -> Self {
+        self.global_capacity = [global; CLASS_COUNT];
+        self.local_capacity = [local; CLASS_COUNT];
+        self
+    }
+
+    /// Caps the global free list of the class serving frames of `block_size` bytes at `blocks` (0: not pooled
+    /// globally). A size beyond the largest class changes nothing: such frames are never pooled.
+    pub fn global_cap(mut self, block_size: usize, blocks: usize) -> Self {
+        if let Some(class) = size_class::class_for(block_size) {
+            self.global_capacity[class] = blocks;
+        }
+        self
+    }
+
+    /// Caps the per-thread L1 cache of the class serving frames of `block_size` bytes at `blocks` (clamped to
+    /// [`LOCAL_CAPACITY_MAX`]; 0: no L1 for the class). A size beyond the largest class changes nothing.
+    pub fn local_cap(mut self, block_size: usize, blocks: usize) -> Self {
+        if let Some(class) = size_class::class_for(block_size) {
+            self.local_capacity[class] = blocks;
+        }
+        self
+    }
+
+    /// The global free-list cap of the class serving frames of `block_size` bytes; 0 beyond the largest class.
+    pub fn global_cap_for(&self, block_size: usize) -> usize {
+        size_class::class_for(block_size).map_or(0, |class| self.global_capacity[class])
+    }
+
+    /// The per-thread L1 cap (as configured, before clamping) of the class serving frames of `block_size` bytes;
+    /// 0 beyond the largest class.
+    pub fn local_cap_for(&self, block_size: usize) -> usize {
+        size_class::class_for(block_size).map_or(0, |class| self.local_capacity[class])
     }
 }
 
@@ -499,7 +556,7 @@ mod loom_tests {
     use crate::{PacketBuilder, PacketPtr};
 
     fn pool(global: usize, local: usize) -> MessagePool {
-        MessagePool::new(PoolConfig { global_capacity: [global; CLASS_COUNT], local_capacity: [local; CLASS_COUNT] })
+        MessagePool::new(PoolConfig::default().uniform_caps(global, local))
     }
 
     fn packet(pool: &MessagePool) -> PacketPtr {

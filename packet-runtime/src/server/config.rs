@@ -43,20 +43,49 @@ pub struct ServerConfig {
     pub accept_backoff: (Duration, Duration),
 }
 
+/// The defaults, each written once: [`Default`] uses them, and so can applications that expose the settings (as
+/// command-line defaults, say) without repeating the numbers.
+impl ServerConfig {
+    /// Default [`max_connections`](Self::max_connections) limit.
+    pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
+    /// Default [`max_frame`](Self::max_frame): 16 KiB.
+    pub const DEFAULT_MAX_FRAME: usize = 16 * 1024;
+    /// Default [`send_queue_limit`](Self::send_queue_limit): 1 MiB.
+    pub const DEFAULT_SEND_QUEUE_LIMIT: usize = 1024 * 1024;
+    /// Default [`idle_timeout`](Self::idle_timeout): 60 s.
+    pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+    /// Default [`tick`](Self::tick) period: 50 ms.
+    pub const DEFAULT_TICK: Duration = Duration::from_millis(50);
+    /// Default [`rate_limit`](Self::rate_limit): 1,000 packets/s, bursts of 2,000.
+    pub const DEFAULT_RATE_LIMIT: RateLimit = RateLimit { per_second: 1_000, burst: 2_000 };
+    /// Default [`close_flush_timeout`](Self::close_flush_timeout): 3 s.
+    pub const DEFAULT_CLOSE_FLUSH_TIMEOUT: Duration = Duration::from_secs(3);
+    /// Default [`shutdown_timeout`](Self::shutdown_timeout): 10 s.
+    pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(10);
+    /// Default [`accept_backoff`](Self::accept_backoff): 10 ms doubling up to 1 s.
+    pub const DEFAULT_ACCEPT_BACKOFF: (Duration, Duration) = (Duration::from_millis(10), Duration::from_secs(1));
+
+    /// Default [`workers`](Self::workers): the number of CPUs (2 if it cannot be read). A function, not a constant:
+    /// it depends on the machine.
+    pub fn default_workers() -> usize {
+        std::thread::available_parallelism().map_or(2, |n| n.get())
+    }
+}
+
 impl Default for ServerConfig {
     fn default() -> Self {
         ServerConfig {
-            workers: std::thread::available_parallelism().map_or(2, |n| n.get()),
-            max_connections: Some(10_000),
-            max_frame: 16 * 1024,
-            send_queue_limit: 1024 * 1024,
-            idle_timeout: Some(Duration::from_secs(60)),
-            tick: Some(Duration::from_millis(50)),
-            rate_limit: Some(RateLimit { per_second: 1_000, burst: 2_000 }),
+            workers: ServerConfig::default_workers(),
+            max_connections: Some(ServerConfig::DEFAULT_MAX_CONNECTIONS),
+            max_frame: ServerConfig::DEFAULT_MAX_FRAME,
+            send_queue_limit: ServerConfig::DEFAULT_SEND_QUEUE_LIMIT,
+            idle_timeout: Some(ServerConfig::DEFAULT_IDLE_TIMEOUT),
+            tick: Some(ServerConfig::DEFAULT_TICK),
+            rate_limit: Some(ServerConfig::DEFAULT_RATE_LIMIT),
             header: HeaderKind::Compact,
-            close_flush_timeout: Duration::from_secs(3),
-            shutdown_timeout: Duration::from_secs(10),
-            accept_backoff: (Duration::from_millis(10), Duration::from_secs(1)),
+            close_flush_timeout: ServerConfig::DEFAULT_CLOSE_FLUSH_TIMEOUT,
+            shutdown_timeout: ServerConfig::DEFAULT_SHUTDOWN_TIMEOUT,
+            accept_backoff: ServerConfig::DEFAULT_ACCEPT_BACKOFF,
         }
     }
 }

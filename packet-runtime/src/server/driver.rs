@@ -38,7 +38,7 @@ use super::ServerShared;
 use super::io_hook::{BadFrameAction, FrameAction, IoAction};
 use super::logic::LogicEvent;
 use super::rate_limit::TokenBucket;
-use crate::frame::{Compact, HeaderKind, RawFrame, Wide, parse_frame};
+use crate::frame::{FrameHeader, RawFrame, parse_frame, with_header};
 use crate::packet_ptr::PacketPtr;
 use crate::session::io_reply::ReplyScope;
 use crate::session::{BadFrame, CloseReason, Command, Session, SessionId};
@@ -463,16 +463,17 @@ impl<P: Protocol, S: AsyncRead + AsyncWrite + Unpin> Driver<P, S> {
 
     /// Handles every complete frame in `data`; returns how many bytes were consumed.
     fn parse(&mut self, data: &[u8]) -> Result<usize, CloseReason> {
+        // The layout is matched once per read; the loop is compiled once per layout.
+        with_header!(self.server.config.header, H => self.parse_with::<H>(data))
+    }
+
+    fn parse_with<H: FrameHeader>(&mut self, data: &[u8]) -> Result<usize, CloseReason> {
         let max = self.server.config.max_frame;
         let now = if self.rate.is_some() { Some(StdInstant::now()) } else { None };
         let mut at = 0;
         while self.state == State::Open {
             let rest = &data[at..];
-            let found = match self.server.config.header {
-                HeaderKind::Compact => parse_frame::<Compact>(rest, max),
-                HeaderKind::Wide => parse_frame::<Wide>(rest, max),
-            };
-            match found {
+            match parse_frame::<H>(rest, max) {
                 Ok(None) => break,
                 Ok(Some(frame)) => {
                     at += frame.len;

@@ -18,7 +18,7 @@ use tokio::sync::mpsc;
 use tokio::time::{Instant, MissedTickBehavior};
 
 use super::ServerShared;
-use crate::frame::{Compact, HeaderKind, Wide};
+use crate::frame::with_header;
 use crate::metrics::MetricsSnapshot;
 use crate::packet_ptr::{EncodeError, PacketPtr};
 use crate::session::{CloseReason, Encoded, Session, SessionId, outbox};
@@ -120,10 +120,7 @@ impl<P: Protocol> Context<'_, P> {
         packet: &T,
     ) -> Result<Encoded<P::ServerToClient>, EncodeError> {
         let pool = &self.shared.pool;
-        let frame = match self.shared.config.header {
-            HeaderKind::Compact => PacketPtr::encode_in::<Compact, T>(pool, packet)?,
-            HeaderKind::Wide => PacketPtr::encode_in::<Wide, T>(pool, packet)?,
-        };
+        let frame = with_header!(self.shared.config.header, H => PacketPtr::encode_in::<H, T>(pool, packet))?;
         Ok(Encoded::new(frame))
     }
 
@@ -322,14 +319,21 @@ struct LogicLoop<L: Logic> {
     report: LogicReport,
 }
 
-/// Runs the logic thread to completion: until shutdown was requested, the acceptor stopped and every session's
-/// `on_disconnect` ran (or the shutdown timeout passed).
+/// The logic thread's own runtime (current-thread, timers only: it runs the tick and the shutdown deadline). Built
+/// by `start` before the thread is spawned, so that failing to build it is an error `start` returns, not a panic on
+/// the new thread.
+pub(crate) fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread().enable_time().build()
+}
+
+/// Runs the logic thread to completion on `runtime` (from [`runtime`]): until shutdown was requested, the acceptor
+/// stopped and every session's `on_disconnect` ran (or the shutdown timeout passed).
 pub(crate) fn run<L: Logic>(
     logic: L,
     mut inbox: mpsc::UnboundedReceiver<LogicEvent<L::Protocol>>,
     shared: Arc<ServerShared<L::Protocol>>,
+    runtime: tokio::runtime::Runtime,
 ) -> LogicReport {
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_time().build().expect("logic thread runtime");
     let mut this = LogicLoop {
         logic,
         sessions: Sessions { slots: Vec::new(), live: 0 },
@@ -388,10 +392,8 @@ pub(crate) fn run<L: Logic>(
 /// payload decodes to the same packet; prost drops only unknown fields).
 fn bounce<P: Protocol>(session: &Session<P>, seq: u64, packet: &P::ClientToServer) {
     let Some(remote) = session.shared().remote.as_ref() else { return };
-    let frame = match session.shared().header {
-        HeaderKind::Compact => PacketPtr::encode_set_in::<Compact, _>(&session.shared().pool, packet),
-        HeaderKind::Wide => PacketPtr::encode_set_in::<Wide, _>(&session.shared().pool, packet),
-    };
+    let frame =
+        with_header!(session.shared().header, H => PacketPtr::encode_set_in::<H, _>(&session.shared().pool, packet));
     match frame {
         Ok(frame) => {
             remote.link.bounce(remote.id, seq, frame);

@@ -62,7 +62,7 @@ impl<P: Protocol> Server<P> {
     pub fn builder() -> ServerBuilder<P> {
         ServerBuilder {
             config: ServerConfig::default(),
-            bind: "127.0.0.1:0".parse().expect("valid address"),
+            bind: SocketAddr::from(([127, 0, 0, 1], 0)),
             pool: None,
             io_handler: Arc::new(ForwardAll),
         }
@@ -232,9 +232,11 @@ impl<P: Protocol> ServerBuilder<P> {
             spare_lists: Arc::new(SpareLists::new()),
         });
         let logic_shared = Arc::clone(&shared);
+        // Built here, not on the new thread: a failure is this call's error instead of a panic nobody sees.
+        let logic_runtime = logic::runtime()?;
         let logic_thread = std::thread::Builder::new()
             .name("packet-logic".into())
-            .spawn(move || logic::run(logic, inbox_rx, logic_shared))?;
+            .spawn(move || logic::run(logic, inbox_rx, logic_shared, logic_runtime))?;
         runtime.spawn(acceptor::run(listener, Arc::clone(&shared)));
         Ok(ServerHandle { shared, runtime: Some(runtime), logic_thread: Some(logic_thread), local_addr: None })
     }

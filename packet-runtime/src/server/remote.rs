@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::ServerShared;
 use super::logic::LogicEvent;
-use crate::frame::{Compact, FrameFault, HeaderKind, Wide, parse_frame};
+use crate::frame::{FrameFault, parse_frame, with_header};
 use crate::session::remote::{RemoteId, RemoteLink, RemoteSink};
 use crate::session::{BadFrame, CloseReason, Session, SessionShared};
 use crate::transport::PeerAddr;
@@ -74,10 +74,7 @@ impl<P: Protocol> RemoteSessions<P> {
     /// error; once the session was handed over, it is given back to the gateway instead, like any late packet.
     pub fn packet(&self, session: &Session<P>, seq: u64, frame: &[u8]) -> Result<(), BadFrame> {
         let max = self.shared.config.max_frame;
-        let parsed = match self.shared.config.header {
-            HeaderKind::Compact => parse_frame::<Compact>(frame, max),
-            HeaderKind::Wide => parse_frame::<Wide>(frame, max),
-        };
+        let parsed = with_header!(self.shared.config.header, H => parse_frame::<H>(frame, max));
         let decoded = match parsed {
             Ok(Some(raw)) if raw.len == frame.len() => {
                 P::ClientToServer::decode(raw.id, raw.payload).map_err(BadFrame::Decode)

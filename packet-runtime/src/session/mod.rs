@@ -5,13 +5,12 @@
 //! [`SendError::Closed`]; the handle cannot reach another connection because it never looks anything up by slot.
 //!
 //! - `id`: [`SessionId`], generational; never valid again after `on_disconnect`.
-//! - `close`: [`CloseReason`], [`CloseKind`], [`BadFrame`].
+//! - [`CloseReason`], [`CloseKind`], [`BadFrame`] live in the crate's `close` module and are re-exported here.
 //! - `io_reply`: replies an IO hook sends to the session it is handling go straight into that session's write
 //!   batch.
 //! - `outbox`: the logic thread's staging of frames per batch of events (one hand-over and one wake per recipient
 //!   per batch instead of per frame).
 
-mod close;
 mod id;
 pub(crate) mod io_reply;
 pub(crate) mod outbox;
@@ -25,13 +24,13 @@ use std::sync::{Arc, OnceLock};
 use crossbeam_utils::atomic::AtomicCell;
 use tokio::sync::mpsc;
 
-pub use close::{BadFrame, CloseKind, CloseReason};
+pub use crate::close::{BadFrame, CloseKind, CloseReason};
 pub use id::SessionId;
 pub(crate) use id::SessionIds;
 use outbox::{FrameList, SpareLists};
 use remote::RemoteSink;
 
-use crate::frame::{Compact, HeaderKind, Wide};
+use crate::frame::{HeaderKind, with_header};
 use crate::metrics::Metrics;
 use crate::packet_ptr::{EncodeError, PacketPtr};
 use crate::pool::MessagePool;
@@ -334,10 +333,7 @@ impl SessionShared {
     }
 
     pub(crate) fn encode<T: crate::Packet>(&self, packet: &T) -> Result<PacketPtr, EncodeError> {
-        match self.header {
-            HeaderKind::Compact => PacketPtr::encode_in::<Compact, T>(&self.pool, packet),
-            HeaderKind::Wide => PacketPtr::encode_in::<Wide, T>(&self.pool, packet),
-        }
+        with_header!(self.header, H => PacketPtr::encode_in::<H, T>(&self.pool, packet))
     }
 }
 
@@ -451,11 +447,8 @@ impl<S: PacketSet> Encoded<S> {
     /// queued to many sessions, checking that it is one well-formed frame of a packet of `S`. The payload is not
     /// decoded: this is how a gateway passes on what a shard encoded, once, to all its recipients.
     pub fn from_frame(pool: &MessagePool, header: HeaderKind, bytes: &[u8]) -> Result<Self, FrameError> {
-        let (size, id) = match header {
-            HeaderKind::Compact => <Compact as crate::frame::FrameHeader>::read(bytes),
-            HeaderKind::Wide => <Wide as crate::frame::FrameHeader>::read(bytes),
-        }
-        .ok_or(FrameError::Truncated { len: bytes.len() })?;
+        let (size, id) = with_header!(header, H => <H as crate::frame::FrameHeader>::read(bytes))
+            .ok_or(FrameError::Truncated { len: bytes.len() })?;
         if size != bytes.len() {
             return Err(FrameError::SizeMismatch { size, len: bytes.len() });
         }

@@ -5,9 +5,7 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use packet_runtime::server::{BadFrameAction, IoAction, IoHandler};
-use packet_runtime::session::BadFrame;
-use packet_runtime::{Packet, Session};
+use packet_runtime::{BadFrame, BadFrameAction, IoAction, IoHandler, Packet, Session};
 
 use demo_protocol::proto::{CEcho, CPing, SEcho, SKick, SPong};
 use demo_protocol::{ClientPacket, GameProtocol};

@@ -1,7 +1,7 @@
 //! Every kind of bad frame gets an S_KICK naming the fault, then the connection closes; everyone else goes on.
 
 use demo_protocol::proto::CChat;
-use packet_runtime::session::CloseKind;
+use packet_runtime::CloseKind;
 
 use crate::support::*;
 

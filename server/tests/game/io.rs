@@ -3,7 +3,7 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use demo_protocol::proto::{CEcho, CPing};
-use packet_runtime::server::ForwardAll;
+use packet_runtime::ForwardAll;
 use server::Game;
 
 use crate::support::*;

@@ -70,7 +70,7 @@ fn game_packets_before_login_are_kicked() {
         assert_nothing_pending(&mut bystander).await;
     });
     let report = server.stop();
-    assert_eq!(report.metrics.closed(packet_runtime::session::CloseKind::Closed), 3, "three kicks");
+    assert_eq!(report.metrics.closed(packet_runtime::CloseKind::Closed), 3, "three kicks");
 }
 
 #[test]

@@ -2,8 +2,7 @@
 //! well-formed input in awkward pieces it must accept.
 
 use demo_protocol::proto::{CChat, CEcho, CLogin, CMove, CPing};
-use packet_runtime::Packet;
-use packet_runtime::session::CloseKind;
+use packet_runtime::{CloseKind, Packet};
 use server::ServerOptions;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 

@@ -2,8 +2,7 @@
 //! handle each default as its rules say.
 
 use demo_protocol::proto::{CChat, CEcho, CEnterRoom, CLogin, CMove, CPing};
-use packet_runtime::Packet;
-use packet_runtime::session::CloseKind;
+use packet_runtime::{CloseKind, Packet};
 
 use crate::support::*;
 

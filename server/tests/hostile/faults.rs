@@ -5,8 +5,7 @@ use std::time::{Duration, Instant};
 
 use demo_protocol::proto::CChat;
 use demo_protocol::{ClientPacket, GameProtocol, ServerPacket};
-use packet_runtime::session::CloseKind;
-use packet_runtime::{CloseReason, Context, Logic, Session};
+use packet_runtime::{CloseKind, CloseReason, Context, Logic, Session};
 use server::Game;
 
 use crate::support::*;

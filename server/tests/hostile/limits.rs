@@ -5,8 +5,7 @@
 use std::time::{Duration, Instant};
 
 use demo_protocol::proto::{CChat, CLogin, CPing};
-use packet_runtime::Packet;
-use packet_runtime::session::CloseKind;
+use packet_runtime::{CloseKind, Packet};
 use server::ServerOptions;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpSocket;

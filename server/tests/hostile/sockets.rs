@@ -2,8 +2,7 @@
 //! client.
 
 use demo_protocol::proto::{CChat, CEcho, CLogin, CPing, SLogin, SPong};
-use packet_runtime::Packet;
-use packet_runtime::session::CloseKind;
+use packet_runtime::{CloseKind, Packet};
 use server::ServerOptions;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpSocket;

@@ -2,8 +2,7 @@
 //! `test-support`).
 
 use demo_protocol::proto::CPing;
-use packet_runtime::MetricsSnapshot;
-use packet_runtime::session::CloseKind;
+use packet_runtime::{CloseKind, MetricsSnapshot};
 use std::net::SocketAddr;
 
 pub(crate) use crate::common::*;

@@ -1,9 +1,7 @@
 //! Each kind of bad input closes only the session that sent it, with the documented reason and, where the frame
 //! boundary is known, a kick naming the fault. The server keeps serving everyone else.
 
-use packet_runtime::CloseReason;
-use packet_runtime::frame::FrameFault;
-use packet_runtime::session::BadFrame;
+use packet_runtime::{BadFrame, CloseReason, FrameFault};
 use tests::game::ServerPacket;
 
 use crate::support::*;

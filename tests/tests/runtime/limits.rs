@@ -2,10 +2,7 @@
 
 use std::time::Duration;
 
-use packet_runtime::client::ClientError;
-use packet_runtime::server::RateLimit;
-use packet_runtime::session::CloseKind;
-use packet_runtime::{Client, CloseReason};
+use packet_runtime::{Client, ClientError, CloseKind, CloseReason, RateLimit};
 use tests::game::ServerPacket;
 use tests::proto;
 use tokio::net::TcpSocket;
@@ -145,10 +142,10 @@ fn a_flood_past_the_rate_limit_is_closed() {
 /// A listener whose every accept fails with EMFILE, counting the attempts.
 struct ExhaustedListener(std::sync::Arc<std::sync::atomic::AtomicU64>);
 
-impl packet_runtime::transport::Listener for ExhaustedListener {
+impl packet_runtime::Listener for ExhaustedListener {
     type Stream = tokio::io::DuplexStream;
 
-    async fn accept(&mut self) -> std::io::Result<(Self::Stream, packet_runtime::transport::PeerAddr)> {
+    async fn accept(&mut self) -> std::io::Result<(Self::Stream, packet_runtime::PeerAddr)> {
         self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         Err(std::io::Error::from_raw_os_error(24)) // EMFILE
     }

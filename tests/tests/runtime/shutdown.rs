@@ -5,7 +5,7 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use packet_runtime::session::CloseKind;
+use packet_runtime::CloseKind;
 use tests::game::ServerPacket;
 use tests::proto;
 

@@ -3,9 +3,10 @@
 
 use std::sync::{Arc, Mutex};
 
-use packet_runtime::server::{BadFrameAction, IoAction, IoHandler, ServerBuilder};
-use packet_runtime::session::BadFrame;
-use packet_runtime::{CloseReason, Context, Logic, Server, ServerHandle, Session, SessionId};
+use packet_runtime::{
+    BadFrame, BadFrameAction, CloseReason, Context, IoAction, IoHandler, Logic, Server, ServerBuilder, ServerHandle,
+    Session, SessionId,
+};
 use tests::game::{ClientPacket, ClientPacketHandler, GameProtocol, ServerPacket};
 use tests::proto;
 

@@ -1,8 +1,8 @@
 //! The wire format as a peer sees it: test vectors, split frames, pipelined frames.
 
-use packet_runtime::frame::HeaderKind;
-use packet_runtime::server::{IoAction, IoHandler};
-use packet_runtime::{Context, Logic, Server, Session};
+use packet_runtime::{
+    ClientError, Context, EncodeError, FrameTooLarge, HeaderKind, IoAction, IoHandler, Logic, Server, Session,
+};
 use tests::game::{ClientPacket, GameProtocol, ServerPacket};
 use tests::proto;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -99,6 +99,28 @@ fn wide_header_server_and_client_agree_on_large_frames() {
         client.send(&proto::CEcho { data: data.clone() }).await.unwrap();
         match within("large echo", client.recv()).await.unwrap() {
             ServerPacket::SEcho(echo) => assert_eq!(echo.data, data),
+            other => panic!("unexpected {other:?}"),
+        }
+    });
+    server.handle.shutdown();
+    assert_eq!(server.handle.join().pool_outstanding, 0);
+}
+
+/// A packet too large for the compact header fails on the client with the same `EncodeError` a session returns,
+/// and nothing of it is queued: the next packet goes through.
+#[test]
+fn a_frame_too_large_is_the_same_encode_error_on_the_client() {
+    let server = start(builder());
+    client_runtime().block_on(async {
+        let mut client = connect(server.addr).await;
+        let err = client.send(&proto::CEcho { data: vec![0; 70_000] }).await.unwrap_err();
+        match err {
+            ClientError::Encode(EncodeError::TooLarge(FrameTooLarge { max, .. })) => assert_eq!(max, 65_535),
+            other => panic!("unexpected {other:?}"),
+        }
+        client.send(&proto::CEcho { data: vec![1; 8] }).await.unwrap();
+        match within("echo after the refused frame", client.recv()).await.unwrap() {
+            ServerPacket::SEcho(echo) => assert_eq!(echo.data, vec![1; 8]),
             other => panic!("unexpected {other:?}"),
         }
     });

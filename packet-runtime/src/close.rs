@@ -1,4 +1,7 @@
-//! Why a session ended.
+//! Why a session ended: [`CloseReason`], its detail-free [`CloseKind`] and the [`BadFrame`] it may carry.
+//!
+//! A module of its own at the crate root so that both the sessions (which record a reason) and the metrics (which
+//! count closes by kind) depend on it, and neither on the other.
 
 use std::{fmt, io};
 
@@ -77,7 +80,11 @@ impl fmt::Display for CloseReason {
 }
 
 /// [`CloseReason`] without details.
+///
+/// Non-exhaustive like [`CloseReason`]: a new reason for closing a session is not a breaking change. Iterate
+/// [`CloseKind::ALL`] instead of listing the kinds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 #[allow(missing_docs)] // each variant mirrors the documented `CloseReason` variant of the same name
 pub enum CloseKind {
     PeerClosed,
@@ -114,8 +121,9 @@ impl CloseKind {
         CloseKind::ALL.iter().copied().find(|kind| kind.as_str() == name)
     }
 
-    /// Every kind, in declaration order (the order of [`crate::MetricsSnapshot::closes`]).
-    pub const ALL: [CloseKind; 10] = [
+    /// Every kind, in declaration order (the order of [`crate::MetricsSnapshot::closes`]). A slice, not an
+    /// array, so that its length is not part of the public API.
+    pub const ALL: &'static [CloseKind] = &[
         CloseKind::PeerClosed,
         CloseKind::Io,
         CloseKind::IdleTimeout,
@@ -145,5 +153,34 @@ impl BadFrame {
     /// Whether the next frame can still be found (true for decode errors, false for header faults).
     pub fn boundary_known(&self) -> bool {
         matches!(self, BadFrame::Decode(_))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::CloseKind;
+
+    /// The metrics index their counters by `kind as usize` over `CloseKind::ALL`: it must list every kind once, in
+    /// declaration order.
+    #[test]
+    fn all_lists_every_kind_in_declaration_order() {
+        for (index, &kind) in CloseKind::ALL.iter().enumerate() {
+            assert_eq!(kind as usize, index, "{kind:?}");
+            // Exhaustive: a new variant fails to compile here, the reminder to add it to `ALL`.
+            match kind {
+                CloseKind::PeerClosed
+                | CloseKind::Io
+                | CloseKind::IdleTimeout
+                | CloseKind::SlowConsumer
+                | CloseKind::RateLimited
+                | CloseKind::BadFrame
+                | CloseKind::HandlerPanic
+                | CloseKind::Closed
+                | CloseKind::ServerShutdown
+                | CloseKind::HandedOver => {}
+            }
+            assert_eq!(CloseKind::from_name(kind.as_str()), Some(kind), "names round-trip");
+        }
+        assert_eq!(CloseKind::ALL.len(), CloseKind::HandedOver as usize + 1);
     }
 }
