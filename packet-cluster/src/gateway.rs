@@ -34,7 +34,7 @@ use crate::{ClusterError, Core, Roles};
 const OVERLOADED: &str = "server overloaded";
 
 /// Bits of a session id taken by the gateway's own counter; the node number is above them.
-const COUNTER_BITS: u32 = 40;
+const COUNTER_BITS: u32 = crate::shard::GATEWAY_SHIFT;
 
 /// A running gateway. Stop it like a server: [`shutdown`](Self::shutdown), then [`join`](Self::join).
 pub struct GatewayHandle<P: Protocol> {

@@ -48,7 +48,7 @@ pub use server::{
     Context, FrameAction, HandOverError, IoAction, IoHandler, Logic, RemoteSessions, Request, Server, ServerHandle,
     ShutdownReport,
 };
-pub use session::remote::{HandOver, RemoteId, RemoteLink};
+pub use session::remote::{HandOver, RemoteDirectory, RemoteId, RemoteLink};
 pub use session::{CloseReason, Encoded, FrameError, Session, SessionId};
 
 /// The prost version this runtime is built against. Use it (`packet_runtime::prost::Message`) so user code and the
