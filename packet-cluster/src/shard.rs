@@ -15,8 +15,7 @@ use packet_runtime::session::CloseKind;
 use packet_runtime::transport::PeerAddr;
 use packet_runtime::{
     CloseReason, HandOver, Logic, MetricsSnapshot, PacketPtr, Protocol, RemoteDirectory, RemoteId, RemoteLink,
-    RemoteSessions,
-    ServerHandle, Session, ShutdownReport,
+    RemoteSessions, ServerHandle, Session, ShutdownReport,
 };
 
 use crate::envelope::{self, Message, Op};
@@ -190,7 +189,9 @@ pub(crate) const GATEWAY_SHIFT: u32 = 40;
 impl Links {
     fn to(&self, gateway: u64) -> Arc<ShardLink> {
         let mut links = self.links.lock().unwrap_or_else(|e| e.into_inner());
-        Arc::clone(links.entry(gateway).or_insert_with(|| Arc::new(ShardLink::new(gateway, Arc::clone(&self.outbound)))))
+        Arc::clone(
+            links.entry(gateway).or_insert_with(|| Arc::new(ShardLink::new(gateway, Arc::clone(&self.outbound)))),
+        )
     }
 }
 

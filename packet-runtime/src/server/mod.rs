@@ -49,8 +49,8 @@ use crate::frame::HeaderKind;
 use crate::metrics::{Metrics, MetricsSnapshot};
 use crate::pool::{MessagePool, PoolConfig};
 use crate::session::SessionIds;
-use crate::session::remote::RemoteDirectory;
 use crate::session::outbox::SpareLists;
+use crate::session::remote::RemoteDirectory;
 use crate::transport::Listener;
 use logic::LogicEvent;
 
