@@ -108,6 +108,10 @@ fn show(packet: ServerPacket, me: &str, names: &mut HashMap<u64, String>) -> boo
             None => println!("[#{}] {}", chat.player_id, shown(&chat.msg)),
         },
         ServerPacket::SChatRefused(refused) => println!("* not sent: {}", shown(&refused.reason)),
+        ServerPacket::SWhisper(whisper) => match names.get(&whisper.from_player_id) {
+            Some(name) => println!("<{}> (whisper) {}", shown(name), shown(&whisper.msg)),
+            None => println!("<#{}> (whisper) {}", whisper.from_player_id, shown(&whisper.msg)),
+        },
         ServerPacket::SKick(kick) => {
             println!("* kicked: {}", shown(&kick.reason));
             return false;

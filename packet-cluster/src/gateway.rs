@@ -34,7 +34,7 @@ use crate::{ClusterError, Core, Roles};
 const OVERLOADED: &str = "server overloaded";
 
 /// Bits of a session id taken by the gateway's own counter; the node number is above them.
-const COUNTER_BITS: u32 = 40;
+const COUNTER_BITS: u32 = crate::shard::GATEWAY_SHIFT;
 
 /// A running gateway. Stop it like a server: [`shutdown`](Self::shutdown), then [`join`](Self::join).
 pub struct GatewayHandle<P: Protocol> {
@@ -92,6 +92,7 @@ pub(crate) struct Gateway<P: Protocol> {
     by_remote: RwLock<HashMap<u64, Arc<Relayed<P>>>>,
     counter: AtomicU64,
     notice: Box<Notice<P>>,
+    router: Option<Box<Router<P>>>,
 }
 
 /// One client connection and where its frames go.
@@ -133,11 +134,23 @@ struct Moving {
     held: Vec<(u64, Vec<u8>)>,
 }
 
+/// Picks the shard for a new session among the live ones (sorted by node id, never empty): the session (its id
+/// and peer address are known at connect time) and the live shards. Returning a node not in the list is treated as
+/// the default pick.
+pub type Router<P> = dyn Fn(&Session<P>, &[u64]) -> u64 + Send + Sync;
+
+/// The default [`Router`]: rendezvous hashing of the session's gateway-assigned id over the live shards, so
+/// sessions spread evenly and every gateway would agree.
+pub fn route_by_session_id(remote: u64, live: &[u64]) -> Option<u64> {
+    rendezvous(remote, live)
+}
+
 pub(crate) fn start<P: Protocol, H: IoHandler<P>>(
     core: Arc<Core>,
     builder: ServerBuilder<P>,
     hook: H,
     notice: impl Fn(&Session<P>, &str) + Send + Sync + 'static,
+    router: Option<Box<Router<P>>>,
 ) -> Result<GatewayHandle<P>, ClusterError> {
     let pool = MessagePool::new(PoolConfig::default());
     let gateway = Arc::new(Gateway {
@@ -148,6 +161,7 @@ pub(crate) fn start<P: Protocol, H: IoHandler<P>>(
         by_remote: RwLock::new(HashMap::new()),
         counter: AtomicU64::new(0),
         notice: Box::new(notice),
+        router,
     });
     let subscription = core
         .runtime
@@ -201,10 +215,14 @@ impl<P: Protocol, H: IoHandler<P>> IoHandler<P> for GatewayIo<P, H> {
         let gateway = &self.gateway;
         let shards = gateway.core.membership.live_shards();
         let remote = gateway.core.node << COUNTER_BITS | (gateway.counter.fetch_add(1, Ordering::Relaxed) + 1);
-        let Some(shard) = rendezvous(remote, &shards) else {
+        let Some(default) = route_by_session_id(remote, &shards) else {
             (gateway.notice)(session, "no game server available");
             session.close();
             return;
+        };
+        let shard = match &gateway.router {
+            Some(router) => Some(router(session, &shards)).filter(|pick| shards.contains(pick)).unwrap_or(default),
+            None => default,
         };
         let relayed = Arc::new(Relayed {
             remote,

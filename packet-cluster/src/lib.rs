@@ -281,7 +281,20 @@ impl<P: Protocol> Cluster<P> {
         hook: H,
         notice: impl Fn(&packet_runtime::Session<P>, &str) + Send + Sync + 'static,
     ) -> Result<GatewayHandle<P>, ClusterError> {
-        gateway::start(Arc::clone(&self.core), builder, hook, notice)
+        gateway::start(Arc::clone(&self.core), builder, hook, notice, None)
+    }
+
+    /// [`start_gateway`](Self::start_gateway) with the application's choice of shard for each new session
+    /// (`router` gets the session and the live shards, sorted; the default is
+    /// [`gateway::route_by_session_id`]). Sessions move later by `Context::hand_over`.
+    pub fn start_gateway_routed<H: packet_runtime::IoHandler<P>>(
+        &self,
+        builder: packet_runtime::server::ServerBuilder<P>,
+        hook: H,
+        notice: impl Fn(&packet_runtime::Session<P>, &str) + Send + Sync + 'static,
+        router: impl Fn(&packet_runtime::Session<P>, &[u64]) -> u64 + Send + Sync + 'static,
+    ) -> Result<GatewayHandle<P>, ClusterError> {
+        gateway::start(Arc::clone(&self.core), builder, hook, notice, Some(Box::new(router)))
     }
 
     /// Leaves: stops heartbeats and the NATS tasks. Blocking; call after the gateway and shard handles joined.

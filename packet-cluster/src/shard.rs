@@ -14,8 +14,8 @@ use packet_runtime::server::ServerBuilder;
 use packet_runtime::session::CloseKind;
 use packet_runtime::transport::PeerAddr;
 use packet_runtime::{
-    CloseReason, HandOver, Logic, MetricsSnapshot, PacketPtr, Protocol, RemoteId, RemoteLink, RemoteSessions,
-    ServerHandle, Session, ShutdownReport,
+    CloseReason, HandOver, Logic, MetricsSnapshot, PacketPtr, Protocol, RemoteDirectory, RemoteId, RemoteLink,
+    RemoteSessions, ServerHandle, Session, ShutdownReport,
 };
 
 use crate::envelope::{self, Message, Op};
@@ -67,7 +67,9 @@ pub(crate) fn start<P: Protocol, L: Logic<Protocol = P>>(
     builder: ServerBuilder<P>,
     logic: L,
 ) -> Result<ShardHandle<P>, ClusterError> {
-    let (server, sessions) = builder.start_remote(logic)?;
+    let links = Arc::new(Links { outbound: Arc::clone(&core.outbound), links: Mutex::new(HashMap::new()) });
+    let directory: Arc<dyn RemoteDirectory> = links.clone();
+    let (server, sessions) = builder.remote_directory(directory).start_remote(logic)?;
     let subject = core.subjects.node(core.node);
     let subscription = core
         .runtime
@@ -76,7 +78,7 @@ pub(crate) fn start<P: Protocol, L: Logic<Protocol = P>>(
     let inbound = Inbound {
         core: Arc::clone(&core),
         host: sessions.clone(),
-        links: HashMap::new(),
+        links,
         sessions: HashMap::new(),
         last_seq: HashMap::new(),
     };
@@ -89,7 +91,7 @@ pub(crate) fn start<P: Protocol, L: Logic<Protocol = P>>(
 struct Inbound<P: Protocol> {
     core: Arc<Core>,
     host: RemoteSessions<P>,
-    links: HashMap<u64, Arc<dyn RemoteLink>>,
+    links: Arc<Links>,
     sessions: HashMap<RemoteId, Session<P>>,
     /// The last envelope sequence number seen per gateway (a gap is a lost message).
     last_seq: HashMap<u64, u64>,
@@ -122,12 +124,7 @@ impl<P: Protocol> Inbound<P> {
                 "envelope gap"
             );
         }
-        let outbound = Arc::clone(&self.core.outbound);
-        let link = Arc::clone(
-            self.links
-                .entry(gateway)
-                .or_insert_with(|| Arc::new(ShardLink::new(gateway, outbound)) as Arc<dyn RemoteLink>),
-        );
+        let link: Arc<dyn RemoteLink> = self.links.to(gateway);
         while let Some(op) = message.next() {
             match op {
                 Ok(Op::Open { session, addr }) => {
@@ -176,6 +173,32 @@ pub(crate) fn close_reason(kind: &str, detail: &str) -> CloseReason {
         Some(CloseKind::HandedOver) => CloseReason::HandedOver,
         Some(kind) => CloseReason::Relayed { kind, detail: detail.to_owned() },
         None => CloseReason::Relayed { kind: CloseKind::Io, detail: format!("{kind}: {detail}") },
+    }
+}
+
+/// The shard's links, one per gateway, created on first use: by a gateway's first message, or by a send to one of
+/// its sessions (a session id names its gateway: [`GATEWAY_SHIFT`]).
+pub(crate) struct Links {
+    outbound: Arc<Outbound>,
+    links: Mutex<HashMap<u64, Arc<ShardLink>>>,
+}
+
+/// A session id's gateway node number is the id shifted right by this much (see `gateway`).
+pub(crate) const GATEWAY_SHIFT: u32 = 40;
+
+impl Links {
+    fn to(&self, gateway: u64) -> Arc<ShardLink> {
+        let mut links = self.links.lock().unwrap_or_else(|e| e.into_inner());
+        Arc::clone(
+            links.entry(gateway).or_insert_with(|| Arc::new(ShardLink::new(gateway, Arc::clone(&self.outbound)))),
+        )
+    }
+}
+
+impl RemoteDirectory for Links {
+    fn link(&self, session: RemoteId) -> Option<Arc<dyn RemoteLink>> {
+        let gateway = session >> GATEWAY_SHIFT;
+        (gateway != 0).then(|| self.to(gateway) as Arc<dyn RemoteLink>)
     }
 }
 

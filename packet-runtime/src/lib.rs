@@ -37,7 +37,7 @@
 //!     // sessions and why they close
 //!     BadFrame, CloseKind, CloseReason, Encoded, FrameError, PeerAddr, SendError, Session, SessionId,
 //!     // the cluster seam: remote sessions, hand-over, the gateway hooks
-//!     FrameAction, HandOver, HandOverError, RemoteId, RemoteLink, RemoteSessions,
+//!     FrameAction, HandOver, HandOverError, RemoteDirectory, RemoteId, RemoteLink, RemoteSessions,
 //!     // the client
 //!     Client, ClientError, ClientReader, ClientWriter,
 //! };
@@ -77,7 +77,7 @@ pub use server::{
     BadFrameAction, Context, ForwardAll, FrameAction, HandOverError, IoAction, IoHandler, Logic, RateLimit,
     RemoteSessions, Request, Server, ServerBuilder, ServerConfig, ServerHandle, ShutdownReport,
 };
-pub use session::remote::{HandOver, RemoteId, RemoteLink};
+pub use session::remote::{HandOver, RemoteDirectory, RemoteId, RemoteLink};
 pub use session::{Encoded, FrameError, SendError, Session, SessionId};
 pub use transport::{Listener, PeerAddr};
 

@@ -139,6 +139,32 @@ impl<P: Protocol> Context<'_, P> {
             .count())
     }
 
+    /// Encodes `packet` once and sends it to sessions of the cluster named by their [`RemoteId`]s, wherever they
+    /// are bound (a whisper to a player on another shard, an invitation to a party spread over shards). Each
+    /// gateway gets the frame once per logic batch, with its recipients. Returns how many ids could be routed to a
+    /// gateway; a session that is gone by the time its gateway gets the frame is skipped there. On an embedded
+    /// server (no cluster) it reaches nobody and returns 0.
+    ///
+    /// [`RemoteId`]: crate::RemoteId
+    pub fn send_remote<T: PacketOf<P::ServerToClient>>(
+        &self,
+        recipients: impl IntoIterator<Item = crate::RemoteId>,
+        packet: &T,
+    ) -> Result<usize, EncodeError> {
+        let Some(directory) = &self.shared.directory else { return Ok(0) };
+        let frame = self.encode(packet)?;
+        let mut routed = 0;
+        for id in recipients {
+            let Some(link) = directory.link(id) else { continue };
+            link.frames(id, &mut vec![frame.frame.clone()]);
+            if !outbox::defer_link_flush(&link) {
+                link.flush();
+            }
+            routed += 1;
+        }
+        Ok(routed)
+    }
+
     /// Encodes `packet` once and queues it to every live session.
     pub fn broadcast_all<T: PacketOf<P::ServerToClient>>(&self, packet: &T) -> Result<usize, EncodeError> {
         let frame = self.encode(packet)?;

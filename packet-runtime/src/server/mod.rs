@@ -50,6 +50,7 @@ use crate::metrics::{Metrics, MetricsSnapshot};
 use crate::pool::{MessagePool, PoolConfig};
 use crate::session::SessionIds;
 use crate::session::outbox::SpareLists;
+use crate::session::remote::RemoteDirectory;
 use crate::transport::Listener;
 use logic::LogicEvent;
 
@@ -65,6 +66,7 @@ impl<P: Protocol> Server<P> {
             bind: SocketAddr::from(([127, 0, 0, 1], 0)),
             pool: None,
             io_handler: Arc::new(ForwardAll),
+            directory: None,
         }
     }
 }
@@ -75,6 +77,7 @@ pub struct ServerBuilder<P: Protocol> {
     bind: SocketAddr,
     pool: Option<MessagePool>,
     io_handler: Arc<dyn IoHandler<P>>,
+    directory: Option<Arc<dyn RemoteDirectory>>,
 }
 
 impl<P: Protocol> fmt::Debug for ServerBuilder<P> {
@@ -175,6 +178,13 @@ impl<P: Protocol> ServerBuilder<P> {
         self
     }
 
+    /// How this server reaches sessions of the cluster that are not its own ([`Context::send_remote`]). Set by the
+    /// cluster layer on a shard; without it `send_remote` reaches nobody.
+    pub fn remote_directory(mut self, directory: Arc<dyn RemoteDirectory>) -> Self {
+        self.directory = Some(directory);
+        self
+    }
+
     /// Binds the TCP address and starts the IO threads and the logic thread.
     pub fn start<L: Logic<Protocol = P>>(self, logic: L) -> io::Result<ServerHandle<P>> {
         let addr = self.bind;
@@ -230,6 +240,7 @@ impl<P: Protocol> ServerBuilder<P> {
             io_handler: self.io_handler,
             stop_accepting: CancellationToken::new(),
             spare_lists: Arc::new(SpareLists::new()),
+            directory: self.directory,
         });
         let logic_shared = Arc::clone(&shared);
         // Built here, not on the new thread: a failure is this call's error instead of a panic nobody sees.
@@ -265,6 +276,8 @@ pub(crate) struct ServerShared<P: Protocol> {
     pub(crate) stop_accepting: CancellationToken,
     /// Frame lists the drivers hand back to the logic thread's outbox once drained.
     pub(crate) spare_lists: Arc<SpareLists>,
+    /// How to reach sessions of other shards (a cluster's shard only).
+    pub(crate) directory: Option<Arc<dyn RemoteDirectory>>,
 }
 
 impl<P: Protocol> ServerShared<P> {

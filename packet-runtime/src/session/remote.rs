@@ -38,6 +38,13 @@ pub trait RemoteLink: Send + Sync + 'static {
     fn flush(&self);
 }
 
+/// Finds the link to any session of the cluster by its id, wherever it is bound: how a shard sends to a player of
+/// another shard ([`Context::send_remote`](crate::Context::send_remote)). Implemented by the cluster layer.
+pub trait RemoteDirectory: Send + Sync + 'static {
+    /// The link that reaches `session` (its gateway's), if that gateway can be named.
+    fn link(&self, session: RemoteId) -> Option<std::sync::Arc<dyn RemoteLink>>;
+}
+
 /// A gateway's id for one of its sessions: unique across the cluster and never reused (the gateway's node number
 /// in the high bits, its own session counter in the low bits).
 pub type RemoteId = u64;

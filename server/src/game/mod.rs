@@ -56,8 +56,8 @@ use stats::Throttle;
 pub use stats::{GameStats, GameStatsSnapshot};
 
 use demo_protocol::proto::{
-    CChat, CEcho, CEnterRoom, CLogin, CMove, CPing, ChatRefusal, LoginError, PlayerInfo, PlayerState, SChat,
-    SChatRefused, SDespawn, SEnterRoom, SKick, SLogin, SMove, SPong, SSpawn,
+    CChat, CEcho, CEnterRoom, CLogin, CMove, CPing, CWhisper, ChatRefusal, LoginError, PlayerInfo, PlayerState, SChat,
+    SChatRefused, SDespawn, SEnterRoom, SKick, SLogin, SMove, SPong, SSpawn, SWhisper,
 };
 use demo_protocol::{ClientPacket, ClientPacketHandler, GameProtocol, ServerPacket};
 
@@ -141,6 +141,23 @@ impl Game {
     }
 
     /// `others` as `S_ENTER_ROOM` pages of at most [`Game::page_bytes`] each (one page, possibly empty, at least).
+    /// Whether a chat line or whisper is within the cap; if not, the sender is told and it goes nowhere. At most one
+    /// character past the limit is counted: a 64 KB line is refused without walking it.
+    fn chat_fits(&mut self, session: &Session<GameProtocol>, msg: &str) -> bool {
+        if msg.chars().take(MAX_CHAT_CHARS + 1).count() <= MAX_CHAT_CHARS {
+            return true;
+        }
+        self.out.stats.chat_refused();
+        tracing::debug!(session = %session.id(), bytes = msg.len(), "chat line over the limit refused");
+        let refused = SChatRefused {
+            code: ChatRefusal::TooLong.into(),
+            reason: format!("a chat line is at most {MAX_CHAT_CHARS} characters"),
+            max_chars: MAX_CHAT_CHARS as u32,
+        };
+        self.out.send(session, &refused);
+        false
+    }
+
     /// Puts `session`'s player (logged in, in no room or in another) into `room`: the listing of the others to it
     /// in pages, its spawn to them.
     fn enter_room(&mut self, ctx: &Context<'_, GameProtocol>, session: &Session<GameProtocol>, room: u32) {
@@ -384,21 +401,43 @@ impl ClientPacketHandler<Req<'_, '_>> for Game {
 
     fn on_c_chat(&mut self, req: &mut Req<'_, '_>, packet: CChat) {
         let Some(player) = self.players.get(req.session.id()) else { return };
-        let Some(room) = player.room else { return };
-        // At most one character past the limit is counted: a 64 KB line is refused without walking it.
-        if packet.msg.chars().take(MAX_CHAT_CHARS + 1).count() > MAX_CHAT_CHARS {
+        let (Some(room), player_id) = (player.room, player.id) else { return };
+        if !self.chat_fits(req.session, &packet.msg) {
+            return;
+        }
+        let chat = SChat { player_id, msg: packet.msg };
+        self.out.broadcast(req.ctx, self.rooms.members(room).iter().copied(), &chat);
+    }
+
+    fn on_c_whisper(&mut self, req: &mut Req<'_, '_>, packet: CWhisper) {
+        let Some(player) = self.players.get(req.session.id()) else { return };
+        let whisper = SWhisper { from_player_id: player.id, msg: packet.msg };
+        if !self.chat_fits(req.session, &whisper.msg) {
+            return;
+        }
+        // Here (embedded, or a player on this shard), or anywhere in the cluster by its id (player ids are the
+        // sessions' cluster-wide ids).
+        if let Some(session) = self.players.session_of(packet.player_id).and_then(|id| req.ctx.session(id)) {
+            let session = session.clone();
+            self.out.send(&session, &whisper);
+            return;
+        }
+        let routed = match req.ctx.send_remote([packet.player_id], &whisper) {
+            Ok(routed) => routed,
+            Err(error) => {
+                self.out.encode_failed("S_WHISPER", &error);
+                return;
+            }
+        };
+        if routed == 0 {
             self.out.stats.chat_refused();
-            tracing::debug!(session = %req.session.id(), bytes = packet.msg.len(), "chat line over the limit refused");
             let refused = SChatRefused {
-                code: ChatRefusal::TooLong.into(),
-                reason: format!("a chat line is at most {MAX_CHAT_CHARS} characters"),
+                code: ChatRefusal::NoSuchPlayer.into(),
+                reason: format!("player {} is not online", packet.player_id),
                 max_chars: MAX_CHAT_CHARS as u32,
             };
             self.out.send(req.session, &refused);
-            return;
         }
-        let chat = SChat { player_id: player.id, msg: packet.msg };
-        self.out.broadcast(req.ctx, self.rooms.members(room).iter().copied(), &chat);
     }
 
     /// Only reached on a server built without [`GameIo`]: answers with `server_time: 0`, which tells a client (and

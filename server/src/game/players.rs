@@ -70,6 +70,8 @@ impl LoginRefused {
 #[derive(Debug)]
 pub(crate) struct Players {
     by_session: HashMap<SessionId, Player>,
+    /// Player id to session, for whispers.
+    by_id: HashMap<u64, SessionId>,
     /// [`name_key`] of every online player's name, to refuse duplicates.
     names: HashSet<String>,
     /// The next player id handed out. Starts at 1 so that 0 can mean "none" on the wire.
@@ -78,7 +80,7 @@ pub(crate) struct Players {
 
 impl Default for Players {
     fn default() -> Self {
-        Players { by_session: HashMap::new(), names: HashSet::new(), next_id: 1 }
+        Players { by_session: HashMap::new(), by_id: HashMap::new(), names: HashSet::new(), next_id: 1 }
     }
 }
 
@@ -106,6 +108,7 @@ impl Players {
             self.next_id += 1;
             id
         });
+        self.by_id.insert(id, session);
         self.by_session.insert(session, Player { id, name, pos: PosInfo::default(), room: None });
         Ok(id)
     }
@@ -114,6 +117,7 @@ impl Players {
     /// (names are unique per game server: in a cluster, per shard).
     pub(crate) fn arrive(&mut self, session: SessionId, player: Player) {
         self.names.insert(name_key(&player.name));
+        self.by_id.insert(player.id, session);
         self.by_session.insert(session, player);
     }
 
@@ -133,7 +137,13 @@ impl Players {
     pub(crate) fn remove(&mut self, session: SessionId) -> Option<Player> {
         let player = self.by_session.remove(&session)?;
         self.names.remove(&name_key(&player.name));
+        self.by_id.remove(&player.id);
         Some(player)
+    }
+
+    /// The session of the player with this id, if it is logged in here.
+    pub(crate) fn session_of(&self, player_id: u64) -> Option<SessionId> {
+        self.by_id.get(&player_id).copied()
     }
 
     pub(crate) fn len(&self) -> usize {

@@ -106,6 +106,38 @@ fn players_on_two_gateways_share_rooms_placed_on_two_shards() {
     });
 }
 
+#[test]
+fn a_whisper_crosses_shards_and_gateways_by_player_id() {
+    use demo_protocol::proto::CWhisper;
+    let nats = Nats::start();
+    let name = cluster_name("whisper");
+    let _shards = [Node::start(&nats, &name, "shard", &[]), Node::start(&nats, &name, "shard", &[])];
+    let (g1, g2) = (Node::start(&nats, &name, "gateway", &[]), Node::start(&nats, &name, "gateway", &[]));
+    runtime().block_on(async {
+        let rooms: Vec<u32> = (1..=16).collect();
+        let (mut probe, _) = login(g1.gateway(), "probe").await;
+        for &room in &rooms {
+            enter(&mut probe, room).await;
+        }
+        drop(probe);
+        let owners = room_owners(&nats, &name, &rooms).await;
+        let other = rooms[owners.iter().position(|&o| o != owners[0]).expect("rooms on both shards")];
+
+        let (mut ann, ann_id) = login(g1.gateway(), "ann").await;
+        let (mut bob, bob_id) = login(g2.gateway(), "bob").await;
+        enter(&mut ann, rooms[0]).await;
+        enter(&mut bob, other).await;
+        // Ann's shard is not Bob's, nor is her gateway.
+        ann.send(&CWhisper { player_id: bob_id, msg: "over here".into() }).await.unwrap();
+        let whisper = expect!(&mut bob, SWhisper);
+        assert_eq!((whisper.from_player_id, whisper.msg.as_str()), (ann_id, "over here"));
+        bob.send(&CWhisper { player_id: ann_id, msg: "got it".into() }).await.unwrap();
+        let whisper = expect!(&mut ann, SWhisper);
+        assert_eq!((whisper.from_player_id, whisper.msg.as_str()), (bob_id, "got it"));
+        assert!(settle(&mut ann).await.is_empty() && settle(&mut bob).await.is_empty(), "each whisper once");
+    });
+}
+
 /// The owners the cluster recorded for `rooms` (the KV bucket), after each was entered once.
 async fn room_owners(nats: &Nats, cluster: &str, rooms: &[u32]) -> Vec<u64> {
     let client = async_nats::connect(nats.url()).await.expect("the test connects to its broker");

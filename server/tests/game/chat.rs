@@ -151,3 +151,32 @@ fn a_line_over_256_characters_is_refused_to_the_sender_and_reaches_nobody() {
     assert_eq!(stats.snapshot().sends_failed, 0);
     assert_eq!(report.pool_outstanding, 0);
 }
+
+#[test]
+fn a_whisper_reaches_its_player_only_wherever_it_is_and_an_unknown_id_is_refused() {
+    use demo_protocol::proto::CWhisper;
+    let server = start();
+    runtime().block_on(async {
+        let (mut ann, ann_id) = login(server.addr, "ann").await;
+        let (mut bob, bob_id) = login(server.addr, "bob").await;
+        let (mut cy, _) = login(server.addr, "cy").await;
+        enter(&mut ann, 1).await;
+        enter(&mut cy, 1).await;
+        expect!(&mut ann, SSpawn);
+        // Bob is in no room: a whisper needs none.
+        ann.send(&CWhisper { player_id: bob_id, msg: "psst".into() }).await.unwrap();
+        let whisper = expect!(&mut bob, SWhisper);
+        assert_eq!((whisper.from_player_id, whisper.msg.as_str()), (ann_id, "psst"));
+
+        ann.send(&CWhisper { player_id: 999_999, msg: "anyone?".into() }).await.unwrap();
+        let refused = expect!(&mut ann, SChatRefused);
+        assert_eq!(refused.code(), ChatRefusal::NoSuchPlayer);
+        ann.send(&CWhisper { player_id: bob_id, msg: "x".repeat(257) }).await.unwrap();
+        let refused = expect!(&mut ann, SChatRefused);
+        assert_eq!(refused.code(), ChatRefusal::TooLong);
+        for client in [&mut ann, &mut bob, &mut cy] {
+            assert_nothing_pending(client).await;
+        }
+    });
+    server.stop();
+}
