@@ -82,7 +82,11 @@ pub(crate) fn start<P: Protocol, L: Logic<Protocol = P>>(
         sessions: HashMap::new(),
         last_seq: HashMap::new(),
     };
-    core.runtime.spawn(inbound.run(subscription));
+    let (dead_tx, dead_rx) = tokio::sync::mpsc::unbounded_channel();
+    core.on_dead(move |node| {
+        let _ = dead_tx.send(node);
+    });
+    core.runtime.spawn(inbound.run(subscription, dead_rx));
     core.runtime.block_on(core.announce(Roles { gateway: false, shard: true }));
     Ok(ShardHandle { server, sessions })
 }
@@ -98,9 +102,39 @@ struct Inbound<P: Protocol> {
 }
 
 impl<P: Protocol> Inbound<P> {
-    async fn run(mut self, mut subscription: async_nats::Subscriber) {
-        while let Some(message) = subscription.next().await {
-            self.on_message(&message.payload);
+    async fn run(
+        mut self,
+        mut subscription: async_nats::Subscriber,
+        mut dead: tokio::sync::mpsc::UnboundedReceiver<u64>,
+    ) {
+        loop {
+            tokio::select! {
+                message = subscription.next() => match message {
+                    Some(message) => self.on_message(&message.payload),
+                    None => return,
+                },
+                Some(node) = dead.recv() => self.gateway_lost(node),
+            }
+        }
+    }
+
+    /// A gateway stopped sending heartbeats: each of its sessions here is disconnected, once (the demo: the others in
+    /// their rooms get `S_DESPAWN`). Its frames still in flight, if any arrive, find no session.
+    fn gateway_lost(&mut self, gateway: u64) {
+        let lost: Vec<RemoteId> = self.sessions.keys().copied().filter(|&id| id >> GATEWAY_SHIFT == gateway).collect();
+        if lost.is_empty() {
+            return;
+        }
+        tracing::warn!(
+            gateway = format_args!("{gateway:016x}"),
+            sessions = lost.len(),
+            "gateway lost: its sessions end"
+        );
+        for id in lost {
+            if let Some(session) = self.sessions.remove(&id) {
+                let reason = CloseReason::Relayed { kind: CloseKind::Io, detail: "gateway lost".into() };
+                self.host.closed(&session, reason);
+            }
         }
     }
 
