@@ -13,7 +13,6 @@
 //!   the old one a `CLOSED` (handed over) that ends the session there.
 
 use std::collections::{BTreeMap, HashMap};
-use std::marker::PhantomData;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
@@ -176,16 +175,24 @@ pub(crate) fn start<P: Protocol, H: IoHandler<P>>(
     });
     let local = hook.local_ids().to_vec();
     let io = GatewayIo { gateway: Arc::clone(&gateway), inner: hook, local };
-    let server = builder.pool(pool).tick(None).io_handler(io).start(Relay(PhantomData))?;
+    let server = builder.pool(pool).tick(None).io_handler(io).start(Relay(Arc::clone(&gateway)))?;
     core.runtime.block_on(core.announce(Roles { gateway: true, shard: false }));
     Ok(GatewayHandle { server, gateway })
 }
 
-/// The gateway's logic thread has nothing to do: every frame is forwarded or answered on the IO threads.
-struct Relay<P>(PhantomData<fn() -> P>);
+/// The gateway's logic thread has little to do: every frame is forwarded or answered on the IO threads. It gives the
+/// shutdown notice when the gateway itself shuts down.
+struct Relay<P: Protocol>(Arc<Gateway<P>>);
 
 impl<P: Protocol> Logic for Relay<P> {
     type Protocol = P;
+
+    /// The gateway is shutting down: every client is told before its connection closes (its shard hears the close).
+    fn on_shutdown(&mut self, ctx: &mut Context<'_, P>) {
+        for session in ctx.sessions() {
+            (self.0.notice)(session, "server shutting down");
+        }
+    }
 
     fn on_packet(&mut self, _: &mut Context<'_, P>, session: &Session<P>, packet: P::ClientToServer) {
         use packet_runtime::PacketSet;

@@ -217,6 +217,17 @@ impl Core {
         let _ = self.client.flush().await;
     }
 
+    /// This node takes no new sessions or keys from now on: the next heartbeat says so, and one goes out at once.
+    pub(crate) fn leave(self: &Arc<Self>) {
+        self.draining.store(true, Ordering::Relaxed);
+        let this = Arc::clone(self);
+        self.runtime.spawn(async move {
+            let beat = this.heartbeat();
+            let _ = this.client.publish(this.subjects.heartbeat(), beat.encode().into()).await;
+            let _ = this.client.flush().await;
+        });
+    }
+
     pub(crate) fn on_dead(&self, callback: impl Fn(u64) + Send + Sync + 'static) {
         self.on_dead.lock().unwrap_or_else(|e| e.into_inner()).push(Box::new(callback));
     }

@@ -26,6 +26,7 @@ use crate::{ClusterError, Core, Roles};
 pub struct ShardHandle<P: Protocol> {
     server: ServerHandle<P>,
     sessions: RemoteSessions<P>,
+    core: Arc<Core>,
 }
 
 impl<P: Protocol> std::fmt::Debug for ShardHandle<P> {
@@ -45,14 +46,32 @@ impl<P: Protocol> ShardHandle<P> {
         self.sessions.open_count()
     }
 
-    /// Starts the ordered shutdown (`Logic::on_shutdown`, then every session is closed through its gateway).
+    /// Starts the ordered shutdown: the shard announces that it takes no new sessions or keys (gateways stop
+    /// routing to it at once, not after the failure timeout), then `Logic::on_shutdown`, then every session is
+    /// closed through its gateway.
     pub fn shutdown(&self) {
+        self.core.leave();
         self.server.shutdown();
     }
 
-    /// SIGINT/SIGTERM start the shutdown; a second signal exits with status 130.
+    /// SIGINT/SIGTERM start the shutdown as [`shutdown`](Self::shutdown) does; a second signal exits with status
+    /// 130.
     #[cfg(unix)]
     pub fn watch_signals(&self) -> std::io::Result<()> {
+        use tokio::signal::unix::{SignalKind, signal};
+        let (mut interrupt, mut terminate) = {
+            let _enter = self.core.runtime.enter();
+            (signal(SignalKind::interrupt())?, signal(SignalKind::terminate())?)
+        };
+        let core = Arc::clone(&self.core);
+        self.core.runtime.spawn(async move {
+            tokio::select! {
+                _ = interrupt.recv() => {}
+                _ = terminate.recv() => {}
+            }
+            core.leave();
+        });
+        // The server's own handler starts its shutdown on the same signal, and exits on the second.
         self.server.watch_signals()
     }
 
@@ -88,7 +107,7 @@ pub(crate) fn start<P: Protocol, L: Logic<Protocol = P>>(
     });
     core.runtime.spawn(inbound.run(subscription, dead_rx));
     core.runtime.block_on(core.announce(Roles { gateway: false, shard: true }));
-    Ok(ShardHandle { server, sessions })
+    Ok(ShardHandle { server, sessions, core })
 }
 
 /// The task that feeds gateways' envelopes to the logic thread.

@@ -202,6 +202,49 @@ fn a_killed_gateway_disconnects_its_players_once_on_their_shard() {
     });
 }
 
+#[test]
+fn sigterm_on_a_gateway_tells_its_clients_and_its_shard_and_exits_0() {
+    let nats = Nats::start();
+    let name = cluster_name("gatewaystop");
+    let _shard = Node::start(&nats, &name, "shard", &[]);
+    let mut stopping = Node::start(&nats, &name, "gateway", &[]);
+    let kept = Node::start(&nats, &name, "gateway", &[]);
+    runtime().block_on(async {
+        let (mut leaving, leaving_id) = login(stopping.gateway(), "leaving").await;
+        let (mut watcher, _) = login(kept.gateway(), "watcher").await;
+        enter(&mut leaving, 4).await;
+        enter(&mut watcher, 4).await;
+        expect!(&mut leaving, SSpawn);
+        assert!(stopping.terminate().success(), "the gateway exits 0");
+        let (got, end) = test_support::drain_until_closed(&mut leaving).await;
+        assert_eq!(test_support::demo::kick_reason(&got), "server shutting down");
+        assert!(test_support::is_close(&end), "{end:?}");
+        let despawn = expect!(&mut watcher, SDespawn);
+        assert_eq!(despawn.player_ids, [leaving_id], "its shard saw the client go");
+        assert_nothing_pending(&mut watcher).await;
+    });
+}
+
+#[test]
+fn sigterm_on_the_last_shard_says_goodbye_to_its_players_and_exits_0() {
+    let nats = Nats::start();
+    let name = cluster_name("shardstop");
+    let mut shard = Node::start(&nats, &name, "shard", &[]);
+    let gateway = Node::start(&nats, &name, "gateway", &[]);
+    runtime().block_on(async {
+        let (mut player, _) = login(gateway.gateway(), "player").await;
+        enter(&mut player, 9).await;
+        assert!(shard.terminate().success(), "the shard exits 0");
+        let (got, end) = test_support::drain_until_closed(&mut player).await;
+        assert_eq!(test_support::demo::kick_reason(&got), "server shutting down");
+        assert!(test_support::is_close(&end), "{end:?}");
+        // The gateway stays up and says why it cannot serve now.
+        let mut late: GameClient = test_support::connect(gateway.gateway()).await;
+        let (got, _) = test_support::drain_until_closed(&mut late).await;
+        assert_eq!(test_support::demo::kick_reason(&got), "no game server available");
+    });
+}
+
 /// The owners the cluster recorded for `rooms` (the KV bucket), after each was entered once.
 async fn room_owners(nats: &Nats, cluster: &str, rooms: &[u32]) -> Vec<u64> {
     let client = async_nats::connect(nats.url()).await.expect("the test connects to its broker");

@@ -170,6 +170,20 @@ impl Node {
         let _ = self.child.wait();
     }
 
+    /// SIGTERM, then waits (at most 30 s) for the exit status.
+    pub(crate) fn terminate(&mut self) -> ExitStatus {
+        let status = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().expect("kill runs");
+        assert!(status.success(), "kill -TERM failed");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "still running 30 s after SIGTERM");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// The gateway's client address.
     pub(crate) fn gateway(&self) -> SocketAddr {
         self.addr.expect("a gateway node")
