@@ -25,6 +25,7 @@
 
 pub mod envelope;
 pub mod gateway;
+mod hash;
 pub mod membership;
 mod outbound;
 pub mod shard;

@@ -19,6 +19,7 @@ use packet_runtime::{
 };
 
 use crate::envelope::{self, Message, Op};
+use crate::hash::IdMap;
 use crate::outbound::Outbound;
 use crate::{ClusterError, Core, Roles};
 
@@ -98,7 +99,7 @@ pub(crate) fn start<P: Protocol, L: Logic<Protocol = P>>(
         core: Arc::clone(&core),
         host: sessions.clone(),
         links,
-        sessions: HashMap::new(),
+        sessions: IdMap::default(),
         last_seq: HashMap::new(),
     };
     let (dead_tx, dead_rx) = tokio::sync::mpsc::unbounded_channel();
@@ -115,7 +116,7 @@ struct Inbound<P: Protocol> {
     core: Arc<Core>,
     host: RemoteSessions<P>,
     links: Arc<Links>,
-    sessions: HashMap<RemoteId, Session<P>>,
+    sessions: IdMap<RemoteId, Session<P>>,
     /// The last envelope sequence number seen per gateway (a gap is a lost message).
     last_seq: HashMap<u64, u64>,
 }
@@ -266,9 +267,9 @@ pub(crate) struct ShardLink {
 struct Batch {
     entries: Vec<Entry>,
     /// The latest entry carrying each frame (by block address), to add recipients to it.
-    by_frame: HashMap<usize, usize>,
+    by_frame: IdMap<usize, usize>,
     /// Each session's latest entry in this batch: a frame joins an entry only after it, so order per session holds.
-    last_of: HashMap<RemoteId, usize>,
+    last_of: IdMap<RemoteId, usize>,
 }
 
 enum Entry {
