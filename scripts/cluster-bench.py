@@ -86,11 +86,18 @@ class Setup:
 
     def spawn(self, args, stdout=subprocess.PIPE):
         p = subprocess.Popen(args, stdout=stdout, stderr=subprocess.DEVNULL, text=True)
+        p.role = "nats" if args[0] == "nats-server" else ("shard" if "shard" in args else "gateway")
         self.procs.append(p)
         return p
 
     def cpu(self):
         return sum(cpu(p.pid) for p in self.procs)
+
+    def cpu_by_role(self):
+        roles = {}
+        for p in self.procs:
+            roles[p.role] = roles.get(p.role, 0) + cpu(p.pid)
+        return roles
 
     def nats_in(self):
         return varz(self.monitor)["in_msgs"] if self.monitor else 0
@@ -122,10 +129,10 @@ def measure(kind, seconds):
     try:
         # Saturating run: unpaced. The counters span the whole run (warm-up included), so they are divided by all
         # the deliveries of the run, warm-up included, estimated from the measured rate.
-        c0, n0, t0 = setup.cpu(), setup.nats_in(), time.monotonic()
+        c0, n0, t0, r0 = setup.cpu(), setup.nats_in(), time.monotonic(), setup.cpu_by_role()
         reports = setup.bots(seconds)
         wall = time.monotonic() - t0
-        c1, n1 = setup.cpu(), setup.nats_in()
+        c1, n1, r1 = setup.cpu(), setup.nats_in(), setup.cpu_by_role()
         rate = sum(r["deliveries"] / r["duration_secs"] for r in reports)
         errors = sum(r["errors_total"] for r in reports)
         sent_rate = sum(r["sent"] / r["duration_secs"] for r in reports)
@@ -137,7 +144,8 @@ def measure(kind, seconds):
         paced = setup.bots(seconds, rate=max(1, per_client))
         p50 = statistics.median(r["latency_us"]["p50"] for r in paced)
         p99 = max(r["latency_us"]["p99"] for r in paced)
-        return dict(rate=rate, cpu=cpu_per, nats=nats_per, p50=p50, p99=p99, errors=errors, wall=wall)
+        roles = {role: (r1[role] - r0[role]) / deliveries_all * 1e6 for role in r1}
+        return dict(rate=rate, cpu=cpu_per, nats=nats_per, p50=p50, p99=p99, errors=errors, wall=wall, roles=roles)
     finally:
         setup.close()
 
@@ -153,7 +161,8 @@ def main():
             results[kind].append(m)
             print(f"round {r} {kind:8} {m['rate']:10.0f} deliveries/s  {m['cpu']:.3f} us CPU/delivery  "
                   f"{m['nats']:.4f} NATS msgs/delivery  half-load p50 {m['p50']} us p99 {m['p99']} us  "
-                  f"errors {m['errors']}", flush=True)
+                  f"errors {m['errors']}  by role (us/delivery): "
+                  + ", ".join(f"{role} {v:.3f}" for role, v in sorted(m['roles'].items())), flush=True)
     print()
     print("| configuration | deliveries/s | CPU per delivery (all processes) | vs embedded | NATS msgs per delivery | "
           "p50 / p99 at half load |")

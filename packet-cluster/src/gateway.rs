@@ -13,7 +13,6 @@
 //!   the old one a `CLOSED` (handed over) that ends the session there.
 
 use std::collections::{BTreeMap, HashMap};
-use std::marker::PhantomData;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
@@ -26,6 +25,7 @@ use packet_runtime::{
 };
 
 use crate::envelope::{self, Message, Op};
+use crate::hash::IdMap;
 use crate::membership::{hash_key, rendezvous};
 use crate::subjects::owner_key;
 use crate::{ClusterError, Core, Roles};
@@ -88,8 +88,8 @@ pub(crate) struct Gateway<P: Protocol> {
     core: Arc<Core>,
     pool: MessagePool,
     header: packet_runtime::frame::HeaderKind,
-    by_id: RwLock<HashMap<SessionId, Arc<Relayed<P>>>>,
-    by_remote: RwLock<HashMap<u64, Arc<Relayed<P>>>>,
+    by_id: RwLock<IdMap<SessionId, Arc<Relayed<P>>>>,
+    by_remote: RwLock<IdMap<u64, Arc<Relayed<P>>>>,
     counter: AtomicU64,
     notice: Box<Notice<P>>,
     router: Option<Box<Router<P>>>,
@@ -157,8 +157,8 @@ pub(crate) fn start<P: Protocol, H: IoHandler<P>>(
         core: Arc::clone(&core),
         pool: pool.clone(),
         header: builder.settings().header,
-        by_id: RwLock::new(HashMap::new()),
-        by_remote: RwLock::new(HashMap::new()),
+        by_id: RwLock::new(IdMap::default()),
+        by_remote: RwLock::new(IdMap::default()),
         counter: AtomicU64::new(0),
         notice: Box::new(notice),
         router,
@@ -176,16 +176,24 @@ pub(crate) fn start<P: Protocol, H: IoHandler<P>>(
     });
     let local = hook.local_ids().to_vec();
     let io = GatewayIo { gateway: Arc::clone(&gateway), inner: hook, local };
-    let server = builder.pool(pool).tick(None).io_handler(io).start(Relay(PhantomData))?;
+    let server = builder.pool(pool).tick(None).io_handler(io).start(Relay(Arc::clone(&gateway)))?;
     core.runtime.block_on(core.announce(Roles { gateway: true, shard: false }));
     Ok(GatewayHandle { server, gateway })
 }
 
-/// The gateway's logic thread has nothing to do: every frame is forwarded or answered on the IO threads.
-struct Relay<P>(PhantomData<fn() -> P>);
+/// The gateway's logic thread has little to do: every frame is forwarded or answered on the IO threads. It gives the
+/// shutdown notice when the gateway itself shuts down.
+struct Relay<P: Protocol>(Arc<Gateway<P>>);
 
 impl<P: Protocol> Logic for Relay<P> {
     type Protocol = P;
+
+    /// The gateway is shutting down: every client is told before its connection closes (its shard hears the close).
+    fn on_shutdown(&mut self, ctx: &mut Context<'_, P>) {
+        for session in ctx.sessions() {
+            (self.0.notice)(session, "server shutting down");
+        }
+    }
 
     fn on_packet(&mut self, _: &mut Context<'_, P>, session: &Session<P>, packet: P::ClientToServer) {
         use packet_runtime::PacketSet;
@@ -322,9 +330,20 @@ impl<P: Protocol> Gateway<P> {
                     "envelope gap"
                 );
             }
+            // A session's frames of this message are handed to it at once (one command and one wake), after the
+            // message or before a control operation for it, so its order holds.
+            let mut staged: IdMap<u64, Vec<Encoded<P::ServerToClient>>> = IdMap::default();
             while let Some(op) = message.next() {
                 match op {
-                    Ok(op) => self.on_op(op),
+                    Ok(Op::Send { frame, sessions }) => self.stage(&mut staged, frame, &sessions),
+                    Ok(op) => {
+                        if let Some(session) = op_session(&op)
+                            && let Some(frames) = staged.remove(&session)
+                        {
+                            self.hand(session, &frames);
+                        }
+                        self.on_op(op);
+                    }
                     Err(error) => {
                         self.core.stats.refused.fetch_add(1, Ordering::Relaxed);
                         tracing::warn!(%error, "rest of an envelope dropped");
@@ -332,25 +351,42 @@ impl<P: Protocol> Gateway<P> {
                     }
                 }
             }
+            for (session, frames) in staged {
+                self.hand(session, &frames);
+            }
+        }
+    }
+
+    /// A `SEND`: the frame copied once into one pooled block, noted for each recipient.
+    fn stage(&self, staged: &mut IdMap<u64, Vec<Encoded<P::ServerToClient>>>, frame: &[u8], sessions: &[u64]) {
+        let encoded = match Encoded::<P::ServerToClient>::from_frame(&self.pool, self.header, frame) {
+            Ok(encoded) => encoded,
+            Err(error) => {
+                self.core.stats.refused.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(%error, "a shard sent a frame that is not a server-to-client packet");
+                return;
+            }
+        };
+        for &session in sessions {
+            staged.entry(session).or_default().push(encoded.clone());
+        }
+    }
+
+    /// Queues a session's frames of one message to it.
+    fn hand(&self, session: u64, frames: &[Encoded<P::ServerToClient>]) {
+        if let Some(relayed) = self.find(session) {
+            // Fails only for a closing session (or one over its queue limit, which closes it).
+            let _ = relayed.session.send_encoded_all(frames);
         }
     }
 
     fn on_op(self: &Arc<Self>, op: Op<'_>) {
         match op {
             Op::Send { frame, sessions } => {
-                let encoded = match Encoded::<P::ServerToClient>::from_frame(&self.pool, self.header, frame) {
-                    Ok(encoded) => encoded,
-                    Err(error) => {
-                        tracing::warn!(%error, "a shard sent a frame that is not a server-to-client packet");
-                        return;
-                    }
-                };
-                let by_remote = self.by_remote.read().unwrap_or_else(|e| e.into_inner());
-                for remote in sessions {
-                    if let Some(relayed) = by_remote.get(&remote) {
-                        // Fails only for a closing session (or one over its queue limit, which closes it).
-                        let _ = relayed.session.send_encoded(&encoded);
-                    }
+                let mut staged = IdMap::default();
+                self.stage(&mut staged, frame, &sessions);
+                for (session, frames) in staged {
+                    self.hand(session, &frames);
                 }
             }
             Op::Close { session, reason, .. } => {
@@ -457,6 +493,14 @@ impl<P: Protocol> Gateway<P> {
             (self.notice)(&relayed.session, "game server lost");
             relayed.session.close();
         }
+    }
+}
+
+/// The session a control operation is about.
+fn op_session(op: &Op<'_>) -> Option<u64> {
+    match op {
+        Op::Close { session, .. } | Op::Move { session, .. } | Op::Bounce { session, .. } => Some(*session),
+        _ => None,
     }
 }
 

@@ -25,6 +25,7 @@
 
 pub mod envelope;
 pub mod gateway;
+mod hash;
 pub mod membership;
 mod outbound;
 pub mod shard;
@@ -215,6 +216,17 @@ impl Core {
         let _ = self.membership.observe(&beat);
         let _ = self.client.publish(self.subjects.heartbeat(), beat.encode().into()).await;
         let _ = self.client.flush().await;
+    }
+
+    /// This node takes no new sessions or keys from now on: the next heartbeat says so, and one goes out at once.
+    pub(crate) fn leave(self: &Arc<Self>) {
+        self.draining.store(true, Ordering::Relaxed);
+        let this = Arc::clone(self);
+        self.runtime.spawn(async move {
+            let beat = this.heartbeat();
+            let _ = this.client.publish(this.subjects.heartbeat(), beat.encode().into()).await;
+            let _ = this.client.flush().await;
+        });
     }
 
     pub(crate) fn on_dead(&self, callback: impl Fn(u64) + Send + Sync + 'static) {

@@ -19,6 +19,7 @@ use packet_runtime::{
 };
 
 use crate::envelope::{self, Message, Op};
+use crate::hash::IdMap;
 use crate::outbound::Outbound;
 use crate::{ClusterError, Core, Roles};
 
@@ -26,6 +27,7 @@ use crate::{ClusterError, Core, Roles};
 pub struct ShardHandle<P: Protocol> {
     server: ServerHandle<P>,
     sessions: RemoteSessions<P>,
+    core: Arc<Core>,
 }
 
 impl<P: Protocol> std::fmt::Debug for ShardHandle<P> {
@@ -45,14 +47,32 @@ impl<P: Protocol> ShardHandle<P> {
         self.sessions.open_count()
     }
 
-    /// Starts the ordered shutdown (`Logic::on_shutdown`, then every session is closed through its gateway).
+    /// Starts the ordered shutdown: the shard announces that it takes no new sessions or keys (gateways stop
+    /// routing to it at once, not after the failure timeout), then `Logic::on_shutdown`, then every session is
+    /// closed through its gateway.
     pub fn shutdown(&self) {
+        self.core.leave();
         self.server.shutdown();
     }
 
-    /// SIGINT/SIGTERM start the shutdown; a second signal exits with status 130.
+    /// SIGINT/SIGTERM start the shutdown as [`shutdown`](Self::shutdown) does; a second signal exits with status
+    /// 130.
     #[cfg(unix)]
     pub fn watch_signals(&self) -> std::io::Result<()> {
+        use tokio::signal::unix::{SignalKind, signal};
+        let (mut interrupt, mut terminate) = {
+            let _enter = self.core.runtime.enter();
+            (signal(SignalKind::interrupt())?, signal(SignalKind::terminate())?)
+        };
+        let core = Arc::clone(&self.core);
+        self.core.runtime.spawn(async move {
+            tokio::select! {
+                _ = interrupt.recv() => {}
+                _ = terminate.recv() => {}
+            }
+            core.leave();
+        });
+        // The server's own handler starts its shutdown on the same signal, and exits on the second.
         self.server.watch_signals()
     }
 
@@ -79,12 +99,16 @@ pub(crate) fn start<P: Protocol, L: Logic<Protocol = P>>(
         core: Arc::clone(&core),
         host: sessions.clone(),
         links,
-        sessions: HashMap::new(),
+        sessions: IdMap::default(),
         last_seq: HashMap::new(),
     };
-    core.runtime.spawn(inbound.run(subscription));
+    let (dead_tx, dead_rx) = tokio::sync::mpsc::unbounded_channel();
+    core.on_dead(move |node| {
+        let _ = dead_tx.send(node);
+    });
+    core.runtime.spawn(inbound.run(subscription, dead_rx));
     core.runtime.block_on(core.announce(Roles { gateway: false, shard: true }));
-    Ok(ShardHandle { server, sessions })
+    Ok(ShardHandle { server, sessions, core })
 }
 
 /// The task that feeds gateways' envelopes to the logic thread.
@@ -92,15 +116,45 @@ struct Inbound<P: Protocol> {
     core: Arc<Core>,
     host: RemoteSessions<P>,
     links: Arc<Links>,
-    sessions: HashMap<RemoteId, Session<P>>,
+    sessions: IdMap<RemoteId, Session<P>>,
     /// The last envelope sequence number seen per gateway (a gap is a lost message).
     last_seq: HashMap<u64, u64>,
 }
 
 impl<P: Protocol> Inbound<P> {
-    async fn run(mut self, mut subscription: async_nats::Subscriber) {
-        while let Some(message) = subscription.next().await {
-            self.on_message(&message.payload);
+    async fn run(
+        mut self,
+        mut subscription: async_nats::Subscriber,
+        mut dead: tokio::sync::mpsc::UnboundedReceiver<u64>,
+    ) {
+        loop {
+            tokio::select! {
+                message = subscription.next() => match message {
+                    Some(message) => self.on_message(&message.payload),
+                    None => return,
+                },
+                Some(node) = dead.recv() => self.gateway_lost(node),
+            }
+        }
+    }
+
+    /// A gateway stopped sending heartbeats: each of its sessions here is disconnected, once (the demo: the others in
+    /// their rooms get `S_DESPAWN`). Its frames still in flight, if any arrive, find no session.
+    fn gateway_lost(&mut self, gateway: u64) {
+        let lost: Vec<RemoteId> = self.sessions.keys().copied().filter(|&id| id >> GATEWAY_SHIFT == gateway).collect();
+        if lost.is_empty() {
+            return;
+        }
+        tracing::warn!(
+            gateway = format_args!("{gateway:016x}"),
+            sessions = lost.len(),
+            "gateway lost: its sessions end"
+        );
+        for id in lost {
+            if let Some(session) = self.sessions.remove(&id) {
+                let reason = CloseReason::Relayed { kind: CloseKind::Io, detail: "gateway lost".into() };
+                self.host.closed(&session, reason);
+            }
         }
     }
 
@@ -213,9 +267,9 @@ pub(crate) struct ShardLink {
 struct Batch {
     entries: Vec<Entry>,
     /// The latest entry carrying each frame (by block address), to add recipients to it.
-    by_frame: HashMap<usize, usize>,
+    by_frame: IdMap<usize, usize>,
     /// Each session's latest entry in this batch: a frame joins an entry only after it, so order per session holds.
-    last_of: HashMap<RemoteId, usize>,
+    last_of: IdMap<RemoteId, usize>,
 }
 
 enum Entry {

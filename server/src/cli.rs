@@ -176,6 +176,7 @@ fn run_clustered(args: &Args, options: &ServerOptions) -> ExitCode {
         }
     };
     tracing::info!(node = format_args!("{:016x}", cluster.node_id()), cluster = %args.cluster, ?role, "joined the cluster");
+    println!("node {:016x}", cluster.node_id());
     let shard = match role {
         Role::Shard | Role::Both => match cluster.start_shard(options.builder(), options.game()) {
             Ok(shard) => Some(shard),

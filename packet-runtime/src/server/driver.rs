@@ -312,6 +312,10 @@ impl<P: Protocol, S: AsyncRead + AsyncWrite + Unpin> Driver<P, S> {
     fn on_command(&mut self, command: Command) {
         match command {
             Command::Frame(frame) => self.batch.push_back(frame),
+            Command::Frames(mut frames) => {
+                self.batch.extend(frames.drain(..));
+                self.session.shared().spares.give_back(frames);
+            }
             Command::TakePending => {
                 let shared = self.session.shared();
                 if let Some(mut frames) = shared.take_pending() {
@@ -648,9 +652,16 @@ impl<P: Protocol, S> Drop for Driver<P, S> {
         self.batch.clear();
         self.rx.close();
         while let Ok(command) = self.rx.try_recv() {
-            if let Command::Frame(frame) = command {
-                dropped += 1;
-                bytes += frame.len();
+            match command {
+                Command::Frame(frame) => {
+                    dropped += 1;
+                    bytes += frame.len();
+                }
+                Command::Frames(frames) => {
+                    dropped += frames.len() as u64;
+                    bytes += frames.iter().map(|frame| frame.len()).sum::<usize>();
+                }
+                Command::TakePending | Command::Close => {}
             }
         }
         shared.handover.queued_bytes.fetch_sub(bytes, Ordering::Relaxed);

@@ -57,6 +57,9 @@ pub enum SendError {
 pub(crate) enum Command {
     /// A frame to write.
     Frame(PacketPtr),
+    /// Frames to write, in order: many for the price of one command and one wake (a gateway passing on what a
+    /// shard sent).
+    Frames(FrameList),
     /// The logic thread's outbox left frames in the session's `pending` slot: take them (in order, at this point of
     /// the queue). At most one of these is in the queue at a time.
     TakePending,
@@ -222,6 +225,35 @@ impl SessionShared {
         }
     }
 
+    /// Queues several frames at once, in order, with one command and one wake of the driver. All or none: over the
+    /// queue limit the session is closed as a slow consumer and nothing is queued.
+    pub(crate) fn push_all(&self, frames: impl IntoIterator<Item = PacketPtr>) -> Result<(), SendError> {
+        if self.is_closing() {
+            return Err(SendError::Closed);
+        }
+        let mut list = self.spares.take();
+        list.extend(frames);
+        if list.is_empty() {
+            self.spares.give_back(list);
+            return Ok(());
+        }
+        if let Some(remote) = &self.remote {
+            self.with_link(remote, |link| link.frames(remote.id, &mut list));
+            self.spares.give_back(list);
+            return Ok(());
+        }
+        let len: usize = list.iter().map(|frame| frame.len()).sum();
+        let before = self.handover.queued_bytes.fetch_add(len, Ordering::Relaxed);
+        if before + len > self.queue_limit {
+            self.handover.queued_bytes.fetch_sub(len, Ordering::Relaxed);
+            self.spares.give_back(list);
+            self.metrics.queue_overflow();
+            self.abort(CloseReason::SlowConsumer);
+            return Err(SendError::QueueFull);
+        }
+        self.tx.send(Command::Frames(list)).map_err(|_| SendError::Closed)
+    }
+
     /// Hands a list of frames staged by the outbox to the driver: appended to the list still waiting in `pending` if
     /// there is one, else left there with one [`Command::TakePending`] to wake the driver. If the driver is gone
     /// they are counted as dropped, like the frames it had not written. Only the server's logic thread calls this.
@@ -376,6 +408,18 @@ impl<P: Protocol> Session<P> {
     /// Queues a frame encoded once for many recipients (see `Context::encode`).
     pub fn send_encoded(&self, frame: &Encoded<P::ServerToClient>) -> Result<(), SendError> {
         self.shared.push(frame.frame.clone())
+    }
+
+    /// Queues frames encoded once for many recipients, in order, as one hand-over to the session's driver (one
+    /// command and one wake for all of them, where `send_encoded` costs one each). All or none: if they would take
+    /// the queue over its limit, nothing is queued and the session is closed as a slow consumer. For code off the
+    /// logic thread that has several frames for one session at once (a cluster's gateway); on the logic thread
+    /// `send_encoded` is batched per recipient already.
+    pub fn send_encoded_all<'a>(
+        &self,
+        frames: impl IntoIterator<Item = &'a Encoded<P::ServerToClient>>,
+    ) -> Result<(), SendError> {
+        self.shared.push_all(frames.into_iter().map(|frame| frame.frame.clone()))
     }
 
     /// Sends `packet`, then closes the session once it (and everything queued before it) is written.

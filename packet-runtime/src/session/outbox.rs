@@ -54,7 +54,7 @@ impl SpareLists {
         SpareLists(ArrayQueue::new(SPARE_LISTS))
     }
 
-    fn take(&self) -> FrameList {
+    pub(crate) fn take(&self) -> FrameList {
         self.0.pop().unwrap_or_default()
     }
 

@@ -138,6 +138,113 @@ fn a_whisper_crosses_shards_and_gateways_by_player_id() {
     });
 }
 
+/// Two rooms owned by different shards (enters sixteen rooms through `gateway` and reads the owners).
+async fn rooms_on_two_shards(nats: &Nats, cluster: &str, gateway: std::net::SocketAddr) -> ((u32, u64), (u32, u64)) {
+    let rooms: Vec<u32> = (1..=16).collect();
+    let (mut probe, _) = login(gateway, "probe").await;
+    for &room in &rooms {
+        enter(&mut probe, room).await;
+    }
+    drop(probe);
+    let owners = room_owners(nats, cluster, &rooms).await;
+    let other = owners.iter().position(|&o| o != owners[0]).expect("rooms on both shards");
+    ((rooms[0], owners[0]), (rooms[other], owners[other]))
+}
+
+#[test]
+fn a_killed_shard_costs_only_its_own_players() {
+    let nats = Nats::start();
+    let name = cluster_name("shardloss");
+    let fast = ["--failure-timeout", "1s"];
+    let mut shards = [Node::start(&nats, &name, "shard", &fast), Node::start(&nats, &name, "shard", &fast)];
+    let gateway = Node::start(&nats, &name, "gateway", &fast);
+    runtime().block_on(async {
+        let ((doomed_room, doomed), (safe_room, _)) = rooms_on_two_shards(&nats, &name, gateway.gateway()).await;
+        let (mut lost, _) = login(gateway.gateway(), "lost").await;
+        let (mut kept, kept_id) = login(gateway.gateway(), "kept").await;
+        enter(&mut lost, doomed_room).await;
+        enter(&mut kept, safe_room).await;
+        let which = shards.iter().position(|s| s.id == doomed).expect("the doomed shard");
+        let killed = std::time::Instant::now();
+        shards[which].kill();
+
+        let (got, end) = test_support::drain_until_closed(&mut lost).await;
+        println!("the lost shard's player was told after {:?} (failure timeout 1 s)", killed.elapsed());
+        assert_eq!(test_support::demo::kick_reason(&got), "game server lost");
+        assert!(test_support::is_close(&end), "{end:?}");
+        // The other shard's player is still served, through the same gateway.
+        kept.send(&CChat { msg: "still here".into() }).await.unwrap();
+        let chat = expect!(&mut kept, SChat);
+        assert_eq!((chat.player_id, chat.msg.as_str()), (kept_id, "still here"));
+        assert_nothing_pending(&mut kept).await;
+    });
+}
+
+#[test]
+fn a_killed_gateway_disconnects_its_players_once_on_their_shard() {
+    let nats = Nats::start();
+    let name = cluster_name("gatewayloss");
+    let fast = ["--failure-timeout", "1s"];
+    let _shard = Node::start(&nats, &name, "shard", &fast);
+    let mut doomed = Node::start(&nats, &name, "gateway", &fast);
+    let kept = Node::start(&nats, &name, "gateway", &fast);
+    runtime().block_on(async {
+        let (mut lost, lost_id) = login(doomed.gateway(), "lost").await;
+        let (mut watcher, _) = login(kept.gateway(), "watcher").await;
+        enter(&mut lost, 3).await;
+        enter(&mut watcher, 3).await;
+        expect!(&mut lost, SSpawn);
+        doomed.kill();
+        drop(lost);
+        let despawn = expect!(&mut watcher, SDespawn);
+        assert_eq!(despawn.player_ids, [lost_id], "the lost gateway's player leaves the room");
+        assert_nothing_pending(&mut watcher).await;
+    });
+}
+
+#[test]
+fn sigterm_on_a_gateway_tells_its_clients_and_its_shard_and_exits_0() {
+    let nats = Nats::start();
+    let name = cluster_name("gatewaystop");
+    let _shard = Node::start(&nats, &name, "shard", &[]);
+    let mut stopping = Node::start(&nats, &name, "gateway", &[]);
+    let kept = Node::start(&nats, &name, "gateway", &[]);
+    runtime().block_on(async {
+        let (mut leaving, leaving_id) = login(stopping.gateway(), "leaving").await;
+        let (mut watcher, _) = login(kept.gateway(), "watcher").await;
+        enter(&mut leaving, 4).await;
+        enter(&mut watcher, 4).await;
+        expect!(&mut leaving, SSpawn);
+        assert!(stopping.terminate().success(), "the gateway exits 0");
+        let (got, end) = test_support::drain_until_closed(&mut leaving).await;
+        assert_eq!(test_support::demo::kick_reason(&got), "server shutting down");
+        assert!(test_support::is_close(&end), "{end:?}");
+        let despawn = expect!(&mut watcher, SDespawn);
+        assert_eq!(despawn.player_ids, [leaving_id], "its shard saw the client go");
+        assert_nothing_pending(&mut watcher).await;
+    });
+}
+
+#[test]
+fn sigterm_on_the_last_shard_says_goodbye_to_its_players_and_exits_0() {
+    let nats = Nats::start();
+    let name = cluster_name("shardstop");
+    let mut shard = Node::start(&nats, &name, "shard", &[]);
+    let gateway = Node::start(&nats, &name, "gateway", &[]);
+    runtime().block_on(async {
+        let (mut player, _) = login(gateway.gateway(), "player").await;
+        enter(&mut player, 9).await;
+        assert!(shard.terminate().success(), "the shard exits 0");
+        let (got, end) = test_support::drain_until_closed(&mut player).await;
+        assert_eq!(test_support::demo::kick_reason(&got), "server shutting down");
+        assert!(test_support::is_close(&end), "{end:?}");
+        // The gateway stays up and says why it cannot serve now.
+        let mut late: GameClient = test_support::connect(gateway.gateway()).await;
+        let (got, _) = test_support::drain_until_closed(&mut late).await;
+        assert_eq!(test_support::demo::kick_reason(&got), "no game server available");
+    });
+}
+
 /// The owners the cluster recorded for `rooms` (the KV bucket), after each was entered once.
 async fn room_owners(nats: &Nats, cluster: &str, rooms: &[u32]) -> Vec<u64> {
     let client = async_nats::connect(nats.url()).await.expect("the test connects to its broker");

@@ -96,6 +96,8 @@ pub(crate) struct Node {
     child: Child,
     /// The gateway's address, for gateways.
     pub(crate) addr: Option<SocketAddr>,
+    /// The node id it printed (`node {:016x}`).
+    pub(crate) id: u64,
     stderr: Option<std::thread::JoinHandle<String>>,
 }
 
@@ -129,23 +131,29 @@ impl Node {
         let wants_addr = role != "shard";
         std::thread::spawn(move || {
             let mut lines = BufReader::new(stdout).lines();
-            let (mut shard, mut addr) = (!wants_shard, None);
+            let (mut shard, mut addr, mut id) = (!wants_shard, None, 0);
             while let Some(Ok(line)) = lines.next() {
                 shard |= line == "shard ready";
+                if let Some(hex) = line.strip_prefix("node ") {
+                    id = u64::from_str_radix(hex, 16).unwrap_or(0);
+                }
                 if let Some(bound) = line.strip_prefix("listening on ") {
                     addr = bound.parse::<SocketAddr>().ok();
                 }
                 if shard && (addr.is_some() || !wants_addr) {
-                    let _ = tx.send(addr);
+                    let _ = tx.send((addr, id));
                     break;
                 }
             }
             // Keep draining so the child never blocks on a full pipe.
             for _ in lines {}
         });
-        let mut node = Node { child, addr: None, stderr: Some(stderr) };
+        let mut node = Node { child, addr: None, id: 0, stderr: Some(stderr) };
         match rx.recv_timeout(Duration::from_secs(30)) {
-            Ok(addr) => node.addr = addr,
+            Ok((addr, id)) => {
+                node.addr = addr;
+                node.id = id;
+            }
             Err(_) => {
                 let _ = node.child.kill();
                 let status = node.child.wait();
@@ -154,6 +162,26 @@ impl Node {
             }
         }
         node
+    }
+
+    /// SIGKILL: the process dies at once, telling nobody.
+    pub(crate) fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM, then waits (at most 30 s) for the exit status.
+    pub(crate) fn terminate(&mut self) -> ExitStatus {
+        let status = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().expect("kill runs");
+        assert!(status.success(), "kill -TERM failed");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "still running 30 s after SIGTERM");
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// The gateway's client address.

@@ -136,3 +136,65 @@ fn a_thousand_concurrent_clients_are_served() {
     assert_eq!(report.sessions_closed, 1_000);
     assert_eq!(report.pool_outstanding, 0);
 }
+
+/// Answers `C_CHAT { msg: N }` with N frames `S_CHAT { msg: "0" .. }` handed over at once with
+/// `Session::send_encoded_all`, each `pad` bytes of padding longer.
+struct Burst {
+    pad: usize,
+}
+
+impl packet_runtime::Logic for Burst {
+    type Protocol = tests::game::GameProtocol;
+
+    fn on_packet(
+        &mut self,
+        ctx: &mut packet_runtime::Context<'_, tests::game::GameProtocol>,
+        session: &packet_runtime::Session<tests::game::GameProtocol>,
+        packet: tests::game::ClientPacket,
+    ) {
+        let tests::game::ClientPacket::CChat(chat) = packet else { return };
+        let count: usize = chat.msg.parse().unwrap_or(0);
+        let frames: Vec<_> = (0..count)
+            .map(|i| {
+                let msg = format!("{i}{}", " ".repeat(self.pad));
+                ctx.encode(&proto::SChat { player_id: 1, msg }).expect("encodes")
+            })
+            .collect();
+        // A refused batch closes the session as a slow consumer; the test sees it on the wire.
+        let _ = session.send_encoded_all(&frames);
+    }
+}
+
+#[test]
+fn send_encoded_all_queues_every_frame_in_order_or_none_of_them() {
+    use packet_runtime::Server;
+    use tests::game::GameProtocol;
+
+    let roomy = Server::<GameProtocol>::builder().workers(1).rate_limit(None).start(Burst { pad: 0 }).unwrap();
+    let tight = Server::<GameProtocol>::builder()
+        .workers(1)
+        .rate_limit(None)
+        .send_queue_limit(4 * 1024)
+        .start(Burst { pad: 100 })
+        .unwrap();
+    client_runtime().block_on(async {
+        let mut client = connect(roomy.local_addr().unwrap()).await;
+        client.send(&proto::CChat { msg: "50".into() }).await.unwrap();
+        for expected in 0..50 {
+            match within("a frame of the batch", client.recv()).await.unwrap() {
+                ServerPacket::SChat(chat) => assert_eq!(chat.msg, expected.to_string(), "in order"),
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        // Over the limit as a whole (100 frames of ~110 bytes against 4 KiB): none of it is queued.
+        let mut client = connect(tight.local_addr().unwrap()).await;
+        client.send(&proto::CChat { msg: "100".into() }).await.unwrap();
+        let (got, _) = drain_until_closed(&mut client).await;
+        assert!(got.is_empty(), "all or none: {} frames of a refused batch arrived", got.len());
+    });
+    tight.shutdown();
+    roomy.shutdown();
+    let tight = join_within(tight, std::time::Duration::from_secs(20), "tight server");
+    assert_eq!(tight.metrics.closed(packet_runtime::CloseKind::SlowConsumer), 1);
+    join_within(roomy, std::time::Duration::from_secs(20), "roomy server");
+}
