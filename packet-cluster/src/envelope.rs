@@ -16,7 +16,7 @@
 //! shard -> gateway
 //!   SEND    16 frame:bytes32 | count:u32 | session:u64 * count
 //!   CLOSE   17 session:u64 | abort:u8 | reason:str16
-//!   MOVE    18 session:u64 | last_seq:u64 | key:str16 | state:bytes32
+//!   MOVE    18 session:u64 | last_seq:u64 | leaving:u8 | key:str16 | state:bytes32
 //!   BOUNCE  19 session:u64 | seq:u64 | frame:bytes32
 //! str8/str16/bytes32 := length (u8/u16/u32) | bytes
 //! ```
@@ -94,6 +94,8 @@ pub enum Op<'a> {
         session: u64,
         /// The last of the session's frames the old shard handled; later ones come back as `Bounce`.
         last_seq: u64,
+        /// The old shard is leaving (draining): it must not be picked as the new owner.
+        leaving: bool,
         /// The key whose owner takes the session (resolved by the gateway).
         key: &'a str,
         /// The state for the new shard.
@@ -196,10 +198,11 @@ pub fn put_op(buf: &mut Vec<u8>, op: &Op<'_>) {
             buf.put_u8(u8::from(*abort));
             put_str16(buf, reason);
         }
-        Op::Move { session, last_seq, key, state } => {
+        Op::Move { session, last_seq, leaving, key, state } => {
             buf.put_u8(MOVE);
             buf.put_u64_le(*session);
             buf.put_u64_le(*last_seq);
+            buf.put_u8(u8::from(*leaving));
             put_str16(buf, key);
             put_bytes32(buf, state);
         }
@@ -310,6 +313,7 @@ impl<'a> Message<'a> {
                 Ok(Op::Move {
                     session: reader.u64()?,
                     last_seq: reader.u64()?,
+                    leaving: reader.u8()? != 0,
                     key: reader.str16()?,
                     state: reader.bytes32()?,
                 })
@@ -394,7 +398,7 @@ mod tests {
             Op::Closed { session: 4, kind: "peer_closed", detail: "peer closed the connection" },
             Op::Send { frame: &[4, 0, 1, 0], sessions: vec![1, 2, u64::MAX] },
             Op::Close { session: 5, abort: true, reason: "slow consumer" },
-            Op::Move { session: 6, last_seq: 41, key: "room.7", state: &[] },
+            Op::Move { session: 6, last_seq: 41, leaving: true, key: "room.7", state: &[] },
             Op::Bounce { session: 7, seq: 42, frame: &[4, 0, 2, 0] },
         ]
     }

@@ -117,6 +117,9 @@ struct Route {
     shard: u64,
     /// The last sequence number given to one of the session's frames.
     seq: u64,
+    /// Frames up to this one were handled by the shards before the current one: a `MOVE` that reports a lower
+    /// `last_seq` (a shard that handled none of its own yet reports 0) expects no bounces for them.
+    base: u64,
     moving: Option<Moving>,
     /// The client left during a hand-over: tell the new shard once it has the session.
     closed: Option<CloseReason>,
@@ -236,7 +239,7 @@ impl<P: Protocol, H: IoHandler<P>> IoHandler<P> for GatewayIo<P, H> {
             remote,
             session: session.clone(),
             addr: session.peer().to_string(),
-            route: Mutex::new(Route { shard, seq: 0, moving: None, closed: None }),
+            route: Mutex::new(Route { shard, seq: 0, base: 0, moving: None, closed: None }),
         });
         gateway.by_id.write().unwrap_or_else(|e| e.into_inner()).insert(session.id(), Arc::clone(&relayed));
         gateway.by_remote.write().unwrap_or_else(|e| e.into_inner()).insert(remote, Arc::clone(&relayed));
@@ -395,12 +398,13 @@ impl<P: Protocol> Gateway<P> {
                     relayed.session.close();
                 }
             }
-            Op::Move { session, last_seq, key, state } => {
+            Op::Move { session, last_seq, leaving, key, state } => {
                 let Some(relayed) = self.find(session) else { return };
                 {
                     let mut route = relayed.route();
                     let from = route.shard;
                     let upto = route.seq;
+                    let last_seq = last_seq.max(route.base);
                     route.moving = Some(Moving {
                         from,
                         to: None,
@@ -414,7 +418,8 @@ impl<P: Protocol> Gateway<P> {
                 let this = Arc::clone(self);
                 let key = key.to_owned();
                 self.core.runtime.spawn(async move {
-                    match resolve(&this.core, &key).await {
+                    let exclude = if leaving { Some(relayed.shard()) } else { None };
+                    match resolve(&this.core, &key, exclude).await {
                         Some(owner) => {
                             let mut route = relayed.route();
                             if let Some(moving) = &mut route.moving {
@@ -423,7 +428,18 @@ impl<P: Protocol> Gateway<P> {
                             this.try_complete(&relayed, &mut route);
                         }
                         None => {
-                            (this.notice)(&relayed.session, "no game server available");
+                            // No live shard can take it: the last one is shutting down, or none is up. The old
+                            // shard forgets it (as after a hand-over), the client is told and closed.
+                            let from = relayed.route().moving.take().map(|moving| moving.from);
+                            if let Some(from) = from {
+                                let done = Op::Closed { session: relayed.remote, kind: "handed_over", detail: "" };
+                                let _ = this.core.outbound.append(from, |buf| envelope::put_op(buf, &done));
+                            }
+                            let shutting_down =
+                                leaving || from.is_some_and(|from| this.core.membership.is_draining(from));
+                            let reason =
+                                if shutting_down { "server shutting down" } else { "no game server available" };
+                            (this.notice)(&relayed.session, reason);
                             relayed.session.close();
                         }
                     }
@@ -474,6 +490,7 @@ impl<P: Protocol> Gateway<P> {
             relayed.session.close();
         }
         route.shard = to;
+        route.base = moving.last_seq;
         if route.closed.is_some() {
             self.by_remote.write().unwrap_or_else(|e| e.into_inner()).remove(&remote);
         }
@@ -504,12 +521,16 @@ fn op_session(op: &Op<'_>) -> Option<u64> {
     }
 }
 
-/// The shard that owns `key`: the one recorded in the KV bucket if it is alive, else one placed by rendezvous
-/// hashing over the live shards and recorded (compare-and-set, so every gateway agrees). `None` if no shard is live.
-async fn resolve(core: &Core, key: &str) -> Option<u64> {
+/// The shard that owns `key`: the one recorded in the KV bucket if it is alive (and not `exclude`), else one placed
+/// by rendezvous hashing over the live shards and recorded (compare-and-set, so every gateway agrees). `None` if no
+/// shard is live.
+async fn resolve(core: &Core, key: &str, exclude: Option<u64>) -> Option<u64> {
     let kv_key = owner_key(key);
     for _ in 0..20 {
-        let live = core.membership.live_shards();
+        let mut live = core.membership.live_shards();
+        // A shard that hands a session over because it is leaving is not a candidate, whether or not its leaving
+        // heartbeat has been seen here yet.
+        live.retain(|&shard| Some(shard) != exclude);
         let pick = rendezvous(hash_key(key), &live)?;
         let recorded = match core.kv.entry(&kv_key).await {
             Ok(entry) => entry,

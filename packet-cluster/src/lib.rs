@@ -184,7 +184,7 @@ pub(crate) struct Core {
     pub(crate) stats: Arc<Counters>,
     pub(crate) node: u64,
     roles: AtomicU8,
-    draining: std::sync::atomic::AtomicBool,
+    pub(crate) draining: Arc<std::sync::atomic::AtomicBool>,
     /// Called with every node found dead (the gateway closes the sessions of a lost shard).
     on_dead: Mutex<Vec<DeadCallback>>,
     pub(crate) runtime: tokio::runtime::Handle,
@@ -218,15 +218,14 @@ impl Core {
         let _ = self.client.flush().await;
     }
 
-    /// This node takes no new sessions or keys from now on: the next heartbeat says so, and one goes out at once.
-    pub(crate) fn leave(self: &Arc<Self>) {
+    /// This node takes no new sessions or keys from now on: a heartbeat says so at once (flushed, so that the
+    /// gateways know before this node hands anything over), and every later one.
+    pub(crate) async fn leave(&self) {
         self.draining.store(true, Ordering::Relaxed);
-        let this = Arc::clone(self);
-        self.runtime.spawn(async move {
-            let beat = this.heartbeat();
-            let _ = this.client.publish(this.subjects.heartbeat(), beat.encode().into()).await;
-            let _ = this.client.flush().await;
-        });
+        let beat = self.heartbeat();
+        let _ = self.membership.observe(&beat);
+        let _ = self.client.publish(self.subjects.heartbeat(), beat.encode().into()).await;
+        let _ = self.client.flush().await;
     }
 
     pub(crate) fn on_dead(&self, callback: impl Fn(u64) + Send + Sync + 'static) {
@@ -398,7 +397,7 @@ async fn connect(
         stats,
         node,
         roles: AtomicU8::new(0),
-        draining: std::sync::atomic::AtomicBool::new(false),
+        draining: Arc::new(std::sync::atomic::AtomicBool::new(false)),
         on_dead: Mutex::new(Vec::new()),
         runtime,
     });

@@ -155,6 +155,11 @@ impl Membership {
         shards
     }
 
+    /// Whether `node` said it is leaving (draining).
+    pub(crate) fn is_draining(&self, node: u64) -> bool {
+        self.members().get(&node).is_some_and(|m| m.state == NodeState::Draining)
+    }
+
     /// Forgets nodes not heard for the failure timeout; returns them.
     pub(crate) fn expire(&self) -> Vec<u64> {
         let timeout = self.failure_timeout;

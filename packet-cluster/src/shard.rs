@@ -47,12 +47,13 @@ impl<P: Protocol> ShardHandle<P> {
         self.sessions.open_count()
     }
 
-    /// Starts the ordered shutdown: the shard announces that it takes no new sessions or keys (gateways stop
-    /// routing to it at once, not after the failure timeout), then `Logic::on_shutdown`, then every session is
-    /// closed through its gateway.
+    /// Starts the ordered shutdown, draining the shard: it announces first that it takes no new sessions or keys
+    /// (gateways stop routing to it, and re-place the keys it owned), then `Logic::on_shutdown` runs, where the game
+    /// hands its sessions over to the other shards (the demo: every player to its room's new owner); the rest are
+    /// closed through their gateways. Blocking for the announcement (one NATS flush).
     pub fn shutdown(&self) {
-        self.core.leave();
-        self.server.shutdown();
+        self.core.runtime.block_on(self.core.leave());
+        self.sessions.shutdown();
     }
 
     /// SIGINT/SIGTERM start the shutdown as [`shutdown`](Self::shutdown) does; a second signal exits with status
@@ -65,15 +66,23 @@ impl<P: Protocol> ShardHandle<P> {
             (signal(SignalKind::interrupt())?, signal(SignalKind::terminate())?)
         };
         let core = Arc::clone(&self.core);
+        let sessions = self.sessions.clone();
         self.core.runtime.spawn(async move {
             tokio::select! {
                 _ = interrupt.recv() => {}
                 _ = terminate.recv() => {}
             }
-            core.leave();
+            tracing::info!("signal received: draining the shard (send it again to exit at once)");
+            core.leave().await;
+            sessions.shutdown();
+            tokio::select! {
+                _ = interrupt.recv() => {}
+                _ = terminate.recv() => {}
+            }
+            tracing::warn!("second signal: exiting now");
+            std::process::exit(130);
         });
-        // The server's own handler starts its shutdown on the same signal, and exits on the second.
-        self.server.watch_signals()
+        Ok(())
     }
 
     /// Waits for the shutdown to finish.
@@ -87,7 +96,11 @@ pub(crate) fn start<P: Protocol, L: Logic<Protocol = P>>(
     builder: ServerBuilder<P>,
     logic: L,
 ) -> Result<ShardHandle<P>, ClusterError> {
-    let links = Arc::new(Links { outbound: Arc::clone(&core.outbound), links: Mutex::new(HashMap::new()) });
+    let links = Arc::new(Links {
+        outbound: Arc::clone(&core.outbound),
+        leaving: Arc::clone(&core.draining),
+        links: Mutex::new(HashMap::new()),
+    });
     let directory: Arc<dyn RemoteDirectory> = links.clone();
     let (server, sessions) = builder.remote_directory(directory).start_remote(logic)?;
     let subject = core.subjects.node(core.node);
@@ -234,6 +247,7 @@ pub(crate) fn close_reason(kind: &str, detail: &str) -> CloseReason {
 /// its sessions (a session id names its gateway: [`GATEWAY_SHIFT`]).
 pub(crate) struct Links {
     outbound: Arc<Outbound>,
+    leaving: Arc<std::sync::atomic::AtomicBool>,
     links: Mutex<HashMap<u64, Arc<ShardLink>>>,
 }
 
@@ -243,9 +257,9 @@ pub(crate) const GATEWAY_SHIFT: u32 = 40;
 impl Links {
     fn to(&self, gateway: u64) -> Arc<ShardLink> {
         let mut links = self.links.lock().unwrap_or_else(|e| e.into_inner());
-        Arc::clone(
-            links.entry(gateway).or_insert_with(|| Arc::new(ShardLink::new(gateway, Arc::clone(&self.outbound)))),
-        )
+        Arc::clone(links.entry(gateway).or_insert_with(|| {
+            Arc::new(ShardLink::new(gateway, Arc::clone(&self.outbound), Arc::clone(&self.leaving)))
+        }))
     }
 }
 
@@ -260,6 +274,8 @@ impl RemoteDirectory for Links {
 pub(crate) struct ShardLink {
     gateway: u64,
     outbound: Arc<Outbound>,
+    /// Set once this shard drains (its node's flag).
+    leaving: Arc<std::sync::atomic::AtomicBool>,
     batch: Mutex<Batch>,
 }
 
@@ -282,8 +298,8 @@ enum Entry {
 }
 
 impl ShardLink {
-    pub(crate) fn new(gateway: u64, outbound: Arc<Outbound>) -> Self {
-        ShardLink { gateway, outbound, batch: Mutex::new(Batch::default()) }
+    pub(crate) fn new(gateway: u64, outbound: Arc<Outbound>, leaving: Arc<std::sync::atomic::AtomicBool>) -> Self {
+        ShardLink { gateway, outbound, leaving, batch: Mutex::new(Batch::default()) }
     }
 
     fn batch(&self) -> std::sync::MutexGuard<'_, Batch> {
@@ -330,7 +346,9 @@ impl RemoteLink for ShardLink {
     }
 
     fn hand_over(&self, session: RemoteId, hand_over: HandOver) {
-        let op = Op::Move { session, last_seq: hand_over.last_seq, key: &hand_over.key, state: &hand_over.state };
+        let leaving = self.leaving.load(std::sync::atomic::Ordering::Relaxed);
+        let op =
+            Op::Move { session, last_seq: hand_over.last_seq, leaving, key: &hand_over.key, state: &hand_over.state };
         self.control(session, &op);
     }
 
@@ -399,7 +417,7 @@ mod tests {
     fn a_frame_for_many_sessions_is_carried_once_with_its_recipients() {
         let pool = MessagePool::new(PoolConfig::default());
         let outbound = Arc::new(Outbound::new(1, Arc::default()));
-        let link = ShardLink::new(7, Arc::clone(&outbound));
+        let link = ShardLink::new(7, Arc::clone(&outbound), Arc::default());
         let (a, b, c) = (frame(&pool, 1), frame(&pool, 2), frame(&pool, 3));
         link.frames(10, &mut vec![a.clone(), b.clone()]);
         link.frames(11, &mut vec![a.clone(), c]);
@@ -413,7 +431,7 @@ mod tests {
     fn sharing_a_frame_never_reorders_a_sessions_frames() {
         let pool = MessagePool::new(PoolConfig::default());
         let outbound = Arc::new(Outbound::new(1, Arc::default()));
-        let link = ShardLink::new(7, Arc::clone(&outbound));
+        let link = ShardLink::new(7, Arc::clone(&outbound), Arc::default());
         let (a, b) = (frame(&pool, 1), frame(&pool, 2));
         link.frames(10, &mut vec![a.clone(), b.clone()]);
         // Session 11 gets them the other way round, and `a` twice: its `a`s cannot join the entry before its `b`.

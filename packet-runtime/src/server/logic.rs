@@ -69,7 +69,9 @@ pub trait Logic: Send + 'static {
         let _ = ctx;
     }
 
-    /// Shutdown started: the listener is closed; sessions are still open, so a goodbye can be broadcast.
+    /// Shutdown started: the listener is closed; sessions are still open, so a goodbye can be broadcast, or, on a
+    /// cluster's shard, each session handed over to another shard (`Context::hand_over`) so that its player stays
+    /// connected. Sessions neither handed over nor closed here are closed with `CloseReason::ServerShutdown`.
     fn on_shutdown(&mut self, ctx: &mut Context<'_, Self::Protocol>) {
         let _ = ctx;
     }
@@ -459,8 +461,10 @@ macro_rules! context {
 }
 
 impl<L: Logic> LogicLoop<L> {
+    /// Shutdown is done once every session is gone, including those handed over here and not yet confirmed by
+    /// their gateway (until then this shard may still have their in-flight packets to give back).
     fn finished(&self) -> bool {
-        self.shutdown_deadline.is_some() && self.acceptor_stopped && self.sessions.live == 0
+        self.shutdown_deadline.is_some() && self.acceptor_stopped && self.sessions.live == 0 && self.moved.is_empty()
     }
 
     fn handle(&mut self, event: LogicEvent<L::Protocol>) {
@@ -580,6 +584,8 @@ impl<L: Logic> LogicLoop<L> {
             self.report.handler_panics += 1;
             tracing::error!("on_shutdown panicked");
         }
+        // A shard that drains hands its sessions over from `on_shutdown`: they leave here, and are not closed.
+        self.finish_hand_overs();
         for session in self.sessions.iter() {
             session.shared().close(CloseReason::ServerShutdown);
         }

@@ -115,6 +115,12 @@ impl<P: Protocol> RemoteSessions<P> {
         let _ = self.shared.inbox.send(LogicEvent::Disconnected(session.id(), reason));
     }
 
+    /// Starts the server's ordered shutdown, as `ServerHandle::shutdown` does (from any thread: a cluster's signal
+    /// handler, once it has told the cluster this shard is leaving).
+    pub fn shutdown(&self) {
+        self.shared.shutdown();
+    }
+
     /// The number of live remote sessions (opened or arrived, not yet closed).
     pub fn open_count(&self) -> u64 {
         self.shared.metrics.connections_open.load(Ordering::Relaxed)

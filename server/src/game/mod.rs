@@ -298,9 +298,15 @@ impl Logic for Game {
             session.close();
             return;
         };
+        if state.player_id == 0 {
+            // Moved by a draining shard before it logged in: nothing to restore.
+            return;
+        }
         let player = Player { id: state.player_id, name: state.name, pos: state.pos.unwrap_or_default(), room: None };
         self.players.arrive(session.id(), player);
-        self.enter_room(ctx, session, state.room_id);
+        if state.in_room {
+            self.enter_room(ctx, session, state.room_id);
+        }
     }
 
     fn on_disconnect(
@@ -335,7 +341,40 @@ impl Logic for Game {
         }
     }
 
+    /// Embedded, or on the last shard of a cluster: every client is told `S_KICK { "server shutting down" }`. On a
+    /// shard with others live, the shard drains instead: every player is handed to the shard that owns its room
+    /// (the room moves whole, positions kept), or, outside a room, to any shard; its connection stays open.
     fn on_shutdown(&mut self, ctx: &mut Context<'_, GameProtocol>) {
+        let sessions: Vec<_> = ctx.sessions().cloned().collect();
+        let mut handed = 0usize;
+        for session in &sessions {
+            let state = match self.players.get(session.id()) {
+                Some(player) => PlayerState {
+                    player_id: player.id,
+                    name: player.name.clone(),
+                    pos: Some(player.pos),
+                    room_id: player.room.unwrap_or(0),
+                    in_room: player.room.is_some(),
+                },
+                // Not logged in: it moves with nothing to carry.
+                None => PlayerState::default(),
+            };
+            let key = match (state.in_room, session.remote_id()) {
+                (true, _) => room_key(state.room_id),
+                (false, Some(remote)) => format!("session.{remote}"),
+                (false, None) => String::new(),
+            };
+            match ctx.hand_over(session, &key, &state) {
+                Ok(()) => handed += 1,
+                // Embedded: nowhere to go.
+                Err(HandOverError::Local) => break,
+                Err(_) => {}
+            }
+        }
+        if handed > 0 {
+            tracing::info!(handed, "draining: players handed over to the other shards");
+            return;
+        }
         if let Err(error) = ctx.broadcast_all(&SKick { reason: "server shutting down".into() }) {
             self.out.stats.send_failed();
             self.out.encode_failed("S_KICK", &error);
@@ -376,8 +415,13 @@ impl ClientPacketHandler<Req<'_, '_>> for Game {
         // In a cluster, the room may be on another shard: hand the player over to whichever owns it (this one
         // included), with what that shard needs to go on. Embedded, every room is here.
         if let Some(player) = self.players.get(me) {
-            let state =
-                PlayerState { player_id: player.id, name: player.name.clone(), pos: Some(player.pos), room_id: room };
+            let state = PlayerState {
+                player_id: player.id,
+                name: player.name.clone(),
+                pos: Some(player.pos),
+                room_id: room,
+                in_room: true,
+            };
             match req.ctx.hand_over(req.session, &room_key(room), &state) {
                 // `on_disconnect` runs here next (the player leaves its room); `on_arrive` there enters the room.
                 Ok(()) => return,

@@ -245,6 +245,52 @@ fn sigterm_on_the_last_shard_says_goodbye_to_its_players_and_exits_0() {
     });
 }
 
+/// Chats once from `from` and waits until `to` and `from` itself (a room chat reaches its sender too) have it,
+/// skipping what a move sends (listings, spawns, despawns); any other chat, or a kick, fails.
+async fn chat_reaches(from: &mut GameClient, from_id: u64, to: &mut GameClient, msg: &str) {
+    from.send(&CChat { msg: msg.into() }).await.unwrap();
+    for client in [to, from] {
+        loop {
+            match next(client).await {
+                ServerPacket::SChat(chat) if chat.msg == msg => {
+                    assert_eq!(chat.player_id, from_id);
+                    break;
+                }
+                ServerPacket::SChat(chat) => panic!("unexpected chat {chat:?} waiting for {msg:?}"),
+                ServerPacket::SKick(kick) => panic!("kicked during the drain, waiting for {msg:?}: {}", kick.reason),
+                _ => {}
+            }
+        }
+    }
+}
+
+#[test]
+fn restarting_each_shard_in_turn_drops_no_player() {
+    let nats = Nats::start();
+    let name = cluster_name("drain");
+    let first = Node::start(&nats, &name, "shard", &[]);
+    let second = Node::start(&nats, &name, "shard", &[]);
+    let gateway = Node::start(&nats, &name, "gateway", &[]);
+    runtime().block_on(async {
+        let (mut ann, ann_id) = login(gateway.gateway(), "ann").await;
+        let (mut bob, bob_id) = login(gateway.gateway(), "bob").await;
+        enter(&mut ann, 12).await;
+        enter(&mut bob, 12).await;
+        expect!(&mut ann, SSpawn);
+        let mut shards = vec![first, second];
+        for round in 0..2 {
+            // SIGTERM on the older shard; a new one takes its place afterwards, as a rolling restart does.
+            let mut old = shards.remove(0);
+            assert!(old.terminate().success(), "round {round}: the drained shard exits 0");
+            chat_reaches(&mut ann, ann_id, &mut bob, &format!("after drain {round}")).await;
+            chat_reaches(&mut bob, bob_id, &mut ann, &format!("reply {round}")).await;
+            shards.push(Node::start(&nats, &name, "shard", &[]));
+        }
+        // Both players were served by three shards in turn and never disconnected.
+        assert_nothing_pending(&mut ann).await;
+    });
+}
+
 /// The owners the cluster recorded for `rooms` (the KV bucket), after each was entered once.
 async fn room_owners(nats: &Nats, cluster: &str, rooms: &[u32]) -> Vec<u64> {
     let client = async_nats::connect(nats.url()).await.expect("the test connects to its broker");
