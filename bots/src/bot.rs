@@ -47,8 +47,11 @@ pub enum Scenario {
 /// The settings every bot shares.
 #[derive(Debug, Clone)]
 pub struct BotConfig {
-    /// The server.
-    pub addr: SocketAddr,
+    /// The servers (a cluster's gateways, or one server): bot `n` connects to `addrs[n % addrs.len()]`. Never empty.
+    pub addrs: Vec<SocketAddr>,
+    /// Bot `n` logs in as `<name_prefix>-<n>` (two fleets against one cluster need different prefixes: names are
+    /// unique among the players online).
+    pub name_prefix: String,
     /// What to send.
     pub scenario: Scenario,
     /// Bots per room: bot `n` enters room `n / room_size`.
@@ -244,17 +247,19 @@ impl Bot {
         }
     }
 
-    /// Connects, logs in as `bot-<index>` and enters the room; waits for both answers.
+    /// Connects (to its share of the addresses), logs in as `<prefix>-<index>` and enters the room; waits for both answers.
     async fn setup(&mut self) -> Result<(Reader, Writer), Failure> {
         let client = {
             let _permit = self.link.connecting.acquire().await.expect("never closed");
-            Client::<GameProtocol>::connect(self.config.addr).await.map_err(|_| Failure::ConnectFailed)?
+            let addr = self.config.addrs[self.index % self.config.addrs.len()];
+            Client::<GameProtocol>::connect(addr).await.map_err(|_| Failure::ConnectFailed)?
         };
         let (mut reader, mut writer) = client.into_split();
         if self.config.mirror {
             return Ok((reader, writer));
         }
-        writer.queue(&proto::CLogin { name: format!("bot-{}", self.index) }).map_err(|_| Failure::Closed)?;
+        let name = format!("{}-{}", self.config.name_prefix, self.index);
+        writer.queue(&proto::CLogin { name }).map_err(|_| Failure::Closed)?;
         writer.queue(&proto::CEnterRoom { room_id: self.room }).map_err(|_| Failure::Closed)?;
         writer.flush().await.map_err(|_| Failure::Closed)?;
         let (mut logged_in, mut entered) = (false, false);

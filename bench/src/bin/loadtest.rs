@@ -475,7 +475,8 @@ fn measure(
     let pid = process.pid();
     let config = FleetConfig {
         bot: BotConfig {
-            addr: process.addr,
+            addrs: vec![process.addr],
+            name_prefix: "bot".into(),
             scenario: load.scenario,
             room_size: load.room_size,
             rate: 0.0,

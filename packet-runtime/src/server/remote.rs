@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::ServerShared;
+use super::io_hook::BadFrameAction;
 use super::logic::LogicEvent;
 use crate::frame::{FrameFault, parse_frame, with_header};
 use crate::session::remote::{RemoteId, RemoteLink, RemoteSink};
@@ -70,8 +71,9 @@ impl<P: Protocol> RemoteSessions<P> {
 
     /// One of the session's frames, whole (header included, in the server's header layout), with the gateway's
     /// sequence number for it. Decoded here, on the calling thread. A frame that is not a well-formed packet of the
-    /// protocol closes the session with [`CloseReason::BadFrame`] (through its gateway) and is returned as the
-    /// error; once the session was handed over, it is given back to the gateway instead, like any late packet.
+    /// protocol goes to the server's IO hook (`IoHandler::on_bad_frame`, as for a local session: the demo kicks,
+    /// naming the fault) and, unless it says skip, closes the session with [`CloseReason::BadFrame`] through its
+    /// gateway; it is returned as the error; once the session was handed over, it is given back to the gateway instead, like any late packet.
     pub fn packet(&self, session: &Session<P>, seq: u64, frame: &[u8]) -> Result<(), BadFrame> {
         let max = self.shared.config.max_frame;
         let parsed = with_header!(self.shared.config.header, H => parse_frame::<H>(frame, max));
@@ -96,7 +98,15 @@ impl<P: Protocol> RemoteSessions<P> {
                     remote.link.bounce(remote.id, seq, builder.freeze());
                     remote.link.flush();
                 } else {
-                    shared.close(CloseReason::BadFrame(bad.clone()));
+                    // The server's IO hook decides, as for a local session's bad frame (the demo kicks, naming the
+                    // fault); its kick goes out through the gateway before the close.
+                    let hook = &*self.shared.io_handler;
+                    let action =
+                        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| hook.on_bad_frame(session, &bad)))
+                            .unwrap_or(BadFrameAction::Close);
+                    if action == BadFrameAction::Close || !bad.boundary_known() {
+                        shared.close(CloseReason::BadFrame(bad.clone()));
+                    }
                 }
                 Err(bad)
             }

@@ -245,6 +245,39 @@ fn sigterm_on_the_last_shard_says_goodbye_to_its_players_and_exits_0() {
     });
 }
 
+#[test]
+fn a_frame_the_shard_cannot_decode_kicks_its_sender_with_the_usual_reason_and_no_one_else() {
+    use packet_runtime::Packet;
+    let nats = Nats::start();
+    let name = cluster_name("badframe");
+    let _shard = Node::start(&nats, &name, "shard", &[]);
+    let gateway = Node::start(&nats, &name, "gateway", &[]);
+    runtime().block_on(async {
+        let (mut offender, _) = login(gateway.gateway(), "offender").await;
+        let (mut bystander, bystander_id) = login(gateway.gateway(), "bystander").await;
+        enter(&mut offender, 2).await;
+        enter(&mut bystander, 2).await;
+        // A known id with a payload prost rejects (a string field 5 bytes long, 1 byte given): the gateway passes it
+        // on undecoded, the shard's decode refuses it.
+        offender.send_raw(&test_support::frame(CChat::ID, &[0x0a, 0x05, b'a'])).await.unwrap();
+        let (got, end) = test_support::drain_until_closed(&mut offender).await;
+        let reason = test_support::demo::kick_reason(&got);
+        assert!(reason.starts_with("bad frame: malformed payload for C_CHAT"), "{reason}");
+        assert!(test_support::is_close(&end), "{end:?}");
+        bystander.send(&CChat { msg: "fine".into() }).await.unwrap();
+        loop {
+            match next(&mut bystander).await {
+                ServerPacket::SChat(chat) => {
+                    assert_eq!((chat.player_id, chat.msg.as_str()), (bystander_id, "fine"));
+                    break;
+                }
+                ServerPacket::SDespawn(_) => {}
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+    });
+}
+
 /// Chats once from `from` and waits until `to` and `from` itself (a room chat reaches its sender too) have it,
 /// skipping what a move sends (listings, spawns, despawns); any other chat, or a kick, fails.
 async fn chat_reaches(from: &mut GameClient, from_id: u64, to: &mut GameClient, msg: &str) {

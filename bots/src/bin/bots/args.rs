@@ -13,11 +13,17 @@ use bots::bot::Scenario;
 #[derive(Debug, Clone, Parser)]
 #[command(name = "bots", version)]
 pub(crate) struct Args {
-    /// The server's address (host:port).
+    /// The server's address (host:port), or several, comma-separated (a cluster's gateways): bot N connects to
+    /// the N-th modulo their number.
     #[arg(long, default_value = "127.0.0.1:7777")]
     pub(crate) addr: String,
 
-    /// Number of bot clients. Bot N logs in as `bot-N`.
+    /// Bot N logs in as `<PREFIX>-N`. Two fleets against one server or cluster need different prefixes (names are
+    /// unique among the players online).
+    #[arg(long, default_value = "bot")]
+    pub(crate) name_prefix: String,
+
+    /// Number of bot clients. Bot N logs in as `<name-prefix>-N`.
     #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..))]
     pub(crate) clients: u32,
 

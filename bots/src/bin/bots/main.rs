@@ -42,16 +42,24 @@ fn main() -> ExitCode {
         eprintln!("error: {e}");
         return ExitCode::from(2);
     }
-    let addr = match resolve(&args.addr) {
-        Ok(addr) => addr,
-        Err(e) => {
-            eprintln!("error: cannot resolve --addr {}: {e}", args.addr);
-            return ExitCode::from(2);
+    let mut addrs = Vec::new();
+    for one in args.addr.split(',').map(str::trim).filter(|a| !a.is_empty()) {
+        match resolve(one) {
+            Ok(addr) => addrs.push(addr),
+            Err(e) => {
+                eprintln!("error: cannot resolve --addr {one}: {e}");
+                return ExitCode::from(2);
+            }
         }
-    };
+    }
+    if addrs.is_empty() {
+        eprintln!("error: --addr names no address");
+        return ExitCode::from(2);
+    }
     let config = FleetConfig {
         bot: BotConfig {
-            addr,
+            addrs,
+            name_prefix: args.name_prefix.clone(),
             scenario: args.scenario,
             room_size: args.room_size as usize,
             rate: args.rate,
@@ -92,7 +100,7 @@ fn main() -> ExitCode {
         print!("{report}");
     }
     if report.connected == 0 {
-        eprintln!("error: no client could connect to {}", config.bot.addr);
+        eprintln!("error: no client could connect to {}", args.addr);
         return ExitCode::FAILURE;
     }
     ExitCode::SUCCESS

@@ -103,7 +103,7 @@ impl Report {
         let scenario = config.bot.scenario;
         let received = if scenario == Scenario::Echo { c.replies } else { c.deliveries };
         Report {
-            addr: config.bot.addr.to_string(),
+            addr: config.bot.addrs.iter().map(ToString::to_string).collect::<Vec<_>>().join(","),
             scenario,
             clients: c.bots,
             connected: c.connected,

@@ -27,7 +27,8 @@ fn start_server() -> ServerHandle<GameProtocol> {
 fn config(addr: std::net::SocketAddr, scenario: Scenario) -> FleetConfig {
     FleetConfig {
         bot: BotConfig {
-            addr,
+            addrs: vec![addr],
+            name_prefix: "bot".into(),
             scenario,
             room_size: 2,
             rate: 0.0,
@@ -129,4 +130,21 @@ fn paced_bots_keep_to_the_rate() {
     assert!(sent <= most && sent >= most / 4.0, "sent {sent}, at most {most}");
     server.shutdown();
     server.join();
+}
+
+#[test]
+fn several_addresses_share_the_fleet_and_a_prefix_names_it() {
+    let (first, second) = (start_server(), start_server());
+    let mut config = config(first.local_addr().unwrap(), Scenario::Echo);
+    config.bot.addrs.push(second.local_addr().unwrap());
+    config.bot.name_prefix = "fleet2".into();
+    let result = run(&config);
+    assert_clean(&config, &result);
+    // Four bots over two servers: two each, logged in under the prefix (a refused name would show as an error).
+    assert_eq!(first.metrics().connections_total, 2);
+    assert_eq!(second.metrics().connections_total, 2);
+    for server in [first, second] {
+        server.shutdown();
+        server.join();
+    }
 }
