@@ -18,10 +18,9 @@ pub mod remote;
 
 use core::fmt;
 use core::marker::PhantomData;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
-use crossbeam_utils::atomic::AtomicCell;
 use tokio::sync::mpsc;
 
 pub use crate::close::{BadFrame, CloseKind, CloseReason};
@@ -64,8 +63,39 @@ pub(crate) enum Command {
     Close,
 }
 
-// The `pending` slot must be one atomic word, not crossbeam's lock-striped fallback.
-const _: () = assert!(AtomicCell::<Option<FrameList>>::is_lock_free());
+/// The `pending` slot: one atomic word holding at most one [`FrameList`] (an owned `Box`, or null).
+///
+/// An `AtomicPtr`, not crossbeam's `AtomicCell<Option<Box<_>>>` (what it was): `AtomicCell` moves the box through
+/// an integer atomic, which drops the pointer's provenance, and Miri reports taking the box back out as undefined
+/// behaviour ("dangling box ... has no provenance", `session::tests::delivered_lists_arrive_whole_in_order_and_never_strand`,
+/// docs/SAFETY.md). `AtomicPtr` keeps provenance.
+struct PendingSlot(AtomicPtr<Vec<PacketPtr>>);
+
+impl PendingSlot {
+    const fn new() -> Self {
+        PendingSlot(AtomicPtr::new(std::ptr::null_mut()))
+    }
+
+    /// Puts `list` in the slot; returns what was there.
+    fn swap(&self, list: Option<FrameList>) -> Option<FrameList> {
+        let new = list.map_or(std::ptr::null_mut(), Box::into_raw);
+        // AcqRel: the list's contents are published to the taker (Release) and the previous list's are seen (Acquire).
+        let old = self.0.swap(new, Ordering::AcqRel);
+        // SAFETY: every non-null pointer in the slot came from `Box::into_raw` above and is owned by the slot alone;
+        // the swap took it out, so it is turned back into a box exactly once.
+        (!old.is_null()).then(|| unsafe { Box::from_raw(old) })
+    }
+
+    fn take(&self) -> Option<FrameList> {
+        self.swap(None)
+    }
+}
+
+impl Drop for PendingSlot {
+    fn drop(&mut self) {
+        drop(self.take());
+    }
+}
 
 /// What senders and the driver share: the byte count of the queue and the logic thread's pending list.
 /// 64-byte aligned (a cache line on the machines this targets; `CachePadded`'s 128 bytes cost idle sessions more).
@@ -76,7 +106,7 @@ pub(crate) struct Handover {
     pub(crate) queued_bytes: AtomicUsize,
     /// Frames the logic thread handed over that the driver has not taken yet: at most one list, appended to while
     /// it waits. Written only by the server's logic thread (its outbox), taken only by the driver.
-    pending: AtomicCell<Option<FrameList>>,
+    pending: PendingSlot,
     /// Whether a [`Command::TakePending`] is in the queue and not yet seen by the driver.
     take_queued: AtomicBool,
 }
@@ -130,7 +160,7 @@ impl SessionShared {
             outbox_slot: AtomicUsize::new(0),
             handover: Handover {
                 queued_bytes: AtomicUsize::new(0),
-                pending: AtomicCell::new(None),
+                pending: PendingSlot::new(),
                 take_queued: AtomicBool::new(false),
             },
             spares,
@@ -165,7 +195,7 @@ impl SessionShared {
             outbox_slot: AtomicUsize::new(0),
             handover: Handover {
                 queued_bytes: AtomicUsize::new(0),
-                pending: AtomicCell::new(None),
+                pending: PendingSlot::new(),
                 take_queued: AtomicBool::new(false),
             },
             spares,
