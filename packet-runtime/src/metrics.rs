@@ -16,6 +16,7 @@ pub(crate) struct Metrics {
     pub(crate) frames_out: AtomicU64,
     pub(crate) bytes_in: AtomicU64,
     pub(crate) bytes_out: AtomicU64,
+    pub(crate) write_calls: AtomicU64,
     pub(crate) frames_dropped: AtomicU64,
     pub(crate) queue_overflows: AtomicU64,
     pub(crate) closes: [AtomicU64; CloseKind::ALL.len()],
@@ -41,6 +42,7 @@ impl Metrics {
             frames_out: get(&self.frames_out),
             bytes_in: get(&self.bytes_in),
             bytes_out: get(&self.bytes_out),
+            write_calls: get(&self.write_calls),
             frames_dropped: get(&self.frames_dropped),
             queue_overflows: get(&self.queue_overflows),
             closes: CloseKind::ALL.iter().map(|&kind| (kind, get(&self.closes[kind as usize]))).collect(),
@@ -69,6 +71,9 @@ pub struct MetricsSnapshot {
     pub bytes_in: u64,
     /// Bytes written.
     pub bytes_out: u64,
+    /// `write_vectored` calls the session drivers made (including those the socket refused as full), so
+    /// `frames_out / write_calls` is how many frames one write carried on average.
+    pub write_calls: u64,
     /// Queued frames discarded because their session closed first.
     pub frames_dropped: u64,
     /// Sends refused because a session's queue was over its limit (each closes that session).

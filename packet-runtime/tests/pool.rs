@@ -206,11 +206,13 @@ impl AsPtrForTest for PacketBuilder {
 
 #[test]
 fn cross_thread_release_returns_every_block() {
+    // Miri runs this ~100x slower: a few hundred packets still cross the threads through every path.
+    const PACKETS: u32 = if cfg!(miri) { 300 } else { 10_000 };
     let pool = MessagePool::new(PoolConfig::default());
     let (tx, rx) = std::sync::mpsc::sync_channel::<PacketPtr>(64);
     std::thread::scope(|s| {
         s.spawn(|| {
-            for i in 0..10_000u32 {
+            for i in 0..PACKETS {
                 let msg = Chat { text: format!("m{i}") };
                 tx.send(PacketPtr::encode_in::<Compact, _>(&pool, &msg).unwrap()).unwrap();
             }
@@ -224,8 +226,8 @@ fn cross_thread_release_returns_every_block() {
     });
     let stats = pool.stats();
     assert_eq!(stats.outstanding(), 0);
-    assert_eq!(stats.total.acquisitions(), 10_000);
-    assert!(stats.total.misses < 1000, "blocks come back around: {stats:?}");
+    assert_eq!(stats.total.acquisitions(), u64::from(PACKETS));
+    assert!(stats.total.misses < u64::from(PACKETS) / 10, "blocks come back around: {stats:?}");
 }
 
 #[test]

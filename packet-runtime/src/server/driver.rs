@@ -127,6 +127,8 @@ struct Counters {
     bytes_in: u64,
     frames_out: u64,
     bytes_out: u64,
+    /// `write_vectored` calls, for `MetricsSnapshot::write_calls` (how batched the writes are).
+    write_calls: u64,
 }
 
 impl<P: Protocol, S: AsyncRead + AsyncWrite + Unpin> Driver<P, S> {
@@ -352,6 +354,7 @@ impl<P: Protocol, S: AsyncRead + AsyncWrite + Unpin> Driver<P, S> {
     /// written is accounted for frame by frame as before.
     fn poll_write_batch(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let stream = Pin::new(&mut self.stream);
+        self.counters.write_calls += 1;
         let written = GATHER.with(|gather| match gather.try_borrow_mut() {
             Ok(mut gather) => write_gathered(stream, cx, &self.batch, self.head_written, &mut gather),
             // Not reachable (nothing in a write calls back into a driver), but a plain vectored write will do.
@@ -566,11 +569,12 @@ impl<P: Protocol, S: AsyncRead + AsyncWrite + Unpin> Driver<P, S> {
     fn flush_counters(&mut self) {
         let c = std::mem::take(&mut self.counters);
         let m = &self.server.metrics;
-        if c.frames_in | c.bytes_in | c.frames_out | c.bytes_out != 0 {
+        if c.frames_in | c.bytes_in | c.frames_out | c.bytes_out | c.write_calls != 0 {
             m.frames_in.fetch_add(c.frames_in, Ordering::Relaxed);
             m.bytes_in.fetch_add(c.bytes_in, Ordering::Relaxed);
             m.frames_out.fetch_add(c.frames_out, Ordering::Relaxed);
             m.bytes_out.fetch_add(c.bytes_out, Ordering::Relaxed);
+            m.write_calls.fetch_add(c.write_calls, Ordering::Relaxed);
         }
     }
 }
