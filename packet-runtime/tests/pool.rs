@@ -227,7 +227,10 @@ fn cross_thread_release_returns_every_block() {
     let stats = pool.stats();
     assert_eq!(stats.outstanding(), 0);
     assert_eq!(stats.total.acquisitions(), u64::from(PACKETS));
-    assert!(stats.total.misses < u64::from(PACKETS) / 10, "blocks come back around: {stats:?}");
+    // Misses are at most the blocks in flight at once (the channel holds 64, plus one at each end) and a tenth of
+    // the rest: blocks come back around instead of being allocated anew. (The tenth alone was too tight for the
+    // few hundred packets of a Miri run, where the first 64 misses are most of them.)
+    assert!(stats.total.misses < 66 + u64::from(PACKETS) / 10, "blocks come back around: {stats:?}");
 }
 
 #[test]

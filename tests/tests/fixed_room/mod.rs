@@ -197,6 +197,9 @@ impl RawClient {
     pub fn connect(addr: SocketAddr) -> RawClient {
         let stream = TcpStream::connect(addr).expect("connects");
         stream.set_nodelay(true).expect("nodelay");
+        // The suites' hang guard: a frame that never comes fails the test instead of blocking it.
+        stream.set_read_timeout(Some(std::time::Duration::from_secs(30))).expect("read timeout");
+        stream.set_write_timeout(Some(std::time::Duration::from_secs(30))).expect("write timeout");
         RawClient { stream, buf: Box::new([0; 64 * 1024]) }
     }
 
