@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering;
 use tracing::Instrument;
 
 use super::ServerShared;
-use super::driver::Driver;
+use super::driver::{Driver, StreamHooks};
 use super::logic::LogicEvent;
 use crate::Protocol;
 use crate::session::{Session, SessionShared};
@@ -33,6 +33,11 @@ pub(crate) async fn run<P: Protocol, L: Listener>(mut listener: L, server: Arc<S
                     drop(stream);
                     continue;
                 }
+                if let Some(bytes) = server.config.send_buffer
+                    && let Err(error) = L::limit_send_buffer(&stream, bytes)
+                {
+                    tracing::debug!(%peer, %error, "SO_SNDBUF failed; the kernel's default applies");
+                }
                 metrics.connections_open.fetch_add(1, Ordering::Relaxed);
                 metrics.connections_total.fetch_add(1, Ordering::Relaxed);
                 let id = server.ids.allocate();
@@ -50,7 +55,7 @@ pub(crate) async fn run<P: Protocol, L: Listener>(mut listener: L, server: Arc<S
                 span.in_scope(|| tracing::debug!("connected"));
                 // Connected is queued before the driver can queue anything, so the logic sees it first.
                 let _ = server.inbox.send(LogicEvent::Connected(session.clone()));
-                let driver = Driver::new(stream, session, rx, Arc::clone(&server));
+                let driver = Driver::new(stream, StreamHooks::of::<L>(), session, rx, Arc::clone(&server));
                 tokio::spawn(driver.run().instrument(span));
             }
             Err(e) if is_resource_exhaustion(&e) => {

@@ -28,6 +28,10 @@ pub struct ServerConfig {
     pub send_queue_limit: usize,
     /// A session that sends nothing for this long is closed. `None`: never.
     pub idle_timeout: Option<Duration>,
+    /// Kernel send buffer of each accepted socket (`SO_SNDBUF`; Linux doubles the value for its bookkeeping). With
+    /// `send_queue_limit`, the memory one session can pin. `None`: the kernel's default (autotuned up to
+    /// `net.ipv4.tcp_wmem`'s maximum, 4 MiB by default).
+    pub send_buffer: Option<usize>,
     /// Period of `Logic::on_tick`. `None`: no ticks.
     pub tick: Option<Duration>,
     /// Per-session packet rate limit. `None`: unlimited.
@@ -52,6 +56,8 @@ impl ServerConfig {
     pub const DEFAULT_MAX_FRAME: usize = 16 * 1024;
     /// Default [`send_queue_limit`](Self::send_queue_limit): 1 MiB.
     pub const DEFAULT_SEND_QUEUE_LIMIT: usize = 1024 * 1024;
+    /// Default [`send_buffer`](Self::send_buffer): 256 KiB.
+    pub const DEFAULT_SEND_BUFFER: usize = 256 * 1024;
     /// Default [`idle_timeout`](Self::idle_timeout): 60 s.
     pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
     /// Default [`tick`](Self::tick) period: 50 ms.
@@ -79,6 +85,7 @@ impl Default for ServerConfig {
             max_connections: Some(ServerConfig::DEFAULT_MAX_CONNECTIONS),
             max_frame: ServerConfig::DEFAULT_MAX_FRAME,
             send_queue_limit: ServerConfig::DEFAULT_SEND_QUEUE_LIMIT,
+            send_buffer: Some(ServerConfig::DEFAULT_SEND_BUFFER),
             idle_timeout: Some(ServerConfig::DEFAULT_IDLE_TIMEOUT),
             tick: Some(ServerConfig::DEFAULT_TICK),
             rate_limit: Some(ServerConfig::DEFAULT_RATE_LIMIT),

@@ -56,11 +56,31 @@ const GATHER_CAP: usize = 16 * 1024;
 const READ_CHUNK: usize = 8 * 1024;
 /// Reads per poll before yielding to other tasks, so one flooding peer cannot starve its IO thread.
 const READS_PER_POLL: usize = 16;
+/// How often a lingering session asks the kernel whether the peer has acknowledged everything.
+const LINGER_POLL: std::time::Duration = std::time::Duration::from_millis(20);
 /// How far away "never" is for the shared timer.
 const FAR: std::time::Duration = std::time::Duration::from_secs(86_400 * 365);
 
+/// What the driver needs from its transport beyond reading and writing (see [`Listener`](crate::Listener)'s
+/// methods of the same names), as plain function pointers so that the driver stays generic over the stream alone.
+pub(crate) struct StreamHooks<S> {
+    pub(crate) abortive_close: fn(&S),
+    pub(crate) unacknowledged: fn(&S) -> Option<usize>,
+}
+
+impl<S> StreamHooks<S> {
+    pub(crate) fn of<L: crate::Listener<Stream = S>>() -> Self {
+        StreamHooks { abortive_close: L::abortive_close, unacknowledged: L::unacknowledged }
+    }
+}
+
 pub(crate) struct Driver<P: Protocol, S> {
     stream: S,
+    hooks: StreamHooks<S>,
+    /// Set when the peer does not read what it is sent (slow consumer, a flush or linger deadline passed with bytes
+    /// still unsent or unacknowledged, the shutdown timeout): the socket is then closed with a reset, so that the
+    /// kernel frees its buffers at once instead of keeping them for a peer that never takes them.
+    abortive: bool,
     session: Session<P>,
     rx: mpsc::UnboundedReceiver<Command>,
     server: Arc<ServerShared<P>>,
@@ -132,6 +152,7 @@ struct Counters {
 impl<P: Protocol, S: AsyncRead + AsyncWrite + Unpin> Driver<P, S> {
     pub(crate) fn new(
         stream: S,
+        hooks: StreamHooks<S>,
         session: Session<P>,
         rx: mpsc::UnboundedReceiver<Command>,
         server: Arc<ServerShared<P>>,
@@ -140,6 +161,8 @@ impl<P: Protocol, S: AsyncRead + AsyncWrite + Unpin> Driver<P, S> {
         let end = EndReport { server: Arc::clone(&server), id: session.id(), reason: None, dropped: 0 };
         Driver {
             stream,
+            hooks,
+            abortive: false,
             session,
             rx,
             server,
@@ -184,6 +207,7 @@ impl<P: Protocol, S: AsyncRead + AsyncWrite + Unpin> Driver<P, S> {
         loop {
             let shared = self.session.shared();
             if shared.abort.load(Ordering::Acquire) {
+                self.abortive = true;
                 return Poll::Ready(shared.reason.get().cloned().unwrap_or(CloseReason::SlowConsumer));
             }
             if let Poll::Ready(Err(e)) = self.poll_send(cx) {
@@ -191,7 +215,13 @@ impl<P: Protocol, S: AsyncRead + AsyncWrite + Unpin> Driver<P, S> {
             }
             match self.state {
                 State::Open => {}
-                State::ReadClosed { deadline } => return self.poll_deadline(cx, timer.as_mut(), deadline),
+                State::ReadClosed { deadline } => {
+                    let expired = self.poll_deadline(cx, timer.as_mut(), deadline);
+                    if expired.is_ready() && !self.batch.is_empty() {
+                        self.abortive = true;
+                    }
+                    return expired;
+                }
                 State::Closing { deadline } => {
                     if self.batch.is_empty() && !self.needs_flush && self.rx.is_empty() {
                         // Everything queued before the close is on the wire: half-close, then linger.
@@ -199,13 +229,37 @@ impl<P: Protocol, S: AsyncRead + AsyncWrite + Unpin> Driver<P, S> {
                         self.state = State::Lingering { deadline };
                         continue;
                     }
-                    return self.poll_deadline(cx, timer.as_mut(), deadline);
+                    // Not flushed by the deadline: the peer does not read.
+                    let expired = self.poll_deadline(cx, timer.as_mut(), deadline);
+                    self.abortive |= expired.is_ready();
+                    return expired;
                 }
                 State::Lingering { deadline } => {
                     if self.poll_discard(cx).is_ready() {
                         return Poll::Ready(self.close_reason());
                     }
-                    return self.poll_deadline(cx, timer.as_mut(), deadline);
+                    let unacknowledged = (self.hooks.unacknowledged)(&self.stream);
+                    if unacknowledged == Some(0) {
+                        // The peer has everything we sent (and our FIN): closing now loses nothing, so the
+                        // session need not wait for the peer to close, nor for the deadline.
+                        return Poll::Ready(self.close_reason());
+                    }
+                    let expired = if unacknowledged.is_some() {
+                        // The kernel does not say when the peer acknowledges: look again shortly.
+                        self.poll_deadline(cx, timer.as_mut(), deadline.min(Instant::now() + LINGER_POLL))
+                            .map(|reason| (Instant::now() >= deadline).then_some(reason))
+                    } else {
+                        self.poll_deadline(cx, timer.as_mut(), deadline).map(Some)
+                    };
+                    match expired {
+                        Poll::Ready(Some(reason)) => {
+                            // Still unacknowledged at the deadline: the peer does not read.
+                            self.abortive = unacknowledged.is_some_and(|bytes| bytes > 0);
+                            return Poll::Ready(reason);
+                        }
+                        Poll::Ready(None) => continue,
+                        Poll::Pending => return Poll::Pending,
+                    }
                 }
             }
 
@@ -661,6 +715,9 @@ impl<P: Protocol, S> Drop for Driver<P, S> {
         let session = &self.session;
         if catch_unwind(AssertUnwindSafe(|| hook.on_close(session, &reason))).is_err() {
             tracing::error!(session = %session.id(), "IO hook panicked in on_close");
+        }
+        if self.abortive {
+            (self.hooks.abortive_close)(&self.stream);
         }
         // Reported by `end`, dropped after the socket.
         self.end.reason = Some(reason);

@@ -117,6 +117,13 @@ impl<P: Protocol> ServerBuilder<P> {
         self
     }
 
+    /// Kernel send buffer of each accepted socket (`SO_SNDBUF`). Default 256 KiB; `None` for the kernel's default
+    /// (autotuned, up to 4 MiB on Linux). What a session can pin is its `send_queue_limit` plus this.
+    pub fn send_buffer(mut self, bytes: Option<usize>) -> Self {
+        self.config.send_buffer = bytes;
+        self
+    }
+
     /// Close sessions that send nothing for this long. Default 60 s; `None` to never.
     pub fn idle_timeout(mut self, timeout: Option<Duration>) -> Self {
         self.config.idle_timeout = timeout;

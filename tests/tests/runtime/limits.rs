@@ -177,3 +177,81 @@ fn on_tick_runs_at_the_configured_period() {
     server.handle.shutdown();
     server.handle.join();
 }
+
+/// The server-side sockets in `/proc/net/tcp{,6}` from local port `local` to remote port `remote`: (state, bytes in
+/// the send queue). States are the kernel's numbers (`04` is FIN-WAIT-1).
+fn server_sockets(local: u16, remote: u16) -> Vec<(u8, u64)> {
+    let mut found = Vec::new();
+    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        let Ok(text) = std::fs::read_to_string(table) else { continue };
+        for line in text.lines().skip(1) {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let port = |field: &str| field.rsplit(':').next().and_then(|hex| u16::from_str_radix(hex, 16).ok());
+            if fields.len() > 4 && port(fields[1]) == Some(local) && port(fields[2]) == Some(remote) {
+                let state = u8::from_str_radix(fields[3], 16).unwrap_or(0);
+                let tx_queue = fields[4].split(':').next().and_then(|hex| u64::from_str_radix(hex, 16).ok());
+                found.push((state, tx_queue.unwrap_or(0)));
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn a_peer_that_never_reads_is_reset_and_its_socket_freed_while_a_reader_gets_every_chat() {
+    let server = start(builder().send_queue_limit(128 * 1024).send_buffer(Some(64 * 1024)));
+    client_runtime().block_on(async {
+        let socket = TcpSocket::new_v4().unwrap();
+        socket.set_recv_buffer_size(4096).unwrap();
+        let slow_stream = socket.connect(server.addr).await.unwrap();
+        let slow_port = slow_stream.local_addr().unwrap().port();
+        let mut slow = Client::<tests::game::GameProtocol>::new(slow_stream);
+        slow.send(&proto::CLogin { name: "slow".into() }).await.unwrap();
+
+        let fast = connect(server.addr).await;
+        let (mut reader, mut writer) = fast.into_split();
+        let (progress_tx, mut progress) = tokio::sync::watch::channel(0u64);
+        let receiving = tokio::spawn(async move {
+            let mut chats = 0u64;
+            loop {
+                match within("chat", reader.recv()).await.unwrap() {
+                    ServerPacket::SChat(chat) if chat.msg == "last" => return chats,
+                    ServerPacket::SChat(_) => {
+                        chats += 1;
+                        let _ = progress_tx.send(chats);
+                    }
+                    _ => {}
+                }
+            }
+        });
+        let big = "x".repeat(8 * 1024);
+        let mut sent = 0u64;
+        while server.handle.metrics().closed(CloseKind::SlowConsumer) == 0 {
+            within("fast reader progress", progress.wait_for(|got| got + 8 >= sent)).await.unwrap();
+            writer.send(&proto::CChat { msg: big.clone() }).await.unwrap();
+            sent += 1;
+            assert!(sent < 100_000, "the slow consumer was never cut off");
+        }
+        // The session is reported closed only after its socket is: by now the kernel must not be keeping a
+        // backlog for a peer that does not read (a graceful close would leave it in FIN-WAIT-1 with its send queue
+        // full, for minutes).
+        let left = server_sockets(server.addr.port(), slow_port);
+        assert!(!left.iter().any(|&(state, tx)| state == 4 && tx > 0), "server socket lingers: {left:?}");
+        assert!(left.is_empty(), "the server's socket to the slow peer is gone: {left:?}");
+        // The cut-off peer learns it: a reset (or an end of stream), not a connection that just goes quiet.
+        let (_, end) = drain_until_closed(&mut slow).await;
+        assert!(test_support::is_close(&end) || matches!(end, ClientError::Truncated), "{end:?}");
+        // The reader in the same room kept getting everything.
+        for _ in 0..20 {
+            within("fast reader progress", progress.wait_for(|got| got + 8 >= sent)).await.unwrap();
+            writer.send(&proto::CChat { msg: big.clone() }).await.unwrap();
+            sent += 1;
+        }
+        writer.send(&proto::CChat { msg: "last".into() }).await.unwrap();
+        assert_eq!(within("fast reader", receiving).await.unwrap(), sent, "the reader got every chat");
+    });
+    server.handle.shutdown();
+    let report = server.handle.join();
+    assert_eq!(report.metrics.closed(CloseKind::SlowConsumer), 1);
+    assert_eq!(report.pool_outstanding, 0);
+}
