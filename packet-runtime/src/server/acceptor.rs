@@ -4,13 +4,14 @@ use std::io;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tracing::Instrument;
 
 use super::ServerShared;
-use super::driver::{Driver, StreamHooks};
+use super::driver::{Driver, LINGER_POLL, StreamHooks};
 use super::logic::LogicEvent;
 use crate::Protocol;
-use crate::session::{Session, SessionShared};
+use crate::session::{CloseReason, Session, SessionShared};
 use crate::transport::Listener;
 
 pub(crate) async fn run<P: Protocol, L: Listener>(mut listener: L, server: Arc<ServerShared<P>>) {
@@ -30,7 +31,7 @@ pub(crate) async fn run<P: Protocol, L: Listener>(mut listener: L, server: Arc<S
                 if server.config.max_connections.is_some_and(|max| open >= max as u64) {
                     metrics.connections_rejected.fetch_add(1, Ordering::Relaxed);
                     tracing::debug!(%peer, open, "max_connections reached; connection closed");
-                    drop(stream);
+                    refuse::<P, L>(&server, stream, CloseReason::ServerFull);
                     continue;
                 }
                 if let Some(bytes) = server.config.send_buffer
@@ -77,6 +78,36 @@ pub(crate) async fn run<P: Protocol, L: Listener>(mut listener: L, server: Arc<S
     drop(listener);
     tracing::debug!("listener closed");
     let _ = server.inbox.send(LogicEvent::AcceptorStopped);
+}
+
+/// Closes a connection that never becomes a session, after writing the application's close notice for `reason` (if
+/// any) under `close_flush_timeout`, on a task of its own so that the accept loop goes on at once. Like a session's
+/// graceful close: write, half-close, then read and discard until the peer closes or has acknowledged everything
+/// (so that unread input does not turn the close into a reset that destroys the notice), or the deadline passes
+/// (then abortively).
+fn refuse<P: Protocol, L: Listener>(server: &Arc<ServerShared<P>>, mut stream: L::Stream, reason: CloseReason) {
+    let Some(notice) = server.notice_for(&reason) else { return };
+    let deadline = server.config.close_flush_timeout;
+    tokio::spawn(async move {
+        let delivered = tokio::time::timeout(deadline, async {
+            stream.write_all(&notice).await?;
+            stream.shutdown().await?;
+            let mut discard = [0u8; 1024];
+            loop {
+                if L::unacknowledged(&stream) == Some(0) {
+                    return Ok::<(), io::Error>(());
+                }
+                tokio::select! {
+                    read = stream.read(&mut discard) => if read? == 0 { return Ok(()) },
+                    _ = tokio::time::sleep(LINGER_POLL) => {}
+                }
+            }
+        })
+        .await;
+        if !matches!(delivered, Ok(Ok(()))) {
+            L::abortive_close(&stream);
+        }
+    });
 }
 
 fn is_resource_exhaustion(e: &io::Error) -> bool {

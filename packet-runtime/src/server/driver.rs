@@ -57,7 +57,7 @@ const READ_CHUNK: usize = 8 * 1024;
 /// Reads per poll before yielding to other tasks, so one flooding peer cannot starve its IO thread.
 const READS_PER_POLL: usize = 16;
 /// How often a lingering session asks the kernel whether the peer has acknowledged everything.
-const LINGER_POLL: std::time::Duration = std::time::Duration::from_millis(20);
+pub(crate) const LINGER_POLL: std::time::Duration = std::time::Duration::from_millis(20);
 /// How far away "never" is for the shared timer.
 const FAR: std::time::Duration = std::time::Duration::from_secs(86_400 * 365);
 
@@ -90,6 +90,8 @@ pub(crate) struct Driver<P: Protocol, S> {
     batch: VecDeque<PacketPtr>,
     head_written: usize,
     needs_flush: bool,
+    /// Whether the close notice (the application's last packet before a close the runtime initiates) was queued.
+    notice_queued: bool,
     state: State,
     /// When the last complete frame arrived: the idle timeout counts from here.
     last_frame: Instant,
@@ -170,6 +172,7 @@ impl<P: Protocol, S: AsyncRead + AsyncWrite + Unpin> Driver<P, S> {
             batch: VecDeque::new(),
             head_written: 0,
             needs_flush: false,
+            notice_queued: false,
             state: State::Open,
             last_frame: Instant::now(),
             rate,
@@ -224,6 +227,15 @@ impl<P: Protocol, S: AsyncRead + AsyncWrite + Unpin> Driver<P, S> {
                 }
                 State::Closing { deadline } => {
                     if self.batch.is_empty() && !self.needs_flush && self.rx.is_empty() {
+                        if !self.notice_queued {
+                            // Everything queued before the close is written: the notice goes last.
+                            self.notice_queued = true;
+                            if let Some(frame) = self.server.notice_for(&self.close_reason()) {
+                                self.session.shared().handover.queued_bytes.fetch_add(frame.len(), Ordering::Relaxed);
+                                self.batch.push_back(frame);
+                                continue;
+                            }
+                        }
                         // Everything queued before the close is on the wire: half-close, then linger.
                         let _ = ready!(Pin::new(&mut self.stream).poll_shutdown(cx));
                         self.state = State::Lingering { deadline };
@@ -287,8 +299,9 @@ impl<P: Protocol, S: AsyncRead + AsyncWrite + Unpin> Driver<P, S> {
             let Some(idle) = self.server.config.idle_timeout else { return Poll::Pending };
             let due = self.last_frame + idle;
             if Instant::now() >= due {
-                let _ = self.session.shared().reason.set(CloseReason::IdleTimeout);
-                return Poll::Ready(self.close_reason());
+                // Graceful, so that the peer gets the notice saying why.
+                self.begin_close(Some(CloseReason::IdleTimeout));
+                continue;
             }
             if timer.deadline() != due {
                 timer.as_mut().reset(due);
@@ -534,7 +547,9 @@ impl<P: Protocol, S: AsyncRead + AsyncWrite + Unpin> Driver<P, S> {
                     if let (Some(rate), Some(now)) = (&mut self.rate, now)
                         && !rate.take(now)
                     {
-                        return Err(CloseReason::RateLimited);
+                        // Graceful, so that the peer gets the notice saying why; nothing more is read.
+                        self.begin_close(Some(CloseReason::RateLimited));
+                        return Ok(data.len());
                     }
                     self.on_frame(frame, &rest[..frame.len])?;
                 }

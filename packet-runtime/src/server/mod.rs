@@ -44,8 +44,12 @@ pub use io_hook::{BadFrameAction, ForwardAll, FrameAction, IoAction, IoHandler};
 pub use logic::{Context, HandOverError, Logic, Request};
 pub use remote::RemoteSessions;
 
-use crate::Protocol;
-use crate::frame::HeaderKind;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+
+use crate::frame::{HeaderKind, with_header};
+use crate::packet_ptr::PacketPtr;
+use crate::session::CloseReason;
+use crate::{PacketOf, Protocol};
 use crate::metrics::{Metrics, MetricsSnapshot};
 use crate::pool::{MessagePool, PoolConfig};
 use crate::session::SessionIds;
@@ -67,6 +71,7 @@ impl<P: Protocol> Server<P> {
             pool: None,
             io_handler: Arc::new(ForwardAll),
             directory: None,
+            close_notice: None,
         }
     }
 }
@@ -78,7 +83,12 @@ pub struct ServerBuilder<P: Protocol> {
     pool: Option<MessagePool>,
     io_handler: Arc<dyn IoHandler<P>>,
     directory: Option<Arc<dyn RemoteDirectory>>,
+    close_notice: Option<CloseNotice>,
 }
+
+/// The application's close notice ([`ServerBuilder::close_notice`]), type-erased: the reason in, the encoded frame
+/// out.
+pub(crate) type CloseNotice = Arc<dyn Fn(&CloseReason, &MessagePool, HeaderKind) -> Option<PacketPtr> + Send + Sync>;
 
 impl<P: Protocol> fmt::Debug for ServerBuilder<P> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -179,6 +189,30 @@ impl<P: Protocol> ServerBuilder<P> {
         self
     }
 
+    /// The packet a peer gets before every graceful close the runtime initiates: a bad frame, the packet or byte
+    /// rate limit, the idle timeout, shutdown, a handler panic, and connections refused at `max_connections` or
+    /// `max_connections_per_address` (which never become sessions; the notice is written to their socket before it
+    /// is closed). `notice` gets the reason ([`CloseReason::gets_notice`] says which) and returns the packet, or
+    /// `None` for no notice. The notice is the last frame the peer gets: it is queued behind everything sent before
+    /// the close and flushed under `close_flush_timeout`. Closes the application asks for (`Session::kick`,
+    /// `close`) and cut-offs of peers that do not read (slow consumers) get none. Runs on IO threads and on the
+    /// logic thread: it must not block; a panic in it means no notice. Default: no notice.
+    pub fn close_notice<T, F>(mut self, notice: F) -> Self
+    where
+        T: PacketOf<P::ServerToClient>,
+        F: Fn(&CloseReason) -> Option<T> + Send + Sync + 'static,
+    {
+        self.close_notice = Some(Arc::new(move |reason: &CloseReason, pool: &MessagePool, header: HeaderKind| {
+            let packet = catch_unwind(AssertUnwindSafe(|| notice(reason)))
+                .map_err(|_| tracing::error!(%reason, "the close notice hook panicked; no notice"))
+                .ok()??;
+            with_header!(header, H => PacketPtr::encode_in::<H, T>(pool, &packet))
+                .map_err(|error| tracing::error!(%reason, %error, "the close notice does not encode; no notice"))
+                .ok()
+        }));
+        self
+    }
+
     /// The IO-thread hook. Default [`ForwardAll`].
     pub fn io_handler(mut self, handler: impl IoHandler<P>) -> Self {
         self.io_handler = Arc::new(handler);
@@ -248,6 +282,7 @@ impl<P: Protocol> ServerBuilder<P> {
             stop_accepting: CancellationToken::new(),
             spare_lists: Arc::new(SpareLists::new()),
             directory: self.directory,
+            close_notice: self.close_notice,
         });
         let logic_shared = Arc::clone(&shared);
         // Built here, not on the new thread: a failure is this call's error instead of a panic nobody sees.
@@ -285,9 +320,17 @@ pub(crate) struct ServerShared<P: Protocol> {
     pub(crate) spare_lists: Arc<SpareLists>,
     /// How to reach sessions of other shards (a cluster's shard only).
     pub(crate) directory: Option<Arc<dyn RemoteDirectory>>,
+    pub(crate) close_notice: Option<CloseNotice>,
 }
 
 impl<P: Protocol> ServerShared<P> {
+    /// The application's notice for a close for `reason`, encoded, if the reason gets one and the application
+    /// gives one.
+    pub(crate) fn notice_for(&self, reason: &CloseReason) -> Option<PacketPtr> {
+        let notice = self.close_notice.as_ref().filter(|_| reason.gets_notice())?;
+        notice(reason, &self.pool, self.config.header)
+    }
+
     fn shutdown(&self) {
         self.stop_accepting.cancel();
         let _ = self.inbox.send(LogicEvent::Shutdown);

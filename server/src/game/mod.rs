@@ -48,7 +48,7 @@ use packet_runtime::prost::encoding::encoded_len_varint;
 use packet_runtime::session::SendError;
 use packet_runtime::{CloseReason, Context, HandOverError, Logic, PacketOf, Session, SessionId};
 
-pub use io::GameIo;
+pub use io::{GameIo, NoticeLimits, close_notice};
 pub use names::MAX_NAME_CHARS;
 use players::{Player, Players};
 use rooms::Rooms;
@@ -335,11 +335,10 @@ impl Logic for Game {
         }
     }
 
+    /// The goodbye ("server shutting down") is the close notice every session gets (`io::close_notice`): one per
+    /// close, so nothing is sent from here.
     fn on_shutdown(&mut self, ctx: &mut Context<'_, GameProtocol>) {
-        if let Err(error) = ctx.broadcast_all(&SKick { reason: "server shutting down".into() }) {
-            self.out.stats.send_failed();
-            self.out.encode_failed("S_KICK", &error);
-        }
+        let _ = ctx;
     }
 }
 

@@ -82,8 +82,10 @@ fn connections_beyond_the_limit_are_closed_at_once() {
             kept.push(client);
         }
         let mut rejected = connect(server.addr).await;
-        let (got, _) = drain_until_closed(&mut rejected).await;
-        assert!(got.is_empty());
+        let (got, end) = drain_until_closed(&mut rejected).await;
+        // Never a session, but told why before the close.
+        assert!(matches!(&got[..], [ServerPacket::SKick(kick)] if kick.reason == "server full"), "{got:?}");
+        assert!(test_support::is_close(&end), "{end:?}");
         assert_eq!(server.handle.metrics().connections_rejected, 1);
         drop(kept);
     });
@@ -130,8 +132,13 @@ fn a_flood_past_the_rate_limit_is_closed() {
             flooder.queue(&proto::CPing { client_time: i }).unwrap();
         }
         flooder.flush().await.unwrap();
-        let (got, _) = drain_until_closed(&mut flooder).await;
-        assert!(got.len() <= 20, "at most the burst was served, got {}", got.len());
+        let (got, end) = drain_until_closed(&mut flooder).await;
+        let (kick, served) = got.split_last().expect("the close notice at least");
+        assert!(served.len() <= 20, "at most the burst was served, got {}", served.len());
+        assert!(served.iter().all(|packet| matches!(packet, ServerPacket::SPong(_))), "{served:?}");
+        // The close is graceful, and says why before it.
+        assert!(matches!(kick, ServerPacket::SKick(k) if k.reason == "packet rate limit exceeded"), "{kick:?}");
+        assert!(test_support::is_close(&end), "{end:?}");
         assert_serves(server.addr).await;
     });
     server.handle.shutdown();
