@@ -34,6 +34,15 @@ pub(crate) async fn run<P: Protocol, L: Listener>(mut listener: L, server: Arc<S
                     refuse::<P, L>(&server, stream, CloseReason::ServerFull);
                     continue;
                 }
+                let address = match server.admit_address(&peer) {
+                    Ok(address) => address,
+                    Err(()) => {
+                        metrics.connections_rejected.fetch_add(1, Ordering::Relaxed);
+                        tracing::debug!(%peer, "max_connections_per_address reached; connection closed");
+                        refuse::<P, L>(&server, stream, CloseReason::AddressFull);
+                        continue;
+                    }
+                };
                 if let Some(bytes) = server.config.send_buffer
                     && let Err(error) = L::limit_send_buffer(&stream, bytes)
                 {
@@ -56,7 +65,7 @@ pub(crate) async fn run<P: Protocol, L: Listener>(mut listener: L, server: Arc<S
                 span.in_scope(|| tracing::debug!("connected"));
                 // Connected is queued before the driver can queue anything, so the logic sees it first.
                 let _ = server.inbox.send(LogicEvent::Connected(session.clone()));
-                let driver = Driver::new(stream, StreamHooks::of::<L>(), session, rx, Arc::clone(&server));
+                let driver = Driver::new(stream, StreamHooks::of::<L>(), session, rx, Arc::clone(&server), address);
                 tokio::spawn(driver.run().instrument(span));
             }
             Err(e) if is_resource_exhaustion(&e) => {

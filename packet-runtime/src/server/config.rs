@@ -22,6 +22,9 @@ pub struct ServerConfig {
     pub workers: usize,
     /// Connections beyond this are closed at once and counted as rejected. `None`: unlimited.
     pub max_connections: Option<usize>,
+    /// Connections from one IP address beyond this are refused like those beyond `max_connections` (with the
+    /// close notice for `AddressFull`). `None`: no per-address limit (players behind one NAT share an address).
+    pub max_connections_per_address: Option<usize>,
     /// Largest accepted frame, header included.
     pub max_frame: usize,
     /// Bytes a session may have queued before it is closed as a slow consumer.
@@ -36,6 +39,9 @@ pub struct ServerConfig {
     pub tick: Option<Duration>,
     /// Per-session packet rate limit. `None`: unlimited.
     pub rate_limit: Option<RateLimit>,
+    /// Per-session limit on bytes read: `per_second` bytes a second, bursts of `burst` bytes (raised to at least
+    /// one read, 8 KiB). `None`: unlimited.
+    pub byte_rate_limit: Option<RateLimit>,
     /// Frame header layout.
     pub header: HeaderKind,
     /// How long a closing session may take to flush its queue before its socket is closed anyway.
@@ -64,6 +70,9 @@ impl ServerConfig {
     pub const DEFAULT_TICK: Duration = Duration::from_millis(50);
     /// Default [`rate_limit`](Self::rate_limit): 1,000 packets/s, bursts of 2,000.
     pub const DEFAULT_RATE_LIMIT: RateLimit = RateLimit { per_second: 1_000, burst: 2_000 };
+    /// Default [`byte_rate_limit`](Self::byte_rate_limit): 4 MiB/s, bursts of 8 MiB: far above what a game client
+    /// sends, far below what the packet limit alone allows (1,000 frames of 16 KiB a second).
+    pub const DEFAULT_BYTE_RATE_LIMIT: RateLimit = RateLimit { per_second: 4 << 20, burst: 8 << 20 };
     /// Default [`close_flush_timeout`](Self::close_flush_timeout): 3 s.
     pub const DEFAULT_CLOSE_FLUSH_TIMEOUT: Duration = Duration::from_secs(3);
     /// Default [`shutdown_timeout`](Self::shutdown_timeout): 10 s.
@@ -83,12 +92,14 @@ impl Default for ServerConfig {
         ServerConfig {
             workers: ServerConfig::default_workers(),
             max_connections: Some(ServerConfig::DEFAULT_MAX_CONNECTIONS),
+            max_connections_per_address: None,
             max_frame: ServerConfig::DEFAULT_MAX_FRAME,
             send_queue_limit: ServerConfig::DEFAULT_SEND_QUEUE_LIMIT,
             send_buffer: Some(ServerConfig::DEFAULT_SEND_BUFFER),
             idle_timeout: Some(ServerConfig::DEFAULT_IDLE_TIMEOUT),
             tick: Some(ServerConfig::DEFAULT_TICK),
             rate_limit: Some(ServerConfig::DEFAULT_RATE_LIMIT),
+            byte_rate_limit: Some(ServerConfig::DEFAULT_BYTE_RATE_LIMIT),
             header: HeaderKind::Compact,
             close_flush_timeout: ServerConfig::DEFAULT_CLOSE_FLUSH_TIMEOUT,
             shutdown_timeout: ServerConfig::DEFAULT_SHUTDOWN_TIMEOUT,

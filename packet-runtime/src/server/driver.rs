@@ -96,6 +96,8 @@ pub(crate) struct Driver<P: Protocol, S> {
     /// When the last complete frame arrived: the idle timeout counts from here.
     last_frame: Instant,
     rate: Option<TokenBucket>,
+    /// The byte rate limit's bucket: one token per byte read.
+    byte_rate: Option<TokenBucket>,
     counters: Counters,
     /// Declared last, so dropped last: the disconnect is reported once the socket and everything else the driver
     /// held are gone.
@@ -108,12 +110,17 @@ struct EndReport<P: Protocol> {
     id: SessionId,
     /// Set by the driver's `Drop`.
     reason: Option<CloseReason>,
+    /// The IP address counted against `max_connections_per_address`, released here.
+    address: Option<std::net::IpAddr>,
     dropped: u64,
 }
 
 impl<P: Protocol> Drop for EndReport<P> {
     fn drop(&mut self) {
         let reason = self.reason.take().unwrap_or(CloseReason::ServerShutdown);
+        if let Some(ip) = self.address {
+            self.server.release_address(ip);
+        }
         let metrics = &self.server.metrics;
         metrics.frames_dropped.fetch_add(self.dropped, Ordering::Relaxed);
         metrics.connections_open.fetch_sub(1, Ordering::Relaxed);
@@ -158,9 +165,15 @@ impl<P: Protocol, S: AsyncRead + AsyncWrite + Unpin> Driver<P, S> {
         session: Session<P>,
         rx: mpsc::UnboundedReceiver<Command>,
         server: Arc<ServerShared<P>>,
+        address: Option<std::net::IpAddr>,
     ) -> Self {
         let rate = server.config.rate_limit.map(|limit| TokenBucket::new(limit, StdInstant::now()));
-        let end = EndReport { server: Arc::clone(&server), id: session.id(), reason: None, dropped: 0 };
+        let byte_rate = server.config.byte_rate_limit.map(|limit| {
+            // A burst below one read could refuse any read at all.
+            let burst = limit.burst.max(READ_CHUNK as u32);
+            TokenBucket::new(super::RateLimit { burst, ..limit }, StdInstant::now())
+        });
+        let end = EndReport { server: Arc::clone(&server), id: session.id(), reason: None, address, dropped: 0 };
         Driver {
             stream,
             hooks,
@@ -176,6 +189,7 @@ impl<P: Protocol, S: AsyncRead + AsyncWrite + Unpin> Driver<P, S> {
             state: State::Open,
             last_frame: Instant::now(),
             rate,
+            byte_rate,
             counters: Counters::default(),
             end,
         }
@@ -471,6 +485,13 @@ impl<P: Protocol, S: AsyncRead + AsyncWrite + Unpin> Driver<P, S> {
                 return Poll::Ready(Ok(false));
             }
             self.counters.bytes_in += data.len() as u64;
+            if let Some(bucket) = &mut self.byte_rate
+                && !bucket.take_n(data.len() as u64, StdInstant::now())
+            {
+                // Graceful, so that the peer gets the notice saying why; nothing of this read is handled.
+                self.begin_close(Some(CloseReason::ByteRateLimited));
+                return Poll::Ready(Ok(false));
+            }
             let frames_before = self.counters.frames_in;
             self.on_bytes(data)?;
             // Only a complete frame is activity: a peer trickling the bytes of a frame it never finishes

@@ -115,6 +115,14 @@ impl<P: Protocol> ServerBuilder<P> {
         self
     }
 
+    /// Connections from one IP address beyond this are refused (with the close notice for
+    /// [`CloseReason::AddressFull`]), counted in `connections_rejected`. Default `None` (off): players behind one
+    /// NAT share an address, so pick a generous number.
+    pub fn max_connections_per_address(mut self, max: Option<usize>) -> Self {
+        self.config.max_connections_per_address = max;
+        self
+    }
+
     /// Largest accepted frame, header included. Default 16 KiB; capped at what the header can describe.
     pub fn max_frame(mut self, bytes: usize) -> Self {
         self.config.max_frame = bytes;
@@ -149,6 +157,14 @@ impl<P: Protocol> ServerBuilder<P> {
     /// Per-session packet rate limit. Default 1,000/s with bursts of 2,000; `None` for no limit.
     pub fn rate_limit(mut self, limit: Option<RateLimit>) -> Self {
         self.config.rate_limit = limit;
+        self
+    }
+
+    /// Per-session limit on bytes read, beside the packet rate limit: `per_second` bytes a second, bursts of `burst`
+    /// bytes (at least 8 KiB, one read). Past it the session gets the close notice and closes as
+    /// [`CloseReason::ByteRateLimited`]. Default 4 MiB/s with bursts of 8 MiB; `None` for no limit.
+    pub fn byte_rate_limit(mut self, limit: Option<RateLimit>) -> Self {
+        self.config.byte_rate_limit = limit;
         self
     }
 
@@ -283,6 +299,7 @@ impl<P: Protocol> ServerBuilder<P> {
             spare_lists: Arc::new(SpareLists::new()),
             directory: self.directory,
             close_notice: self.close_notice,
+            per_address: std::sync::Mutex::new(std::collections::HashMap::new()),
         });
         let logic_shared = Arc::clone(&shared);
         // Built here, not on the new thread: a failure is this call's error instead of a panic nobody sees.
@@ -321,9 +338,37 @@ pub(crate) struct ServerShared<P: Protocol> {
     /// How to reach sessions of other shards (a cluster's shard only).
     pub(crate) directory: Option<Arc<dyn RemoteDirectory>>,
     pub(crate) close_notice: Option<CloseNotice>,
+    /// Open connections per IP address, kept only with `max_connections_per_address`.
+    per_address: std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>,
 }
 
 impl<P: Protocol> ServerShared<P> {
+    /// Counts a new connection from `peer` against `max_connections_per_address`: `Ok(Some(ip))` to release when
+    /// it closes, `Ok(None)` when there is no limit (or no IP address), `Err` when the address is full.
+    pub(crate) fn admit_address(&self, peer: &crate::PeerAddr) -> Result<Option<std::net::IpAddr>, ()> {
+        let (Some(max), crate::PeerAddr::Tcp(addr)) = (self.config.max_connections_per_address, peer) else {
+            return Ok(None);
+        };
+        let mut open = self.per_address.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let count = open.entry(addr.ip()).or_insert(0);
+        if *count >= max {
+            return Err(());
+        }
+        *count += 1;
+        Ok(Some(addr.ip()))
+    }
+
+    /// A connection [`admit_address`](Self::admit_address) counted closed.
+    pub(crate) fn release_address(&self, ip: std::net::IpAddr) {
+        let mut open = self.per_address.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(count) = open.get_mut(&ip) {
+            *count -= 1;
+            if *count == 0 {
+                open.remove(&ip);
+            }
+        }
+    }
+
     /// The application's notice for a close for `reason`, encoded, if the reason gets one and the application
     /// gives one.
     pub(crate) fn notice_for(&self, reason: &CloseReason) -> Option<PacketPtr> {

@@ -34,6 +34,11 @@ impl TokenBucket {
 
     /// Takes one token if there is one.
     pub(crate) fn take(&mut self, now: Instant) -> bool {
+        self.take_n(1, now)
+    }
+
+    /// Takes `n` tokens if there are that many (the byte rate limit takes one per byte read).
+    pub(crate) fn take_n(&mut self, n: u64, now: Instant) -> bool {
         let elapsed = now.saturating_duration_since(self.last);
         // Every nanosecond since `last` is credited exactly, so `last` can move to `now` without losing a remainder.
         // Saturating: hours of silence times a large rate exceed u64, and the result is capped at the burst anyway.
@@ -41,8 +46,9 @@ impl TokenBucket {
         let credit = elapsed_ns.saturating_mul(self.per_second);
         self.nano_tokens = self.nano_tokens.saturating_add(credit).min(self.capacity);
         self.last = self.last.max(now);
-        if self.nano_tokens >= UNIT {
-            self.nano_tokens -= UNIT;
+        let wanted = n.saturating_mul(UNIT);
+        if self.nano_tokens >= wanted {
+            self.nano_tokens -= wanted;
             true
         } else {
             false
@@ -112,6 +118,20 @@ mod tests {
         let limit = RateLimit { per_second: 1_000, burst: 100 };
         let refused = first_refusal(limit, 1.05, 1, 100_000).expect("refused eventually");
         assert!((2_000..=2_200).contains(&refused), "refused at packet {refused}");
+    }
+
+    #[test]
+    fn a_byte_bucket_takes_whole_reads_and_refills_per_byte() {
+        let t0 = Instant::now();
+        let mut bucket = TokenBucket::new(RateLimit { per_second: 1_000, burst: 10_000 }, t0);
+        assert!(bucket.take_n(8_000, t0));
+        assert!(!bucket.take_n(2_001, t0), "only 2,000 left");
+        assert!(bucket.take_n(2_000, t0));
+        // 1,000 bytes/s: one byte per millisecond.
+        assert!(!bucket.take_n(100, t0 + Duration::from_millis(99)));
+        assert!(bucket.take_n(100, t0 + Duration::from_millis(100)));
+        // Saturates instead of overflowing on an absurd read.
+        assert!(!bucket.take_n(u64::MAX, t0 + Duration::from_secs(1)));
     }
 
     #[test]

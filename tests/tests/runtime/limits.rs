@@ -262,3 +262,78 @@ fn a_peer_that_never_reads_is_reset_and_its_socket_freed_while_a_reader_gets_eve
     assert_eq!(report.metrics.closed(CloseKind::SlowConsumer), 1);
     assert_eq!(report.pool_outstanding, 0);
 }
+
+#[test]
+fn connections_beyond_the_per_address_limit_are_refused_with_the_notice_while_other_addresses_connect() {
+    let server = start(builder().max_connections_per_address(Some(2)));
+    client_runtime().block_on(async {
+        let mut kept = Vec::new();
+        for _ in 0..2 {
+            let mut client = connect(server.addr).await;
+            client.send(&proto::CPing { client_time: 1 }).await.unwrap();
+            within("pong", client.recv()).await.unwrap();
+            kept.push(client);
+        }
+        let mut refused = connect(server.addr).await;
+        let (got, end) = drain_until_closed(&mut refused).await;
+        assert!(
+            matches!(&got[..], [ServerPacket::SKick(kick)] if kick.reason == CloseReason::AddressFull.to_string()),
+            "{got:?}"
+        );
+        assert!(test_support::is_close(&end), "{end:?}");
+        assert_eq!(server.handle.metrics().connections_rejected, 1);
+        // Another address (127.0.0.2 is loopback too) is not limited by this one's connections.
+        let socket = TcpSocket::new_v4().unwrap();
+        socket.bind("127.0.0.2:0".parse().unwrap()).unwrap();
+        let mut other = Client::<tests::game::GameProtocol>::new(socket.connect(server.addr).await.unwrap());
+        other.send(&proto::CPing { client_time: 2 }).await.unwrap();
+        assert!(matches!(within("pong", other.recv()).await.unwrap(), ServerPacket::SPong(_)));
+        // A closed connection frees its address's slot.
+        drop(kept.pop());
+        let deadline = std::time::Instant::now() + test_support::GUARD;
+        loop {
+            let mut again = connect(server.addr).await;
+            again.send(&proto::CPing { client_time: 3 }).await.unwrap();
+            if let Ok(ServerPacket::SPong(_)) = within("pong or notice", again.recv()).await {
+                break;
+            }
+            // The server had not seen the close yet: the refusal is the notice, then the close.
+            assert!(std::time::Instant::now() < deadline, "the slot was never freed");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    });
+    server.handle.shutdown();
+    let report = server.handle.join();
+    assert!(report.metrics.connections_rejected >= 1);
+    assert_eq!(report.sessions_closed, report.metrics.connections_total, "refused connections are no sessions");
+}
+
+#[test]
+fn a_client_past_the_byte_rate_limit_is_closed_with_the_notice_while_a_modest_one_stays() {
+    let limit = RateLimit { per_second: 20_000, burst: 16 * 1024 };
+    let server = start(builder().byte_rate_limit(Some(limit)));
+    client_runtime().block_on(async {
+        let mut modest = connect(server.addr).await;
+        let mut flooder = connect(server.addr).await;
+        // 40 KiB at once: well past the 16 KiB burst, with few packets (the packet limit is not what stops it).
+        for _ in 0..10 {
+            flooder.queue(&proto::CEcho { data: vec![7; 4096] }).unwrap();
+        }
+        flooder.flush().await.unwrap();
+        let (got, end) = drain_until_closed(&mut flooder).await;
+        let (kick, served) = got.split_last().expect("the close notice at least");
+        assert!(served.len() < 10, "the limit stopped it, {} echoes served", served.len());
+        assert!(matches!(kick, ServerPacket::SKick(k) if k.reason == "byte rate limit exceeded"), "{kick:?}");
+        assert!(test_support::is_close(&end), "{end:?}");
+        // 1 KiB every 200 ms: about a quarter of the rate, for longer than the burst would last.
+        for i in 0..10 {
+            modest.send(&proto::CEcho { data: vec![i; 1024] }).await.unwrap();
+            assert!(matches!(within("echo", modest.recv()).await.unwrap(), ServerPacket::SEcho(_)));
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    });
+    server.handle.shutdown();
+    let report = server.handle.join();
+    assert_eq!(report.metrics.closed(CloseKind::ByteRateLimited), 1);
+    assert_eq!(report.metrics.closed(CloseKind::RateLimited), 0);
+}
