@@ -18,6 +18,16 @@ pub(crate) async fn run<P: Protocol, L: Listener>(mut listener: L, server: Arc<S
     let (first_backoff, max_backoff) = server.config.accept_backoff;
     let mut backoff = first_backoff;
     loop {
+        // Room in the logic thread's inbox for the `Connected` of the next connection first: while it is full, no
+        // connection is accepted (they wait in the listen backlog).
+        let permit = tokio::select! {
+            biased;
+            _ = server.stop_accepting.cancelled() => break,
+            permit = server.io_inbox.reserve() => match permit {
+                Ok(permit) => permit,
+                Err(_) => break,
+            },
+        };
         let accepted = tokio::select! {
             biased;
             _ = server.stop_accepting.cancelled() => break,
@@ -64,7 +74,7 @@ pub(crate) async fn run<P: Protocol, L: Listener>(mut listener: L, server: Arc<S
                 let span = tracing::debug_span!("session", id = %id, peer = %session.peer());
                 span.in_scope(|| tracing::debug!("connected"));
                 // Connected is queued before the driver can queue anything, so the logic sees it first.
-                let _ = server.inbox.send(LogicEvent::Connected(session.clone()));
+                permit.send(LogicEvent::Connected(session.clone()));
                 let driver = Driver::new(stream, StreamHooks::of::<L>(), session, rx, Arc::clone(&server), address);
                 tokio::spawn(driver.run().instrument(span));
             }
@@ -86,7 +96,8 @@ pub(crate) async fn run<P: Protocol, L: Listener>(mut listener: L, server: Arc<S
     }
     drop(listener);
     tracing::debug!("listener closed");
-    let _ = server.inbox.send(LogicEvent::AcceptorStopped);
+    // Behind every `Connected` (the logic thread counts on it); waits for room like they did.
+    let _ = server.io_inbox.send(LogicEvent::AcceptorStopped).await;
 }
 
 /// Closes a connection that never becomes a session, after writing the application's close notice for `reason` (if

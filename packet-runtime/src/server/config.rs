@@ -35,6 +35,9 @@ pub struct ServerConfig {
     /// `send_queue_limit`, the memory one session can pin. `None`: the kernel's default (autotuned up to
     /// `net.ipv4.tcp_wmem`'s maximum, 4 MiB by default).
     pub send_buffer: Option<usize>,
+    /// Events the IO threads may have waiting for the logic thread (connections and packets). A session whose next
+    /// packet finds it full stops being read until there is room; the accept loop waits likewise.
+    pub inbox_capacity: usize,
     /// Period of `Logic::on_tick`. `None`: no ticks.
     pub tick: Option<Duration>,
     /// Per-session packet rate limit. `None`: unlimited.
@@ -62,6 +65,8 @@ impl ServerConfig {
     pub const DEFAULT_MAX_FRAME: usize = 16 * 1024;
     /// Default [`send_queue_limit`](Self::send_queue_limit): 1 MiB.
     pub const DEFAULT_SEND_QUEUE_LIMIT: usize = 1024 * 1024;
+    /// Default [`inbox_capacity`](Self::inbox_capacity): 8,192 events.
+    pub const DEFAULT_INBOX_CAPACITY: usize = 8_192;
     /// Default [`send_buffer`](Self::send_buffer): 256 KiB.
     pub const DEFAULT_SEND_BUFFER: usize = 256 * 1024;
     /// Default [`idle_timeout`](Self::idle_timeout): 60 s.
@@ -97,6 +102,7 @@ impl Default for ServerConfig {
             send_queue_limit: ServerConfig::DEFAULT_SEND_QUEUE_LIMIT,
             send_buffer: Some(ServerConfig::DEFAULT_SEND_BUFFER),
             idle_timeout: Some(ServerConfig::DEFAULT_IDLE_TIMEOUT),
+            inbox_capacity: ServerConfig::DEFAULT_INBOX_CAPACITY,
             tick: Some(ServerConfig::DEFAULT_TICK),
             rate_limit: Some(ServerConfig::DEFAULT_RATE_LIMIT),
             byte_rate_limit: Some(ServerConfig::DEFAULT_BYTE_RATE_LIMIT),

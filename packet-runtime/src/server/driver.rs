@@ -33,6 +33,7 @@ use std::time::Instant as StdInstant;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::mpsc;
 use tokio::time::{Instant, Sleep};
+use tokio_util::sync::PollSender;
 
 use super::ServerShared;
 use super::io_hook::{BadFrameAction, FrameAction, IoAction};
@@ -96,12 +97,24 @@ pub(crate) struct Driver<P: Protocol, S> {
     /// When the last complete frame arrived: the idle timeout counts from here.
     last_frame: Instant,
     rate: Option<TokenBucket>,
+    /// A packet for the logic thread that found its inbox full: nothing more is read (nor parsed) until it is in.
+    stall: Option<Stall<P>>,
+    /// Events this session put in the logic thread's bounded inbox, its `Connected` included: its end-of-stream and
+    /// disconnect reports carry it, so the logic thread handles them after those.
+    sent: u64,
     /// The byte rate limit's bucket: one token per byte read.
     byte_rate: Option<TokenBucket>,
     counters: Counters,
     /// Declared last, so dropped last: the disconnect is reported once the socket and everything else the driver
     /// held are gone.
     end: EndReport<P>,
+}
+
+/// A packet waiting for room in the logic thread's inbox, and since when.
+struct Stall<P: Protocol> {
+    event: LogicEvent<P>,
+    sender: PollSender<LogicEvent<P>>,
+    since: StdInstant,
 }
 
 /// Reports a session's end to the metrics and the logic thread when dropped (after the driver's other fields).
@@ -113,6 +126,8 @@ struct EndReport<P: Protocol> {
     /// The IP address counted against `max_connections_per_address`, released here.
     address: Option<std::net::IpAddr>,
     dropped: u64,
+    /// Events the session put in the bounded inbox (see `Driver::sent`).
+    sent: u64,
 }
 
 impl<P: Protocol> Drop for EndReport<P> {
@@ -126,7 +141,7 @@ impl<P: Protocol> Drop for EndReport<P> {
         metrics.connections_open.fetch_sub(1, Ordering::Relaxed);
         metrics.closed(reason.kind());
         tracing::debug!(session = %self.id, %reason, dropped = self.dropped, "session closed");
-        let _ = self.server.inbox.send(LogicEvent::Disconnected(self.id, reason));
+        let _ = self.server.inbox.send(LogicEvent::Disconnected(self.id, reason, Some(self.sent)));
     }
 }
 
@@ -173,7 +188,7 @@ impl<P: Protocol, S: AsyncRead + AsyncWrite + Unpin> Driver<P, S> {
             let burst = limit.burst.max(READ_CHUNK as u32);
             TokenBucket::new(super::RateLimit { burst, ..limit }, StdInstant::now())
         });
-        let end = EndReport { server: Arc::clone(&server), id: session.id(), reason: None, address, dropped: 0 };
+        let end = EndReport { server: Arc::clone(&server), id: session.id(), reason: None, address, dropped: 0, sent: 0 };
         Driver {
             stream,
             hooks,
@@ -189,6 +204,8 @@ impl<P: Protocol, S: AsyncRead + AsyncWrite + Unpin> Driver<P, S> {
             state: State::Open,
             last_frame: Instant::now(),
             rate,
+            stall: None,
+            sent: 1,
             byte_rate,
             counters: Counters::default(),
             end,
@@ -289,7 +306,19 @@ impl<P: Protocol, S: AsyncRead + AsyncWrite + Unpin> Driver<P, S> {
                 }
             }
 
-            // Open: read what arrived.
+            // Open. A packet waiting for room in the logic thread's inbox goes first; until it is in, nothing is
+            // read, so TCP flow control pushes back on the peer. Writes went on above; the idle clock is stopped.
+            match self.poll_unstall(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Err(reason)) => {
+                    let _ = self.session.shared().reason.set(reason);
+                    return Poll::Ready(self.close_reason());
+                }
+                Poll::Ready(Ok(())) if self.stall.is_some() || self.state != State::Open => continue,
+                Poll::Ready(Ok(())) => {}
+            }
+
+            // Read what arrived.
             match self.poll_receive(cx) {
                 Poll::Ready(Ok(true)) => {
                     // Read budget used up: let other sessions run, come back at once.
@@ -324,6 +353,52 @@ impl<P: Protocol, S: AsyncRead + AsyncWrite + Unpin> Driver<P, S> {
                 Poll::Ready(()) => continue,
                 Poll::Pending => Poll::Pending,
             };
+        }
+    }
+
+    /// Puts the stalled packet (if any) into the logic thread's inbox once there is room, then handles the frames
+    /// read behind it (which may stall again). `Pending` while the inbox is full (the driver is woken when it has
+    /// room).
+    fn poll_unstall(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), CloseReason>> {
+        let Some(stall) = &mut self.stall else { return Poll::Ready(Ok(())) };
+        if ready!(stall.sender.poll_reserve(cx)).is_err() {
+            return Poll::Ready(Err(CloseReason::ServerShutdown));
+        }
+        let Some(Stall { event, mut sender, since }) = self.stall.take() else { return Poll::Ready(Ok(())) };
+        if sender.send_item(event).is_err() {
+            return Poll::Ready(Err(CloseReason::ServerShutdown));
+        }
+        self.sent += 1;
+        // The time the server did not read counts neither toward the idle timeout nor against the rate limits:
+        // what the peer sent meanwhile waited in the kernel and now arrives at once.
+        let paused = since.elapsed();
+        for bucket in [&mut self.rate, &mut self.byte_rate].into_iter().flatten() {
+            bucket.forgive(paused);
+        }
+        self.last_frame = Instant::now();
+        // The frames read after the stalled one.
+        if !self.partial.is_empty() {
+            self.on_bytes(&[])?;
+        }
+        Poll::Ready(Ok(()))
+    }
+
+    /// Hands a packet to the logic thread, or stalls the session on it when the inbox is full.
+    fn forward(&mut self, event: LogicEvent<P>) -> Result<(), CloseReason> {
+        match self.server.io_inbox.try_send(event) {
+            Ok(()) => {
+                self.sent += 1;
+                Ok(())
+            }
+            Err(mpsc::error::TrySendError::Full(event)) => {
+                self.server.metrics.inbox_stalls.fetch_add(1, Ordering::Relaxed);
+                let sender = PollSender::new(self.server.io_inbox.clone());
+                self.stall = Some(Stall { event, sender, since: StdInstant::now() });
+                Ok(())
+            }
+            // The logic thread only stops after every session reported its disconnect, so this cannot happen while
+            // the server runs; if it does (logic thread gone), the session closes.
+            Err(mpsc::error::TrySendError::Closed(_)) => Err(CloseReason::ServerShutdown),
         }
     }
 
@@ -499,7 +574,7 @@ impl<P: Protocol, S: AsyncRead + AsyncWrite + Unpin> Driver<P, S> {
             if self.counters.frames_in != frames_before {
                 self.last_frame = Instant::now();
             }
-            if self.state != State::Open {
+            if self.state != State::Open || self.stall.is_some() {
                 return Poll::Ready(Ok(false));
             }
         }
@@ -508,7 +583,7 @@ impl<P: Protocol, S: AsyncRead + AsyncWrite + Unpin> Driver<P, S> {
 
     fn end_of_stream(&mut self) {
         let _ = self.session.shared().reason.set(CloseReason::PeerClosed);
-        let event = LogicEvent::ReadClosed(self.session.id());
+        let event = LogicEvent::ReadClosed(self.session.id(), Some(self.sent));
         if self.server.inbox.send(event).is_err() {
             // No logic thread to wait for: close now, flushing what is queued.
             self.begin_close(None);
@@ -559,7 +634,7 @@ impl<P: Protocol, S: AsyncRead + AsyncWrite + Unpin> Driver<P, S> {
         let max = self.server.config.max_frame;
         let now = if self.rate.is_some() { Some(StdInstant::now()) } else { None };
         let mut at = 0;
-        while self.state == State::Open {
+        while self.state == State::Open && self.stall.is_none() {
             let rest = &data[at..];
             match parse_frame::<H>(rest, max) {
                 Ok(None) => break,
@@ -609,14 +684,7 @@ impl<P: Protocol, S: AsyncRead + AsyncWrite + Unpin> Driver<P, S> {
         let session = &self.session;
         match catch_unwind(AssertUnwindSafe(|| hook.on_packet(session, packet))) {
             Ok(IoAction::Handled) => Ok(()),
-            Ok(IoAction::Forward(packet)) => {
-                // The logic thread only stops after every session reported its disconnect, so this cannot fail
-                // while the server runs; if it does (logic thread gone), the session closes.
-                self.server
-                    .inbox
-                    .send(LogicEvent::Packet(self.session.id(), packet))
-                    .map_err(|_| CloseReason::ServerShutdown)
-            }
+            Ok(IoAction::Forward(packet)) => self.forward(LogicEvent::Packet(self.session.id(), packet)),
             Err(_) => {
                 tracing::error!(session = %self.session.id(), "IO hook panicked; closing the session");
                 Err(CloseReason::HandlerPanic)
@@ -758,5 +826,6 @@ impl<P: Protocol, S> Drop for Driver<P, S> {
         // Reported by `end`, dropped after the socket.
         self.end.reason = Some(reason);
         self.end.dropped = dropped;
+        self.end.sent = self.sent;
     }
 }

@@ -148,6 +148,15 @@ impl<P: Protocol> ServerBuilder<P> {
         self
     }
 
+    /// Events the IO threads may have waiting for the logic thread (connections and packets; at least 1). When it
+    /// is full, a session whose next packet does not fit stops being read until there is room (TCP flow control
+    /// pushes back on its client), the accept loop waits too, and every other session is still served; nothing is
+    /// dropped or reordered. Default 8,192.
+    pub fn inbox_capacity(mut self, events: usize) -> Self {
+        self.config.inbox_capacity = events.max(1);
+        self
+    }
+
     /// Period of `Logic::on_tick`. Default 50 ms; `None` for no ticks.
     pub fn tick(mut self, period: Option<Duration>) -> Self {
         self.config.tick = period;
@@ -288,12 +297,14 @@ impl<P: Protocol> ServerBuilder<P> {
             make_listener()?
         };
         let (inbox, inbox_rx) = mpsc::unbounded_channel();
+        let (io_inbox, io_inbox_rx) = mpsc::channel(config.inbox_capacity.max(1));
         let shared = Arc::new(ServerShared {
             config,
             metrics: Arc::new(Metrics::default()),
             pool: self.pool.unwrap_or_else(|| MessagePool::new(PoolConfig::default())),
             ids: SessionIds::default(),
             inbox,
+            io_inbox,
             io_handler: self.io_handler,
             stop_accepting: CancellationToken::new(),
             spare_lists: Arc::new(SpareLists::new()),
@@ -306,7 +317,7 @@ impl<P: Protocol> ServerBuilder<P> {
         let logic_runtime = logic::runtime()?;
         let logic_thread = std::thread::Builder::new()
             .name("packet-logic".into())
-            .spawn(move || logic::run(logic, inbox_rx, logic_shared, logic_runtime))?;
+            .spawn(move || logic::run(logic, inbox_rx, io_inbox_rx, logic_shared, logic_runtime))?;
         runtime.spawn(acceptor::run(listener, Arc::clone(&shared)));
         Ok(ServerHandle { shared, runtime: Some(runtime), logic_thread: Some(logic_thread), local_addr: None })
     }
@@ -324,13 +335,19 @@ impl Listener for NoListener {
 }
 
 /// What the IO side and the logic thread share. The fields' roles in shutdown: `stop_accepting` ends the accept
-/// loop (step 1); `inbox` carries the `Shutdown` event to the logic thread (step 2) and every disconnect (step 4).
+/// loop (step 1); `inbox` carries the `Shutdown` event to the logic thread (step 2) and every disconnect (step 4);
+/// `io_inbox` carries the acceptor's last event, `AcceptorStopped`, behind every `Connected`.
 pub(crate) struct ServerShared<P: Protocol> {
     pub(crate) config: ServerConfig,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) pool: MessagePool,
     pub(crate) ids: SessionIds,
+    /// Events that must never wait: shutdown, the end of a session's stream and its disconnect (each carrying how
+    /// many events the session put in `io_inbox` before it, so that the logic thread handles it after them), and
+    /// every event of remote sessions (their gateway's link paces them).
     pub(crate) inbox: mpsc::UnboundedSender<LogicEvent<P>>,
+    /// The bounded inbox: local sessions' connections and packets. Full, it pushes back on the IO side.
+    pub(crate) io_inbox: mpsc::Sender<LogicEvent<P>>,
     pub(crate) io_handler: Arc<dyn IoHandler<P>>,
     pub(crate) stop_accepting: CancellationToken,
     /// Frame lists the drivers hand back to the logic thread's outbox once drained.

@@ -23,13 +23,23 @@ pub(crate) struct TokenBucket {
     per_second: u64,
     /// The instant up to which refill has been credited.
     last: Instant,
+    /// Billionths of a token credited for time the server did not read ([`forgive`](Self::forgive)), beyond the
+    /// burst.
+    forgiven: u64,
 }
 
 impl TokenBucket {
     pub(crate) fn new(limit: RateLimit, now: Instant) -> Self {
         // At most 2^32 * 10^9 < 2^62: no overflow.
         let capacity = u64::from(limit.burst.max(1)) * UNIT;
-        TokenBucket { nano_tokens: capacity, capacity, per_second: u64::from(limit.per_second), last: now }
+        TokenBucket { nano_tokens: capacity, capacity, per_second: u64::from(limit.per_second), last: now, forgiven: 0 }
+    }
+
+    /// Credits `paused` (a time the server did not read from the peer) on top of the burst: what the peer sent at
+    /// the allowed rate meanwhile arrives at once when reading resumes, and must not be refused for that.
+    pub(crate) fn forgive(&mut self, paused: std::time::Duration) {
+        let paused_ns = u64::try_from(paused.as_nanos()).unwrap_or(u64::MAX);
+        self.forgiven = self.forgiven.saturating_add(paused_ns.saturating_mul(self.per_second));
     }
 
     /// Takes one token if there is one.
@@ -47,8 +57,11 @@ impl TokenBucket {
         self.nano_tokens = self.nano_tokens.saturating_add(credit).min(self.capacity);
         self.last = self.last.max(now);
         let wanted = n.saturating_mul(UNIT);
-        if self.nano_tokens >= wanted {
-            self.nano_tokens -= wanted;
+        // What was forgiven is spent first; it is not capped by the burst.
+        let from_forgiven = wanted.min(self.forgiven);
+        if self.nano_tokens >= wanted - from_forgiven {
+            self.forgiven -= from_forgiven;
+            self.nano_tokens -= wanted - from_forgiven;
             true
         } else {
             false
@@ -132,6 +145,17 @@ mod tests {
         assert!(bucket.take_n(100, t0 + Duration::from_millis(100)));
         // Saturates instead of overflowing on an absurd read.
         assert!(!bucket.take_n(u64::MAX, t0 + Duration::from_secs(1)));
+    }
+
+    #[test]
+    fn a_pause_is_forgiven_beyond_the_burst() {
+        let t0 = Instant::now();
+        let mut bucket = TokenBucket::new(RateLimit { per_second: 100, burst: 5 }, t0);
+        assert_eq!((0..10).filter(|_| bucket.take(t0)).count(), 5, "the burst");
+        // Not read for a second: the 100 packets sent meanwhile arrive at once, on top of the refilled burst.
+        let later = t0 + Duration::from_secs(1);
+        bucket.forgive(Duration::from_secs(1));
+        assert_eq!((0..200).filter(|_| bucket.take(later)).count(), 105);
     }
 
     #[test]

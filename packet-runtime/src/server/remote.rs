@@ -112,7 +112,7 @@ impl<P: Protocol> RemoteSessions<P> {
         let metrics = &self.shared.metrics;
         metrics.connections_open.fetch_sub(1, Ordering::Relaxed);
         metrics.closed(reason.kind());
-        let _ = self.shared.inbox.send(LogicEvent::Disconnected(session.id(), reason));
+        let _ = self.shared.inbox.send(LogicEvent::Disconnected(session.id(), reason, None));
     }
 
     /// The number of live remote sessions (opened or arrived, not yet closed).
