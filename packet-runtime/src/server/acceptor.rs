@@ -10,6 +10,7 @@ use tracing::Instrument;
 use super::ServerShared;
 use super::driver::{Driver, LINGER_POLL, StreamHooks};
 use super::logic::LogicEvent;
+use super::ServerConfig;
 use crate::Protocol;
 use crate::session::{CloseReason, Session, SessionShared};
 use crate::transport::Listener;
@@ -64,7 +65,8 @@ pub(crate) async fn run<P: Protocol, L: Listener>(mut listener: L, server: Arc<S
                 let (shared, rx) = SessionShared::new(
                     id,
                     peer,
-                    server.config.send_queue_limit,
+                    // The hard bound; the limit itself is enforced by the driver, over time (`send_queue_grace`).
+                    server.config.send_queue_limit.saturating_mul(ServerConfig::SEND_QUEUE_BURST_FACTOR),
                     server.config.header,
                     server.pool.clone(),
                     Arc::clone(&server.metrics),

@@ -27,12 +27,17 @@ pub struct ServerConfig {
     pub max_connections_per_address: Option<usize>,
     /// Largest accepted frame, header included.
     pub max_frame: usize,
-    /// Bytes a session may have queued before it is closed as a slow consumer.
+    /// Bytes a session may have queued and not drained for longer than `send_queue_grace` before it is cut off as
+    /// a slow consumer. A burst may take the queue up to [`SEND_QUEUE_BURST_FACTOR`](Self::SEND_QUEUE_BURST_FACTOR)
+    /// times this; a send past that cuts the session off at once.
     pub send_queue_limit: usize,
+    /// How long a session's queue may stay over `send_queue_limit`: a recipient that has not drained back under it
+    /// by then does not read fast enough.
+    pub send_queue_grace: Duration,
     /// A session that sends nothing for this long is closed. `None`: never.
     pub idle_timeout: Option<Duration>,
     /// Kernel send buffer of each accepted socket (`SO_SNDBUF`; Linux doubles the value for its bookkeeping). With
-    /// `send_queue_limit`, the memory one session can pin. `None`: the kernel's default (autotuned up to
+    /// `send_queue_limit` (times the burst factor), the memory one session can pin. `None`: the kernel's default (autotuned up to
     /// `net.ipv4.tcp_wmem`'s maximum, 4 MiB by default).
     pub send_buffer: Option<usize>,
     /// Events the IO threads may have waiting for the logic thread (connections and packets). A session whose next
@@ -65,6 +70,11 @@ impl ServerConfig {
     pub const DEFAULT_MAX_FRAME: usize = 16 * 1024;
     /// Default [`send_queue_limit`](Self::send_queue_limit): 1 MiB.
     pub const DEFAULT_SEND_QUEUE_LIMIT: usize = 1024 * 1024;
+    /// Default [`send_queue_grace`](Self::send_queue_grace): 1 s.
+    pub const DEFAULT_SEND_QUEUE_GRACE: Duration = Duration::from_secs(1);
+    /// How far over `send_queue_limit` a burst may take a session's queue (while its recipient drains it): the
+    /// hard bound, a send past which cuts the session off at once.
+    pub const SEND_QUEUE_BURST_FACTOR: usize = 4;
     /// Default [`inbox_capacity`](Self::inbox_capacity): 8,192 events.
     pub const DEFAULT_INBOX_CAPACITY: usize = 8_192;
     /// Default [`send_buffer`](Self::send_buffer): 256 KiB.
@@ -100,6 +110,7 @@ impl Default for ServerConfig {
             max_connections_per_address: None,
             max_frame: ServerConfig::DEFAULT_MAX_FRAME,
             send_queue_limit: ServerConfig::DEFAULT_SEND_QUEUE_LIMIT,
+            send_queue_grace: ServerConfig::DEFAULT_SEND_QUEUE_GRACE,
             send_buffer: Some(ServerConfig::DEFAULT_SEND_BUFFER),
             idle_timeout: Some(ServerConfig::DEFAULT_IDLE_TIMEOUT),
             inbox_capacity: ServerConfig::DEFAULT_INBOX_CAPACITY,

@@ -102,6 +102,8 @@ pub(crate) struct Driver<P: Protocol, S> {
     /// Events this session put in the logic thread's bounded inbox, its `Connected` included: its end-of-stream and
     /// disconnect reports carry it, so the logic thread handles them after those.
     sent: u64,
+    /// Since when the session's queue is over `send_queue_limit` (a burst, or a peer that does not read).
+    over_limit_since: Option<Instant>,
     /// The byte rate limit's bucket: one token per byte read.
     byte_rate: Option<TokenBucket>,
     counters: Counters,
@@ -206,6 +208,7 @@ impl<P: Protocol, S: AsyncRead + AsyncWrite + Unpin> Driver<P, S> {
             rate,
             stall: None,
             sent: 1,
+            over_limit_since: None,
             byte_rate,
             counters: Counters::default(),
             end,
@@ -246,6 +249,12 @@ impl<P: Protocol, S: AsyncRead + AsyncWrite + Unpin> Driver<P, S> {
             }
             if let Poll::Ready(Err(e)) = self.poll_send(cx) {
                 return Poll::Ready(CloseReason::Io(e.kind()));
+            }
+            if self.over_limit_for_too_long() {
+                self.server.metrics.queue_overflow();
+                let _ = self.session.shared().reason.set(CloseReason::SlowConsumer);
+                self.abortive = true;
+                return Poll::Ready(self.close_reason());
             }
             match self.state {
                 State::Open => {}
@@ -338,12 +347,17 @@ impl<P: Protocol, S: AsyncRead + AsyncWrite + Unpin> Driver<P, S> {
                     }
                 }
             }
-            // Idle timeout.
-            let Some(idle) = self.server.config.idle_timeout else { return Poll::Pending };
-            let due = self.last_frame + idle;
-            if Instant::now() >= due {
+            // Idle timeout, and the end of the grace of a queue over its limit (checked at the top of the loop).
+            let idle_due = self.server.config.idle_timeout.map(|idle| self.last_frame + idle);
+            let grace_due = self.over_limit_since.map(|since| since + self.server.config.send_queue_grace);
+            let Some(due) = idle_due.into_iter().chain(grace_due).min() else { return Poll::Pending };
+            let now = Instant::now();
+            if idle_due.is_some_and(|idle_due| now >= idle_due) {
                 // Graceful, so that the peer gets the notice saying why.
                 self.begin_close(Some(CloseReason::IdleTimeout));
+                continue;
+            }
+            if now >= due {
                 continue;
             }
             if timer.deadline() != due {
@@ -400,6 +414,21 @@ impl<P: Protocol, S: AsyncRead + AsyncWrite + Unpin> Driver<P, S> {
             // the server runs; if it does (logic thread gone), the session closes.
             Err(mpsc::error::TrySendError::Closed(_)) => Err(CloseReason::ServerShutdown),
         }
+    }
+
+    /// Whether the queue has been over `send_queue_limit` for longer than `send_queue_grace`: the recipient does
+    /// not drain what it is sent. Slowness is judged by what it fails to drain over time, not by one burst's size:
+    /// a burst may take the queue to the hard bound (`SessionShared::queue_limit`) while an attentive recipient
+    /// drains it.
+    fn over_limit_for_too_long(&mut self) -> bool {
+        let queued = self.session.shared().handover.queued_bytes.load(Ordering::Relaxed);
+        if queued <= self.server.config.send_queue_limit {
+            self.over_limit_since = None;
+            return false;
+        }
+        let now = Instant::now();
+        let since = *self.over_limit_since.get_or_insert(now);
+        now >= since + self.server.config.send_queue_grace
     }
 
     fn close_reason(&self) -> CloseReason {

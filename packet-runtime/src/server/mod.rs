@@ -135,8 +135,16 @@ impl<P: Protocol> ServerBuilder<P> {
         self
     }
 
+    /// How long a session's queue may stay over `send_queue_limit` (a burst its recipient is draining) before it is
+    /// cut off as a slow consumer. Default 1 s.
+    pub fn send_queue_grace(mut self, grace: Duration) -> Self {
+        self.config.send_queue_grace = grace;
+        self
+    }
+
     /// Kernel send buffer of each accepted socket (`SO_SNDBUF`). Default 256 KiB; `None` for the kernel's default
-    /// (autotuned, up to 4 MiB on Linux). What a session can pin is its `send_queue_limit` plus this.
+    /// (autotuned, up to 4 MiB on Linux). What a session can pin is its hard queue bound
+    /// (`send_queue_limit` times [`ServerConfig::SEND_QUEUE_BURST_FACTOR`]) plus this.
     pub fn send_buffer(mut self, bytes: Option<usize>) -> Self {
         self.config.send_buffer = bytes;
         self

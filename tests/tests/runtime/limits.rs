@@ -337,3 +337,58 @@ fn a_client_past_the_byte_rate_limit_is_closed_with_the_notice_while_a_modest_on
     assert_eq!(report.metrics.closed(CloseKind::ByteRateLimited), 1);
     assert_eq!(report.metrics.closed(CloseKind::RateLimited), 0);
 }
+
+#[test]
+fn one_players_burst_does_not_get_attentive_readers_cut_off() {
+    const READERS: usize = 50;
+    const CHATS: usize = 100;
+    // The default queue limit (1 MiB), below what the burst puts in every reader's queue at once (~1.6 MB).
+    let server = start(builder());
+    let runtime = client_runtime();
+    let counts = runtime.block_on(async {
+        let mut readers = Vec::new();
+        for _ in 0..READERS {
+            let mut reader = connect(server.addr).await;
+            reader.send(&proto::CPing { client_time: 0 }).await.unwrap();
+            within("pong", reader.recv()).await.unwrap();
+            readers.push(tokio::spawn(async move {
+                let mut chats = 0;
+                while chats < CHATS {
+                    match within("every chat", reader.recv()).await {
+                        Ok(ServerPacket::SChat(_)) => chats += 1,
+                        Ok(_) => {}
+                        Err(end) => panic!("an attentive reader was cut off after {chats} chats: {end:?}"),
+                    }
+                }
+                chats
+            }));
+        }
+        let (mut own, mut writer) = connect(server.addr).await.into_split();
+        // The sender reads its own copies too: it is a reader of the room like the others.
+        let own_copies = tokio::spawn(async move {
+            let mut chats = 0;
+            while chats < CHATS {
+                if let ServerPacket::SChat(_) = within("own chats", own.recv()).await.expect("not cut off") {
+                    chats += 1;
+                }
+            }
+            chats
+        });
+        let line = "y".repeat(16_000);
+        for _ in 0..CHATS {
+            writer.queue(&proto::CChat { msg: line.clone() }).unwrap();
+        }
+        writer.flush().await.unwrap(); // ~1.6 MB in one write
+        let mut counts = vec![within("own copies", own_copies).await.unwrap()];
+        for reader in readers {
+            counts.push(within("a reader", reader).await.unwrap());
+        }
+        drop(writer);
+        counts
+    });
+    assert!(counts.iter().all(|&chats| chats == CHATS), "{counts:?}");
+    server.handle.shutdown();
+    let report = server.handle.join();
+    assert_eq!(report.metrics.closed(CloseKind::SlowConsumer), 0);
+    assert_eq!(report.metrics.queue_overflows, 0);
+}
