@@ -7,10 +7,10 @@ use std::sync::atomic::Ordering;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tracing::Instrument;
 
+use super::ServerConfig;
 use super::ServerShared;
 use super::driver::{Driver, LINGER_POLL, StreamHooks};
 use super::logic::LogicEvent;
-use super::ServerConfig;
 use crate::Protocol;
 use crate::session::{CloseReason, Session, SessionShared};
 use crate::transport::Listener;

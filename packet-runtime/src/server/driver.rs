@@ -190,7 +190,8 @@ impl<P: Protocol, S: AsyncRead + AsyncWrite + Unpin> Driver<P, S> {
             let burst = limit.burst.max(READ_CHUNK as u32);
             TokenBucket::new(super::RateLimit { burst, ..limit }, StdInstant::now())
         });
-        let end = EndReport { server: Arc::clone(&server), id: session.id(), reason: None, address, dropped: 0, sent: 0 };
+        let end =
+            EndReport { server: Arc::clone(&server), id: session.id(), reason: None, address, dropped: 0, sent: 0 };
         Driver {
             stream,
             hooks,

@@ -496,7 +496,9 @@ impl<L: Logic> LogicLoop<L> {
 
     fn handle(&mut self, event: LogicEvent<L::Protocol>) {
         let after = match &event {
-            LogicEvent::ReadClosed(id, Some(after)) | LogicEvent::Disconnected(id, _, Some(after)) => Some((*id, *after)),
+            LogicEvent::ReadClosed(id, Some(after)) | LogicEvent::Disconnected(id, _, Some(after)) => {
+                Some((*id, *after))
+            }
             _ => None,
         };
         if let Some((id, after)) = after

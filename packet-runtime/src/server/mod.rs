@@ -47,15 +47,15 @@ pub use remote::RemoteSessions;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use crate::frame::{HeaderKind, with_header};
-use crate::packet_ptr::PacketPtr;
-use crate::session::CloseReason;
-use crate::{PacketOf, Protocol};
 use crate::metrics::{Metrics, MetricsSnapshot};
+use crate::packet_ptr::PacketPtr;
 use crate::pool::{MessagePool, PoolConfig};
+use crate::session::CloseReason;
 use crate::session::SessionIds;
 use crate::session::outbox::SpareLists;
 use crate::session::remote::RemoteDirectory;
 use crate::transport::Listener;
+use crate::{PacketOf, Protocol};
 use logic::LogicEvent;
 
 /// Entry point: `Server::<MyProtocol>::builder()`.

@@ -5,7 +5,9 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use packet_runtime::{BadFrame, BadFrameAction, CloseKind, CloseReason, FrameFault, IoAction, IoHandler, Packet, Session};
+use packet_runtime::{
+    BadFrame, BadFrameAction, CloseKind, CloseReason, FrameFault, IoAction, IoHandler, Packet, Session,
+};
 
 use demo_protocol::proto::{CEcho, CPing, SEcho, SKick, SPong};
 use demo_protocol::{ClientPacket, GameProtocol};

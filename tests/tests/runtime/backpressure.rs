@@ -5,9 +5,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use packet_runtime::{
-    CloseReason, Context, IoAction, IoHandler, Logic, RateLimit, Server, Session, SessionId,
-};
+use packet_runtime::{CloseReason, Context, IoAction, IoHandler, Logic, RateLimit, Server, Session, SessionId};
 use tests::game::{ClientPacket, GameProtocol, ServerPacket};
 use tests::proto;
 
@@ -33,7 +31,12 @@ impl Logic for SlowLogic {
         self.journal.lock().unwrap().connected.push(session.id());
     }
 
-    fn on_packet(&mut self, _ctx: &mut Context<'_, GameProtocol>, session: &Session<GameProtocol>, packet: ClientPacket) {
+    fn on_packet(
+        &mut self,
+        _ctx: &mut Context<'_, GameProtocol>,
+        session: &Session<GameProtocol>,
+        packet: ClientPacket,
+    ) {
         std::thread::sleep(Duration::from_millis(2));
         if let ClientPacket::CPing(ping) = packet {
             self.journal.lock().unwrap().pings.entry(session.id()).or_default().push(ping.client_time);

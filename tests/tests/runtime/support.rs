@@ -138,14 +138,16 @@ impl IoHandler<GameProtocol> for TestIo {
 /// A builder with test-friendly settings: 2 workers, no rate limits (packets or bytes), the test IO hook, and a close notice: an
 /// `S_KICK` naming the fault of a bad frame, "server shutting down" on shutdown, the reason's text otherwise.
 pub(crate) fn builder() -> ServerBuilder<GameProtocol> {
-    Server::<GameProtocol>::builder().workers(2).rate_limit(None).byte_rate_limit(None).io_handler(TestIo).close_notice(|reason| {
-        let reason = match reason {
-            CloseReason::BadFrame(bad) => bad.to_string(),
-            CloseReason::ServerShutdown => "server shutting down".to_owned(),
-            other => other.to_string(),
-        };
-        Some(proto::SKick { reason })
-    })
+    Server::<GameProtocol>::builder().workers(2).rate_limit(None).byte_rate_limit(None).io_handler(TestIo).close_notice(
+        |reason| {
+            let reason = match reason {
+                CloseReason::BadFrame(bad) => bad.to_string(),
+                CloseReason::ServerShutdown => "server shutting down".to_owned(),
+                other => other.to_string(),
+            };
+            Some(proto::SKick { reason })
+        },
+    )
 }
 
 /// A running test server with its journal.
