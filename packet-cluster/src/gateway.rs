@@ -64,7 +64,8 @@ impl<P: Protocol> GatewayHandle<P> {
         self.gateway.by_remote.read().unwrap_or_else(|e| e.into_inner()).values().filter(|s| s.shard() == shard).count()
     }
 
-    /// Starts the ordered shutdown: clients get the shutdown notice from their shard's game, then are closed.
+    /// Starts the ordered shutdown: clients get the close notice of the builder the gateway was started with (if it
+    /// has one), then are closed.
     pub fn shutdown(&self) {
         self.server.shutdown();
     }

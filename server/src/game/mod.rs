@@ -335,10 +335,18 @@ impl Logic for Game {
         }
     }
 
-    /// The goodbye ("server shutting down") is the close notice every session gets (`io::close_notice`): one per
-    /// close, so nothing is sent from here.
+    /// The goodbye ("server shutting down") is the close notice local sessions get from the runtime
+    /// (`io::close_notice`): one per close, so nothing is sent to them from here. A shard's remote sessions are
+    /// closed by their gateway at the shard's request, which sends no notice, so they get it here, as before.
     fn on_shutdown(&mut self, ctx: &mut Context<'_, GameProtocol>) {
-        let _ = ctx;
+        let remote: Vec<_> = ctx.sessions().filter(|s| s.remote_id().is_some()).map(|s| s.id()).collect();
+        if remote.is_empty() {
+            return;
+        }
+        if let Err(error) = ctx.broadcast(remote, &SKick { reason: "server shutting down".into() }) {
+            self.out.stats.send_failed();
+            self.out.encode_failed("S_KICK", &error);
+        }
     }
 }
 

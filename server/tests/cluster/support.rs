@@ -156,6 +156,12 @@ impl Node {
         node
     }
 
+    /// Sends SIGTERM: the node starts its ordered shutdown.
+    pub(crate) fn terminate(&self) {
+        let status = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().expect("kill runs");
+        assert!(status.success(), "kill -TERM failed: {status:?}");
+    }
+
     /// The gateway's client address.
     pub(crate) fn gateway(&self) -> SocketAddr {
         self.addr.expect("a gateway node")
