@@ -698,7 +698,9 @@ impl<P: Protocol, S: AsyncRead + AsyncWrite + Unpin> Driver<P, S> {
                 Ok(FrameAction::Taken) => return Ok(()),
                 Err(_) => {
                     tracing::error!(session = %self.session.id(), "IO hook panicked; closing the session");
-                    return Err(CloseReason::HandlerPanic);
+                    // Graceful, like a handler panic on the logic thread: the peer gets the close notice.
+                    self.begin_close(Some(CloseReason::HandlerPanic));
+                    return Ok(());
                 }
             }
         }
@@ -717,7 +719,8 @@ impl<P: Protocol, S: AsyncRead + AsyncWrite + Unpin> Driver<P, S> {
             Ok(IoAction::Forward(packet)) => self.forward(LogicEvent::Packet(self.session.id(), packet)),
             Err(_) => {
                 tracing::error!(session = %self.session.id(), "IO hook panicked; closing the session");
-                Err(CloseReason::HandlerPanic)
+                self.begin_close(Some(CloseReason::HandlerPanic));
+                Ok(())
             }
         }
     }

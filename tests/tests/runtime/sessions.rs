@@ -137,3 +137,40 @@ fn a_thousand_concurrent_clients_are_served() {
     assert_eq!(report.sessions_closed, 1_000);
     assert_eq!(report.pool_outstanding, 0);
 }
+
+/// Panics on every `C_ECHO`, answers pings.
+#[derive(Debug, Default)]
+struct PanickyIo;
+
+impl packet_runtime::IoHandler<tests::game::GameProtocol> for PanickyIo {
+    fn on_packet(
+        &self,
+        session: &packet_runtime::Session<tests::game::GameProtocol>,
+        packet: tests::game::ClientPacket,
+    ) -> packet_runtime::IoAction<tests::game::ClientPacket> {
+        match packet {
+            tests::game::ClientPacket::CEcho(_) => panic!("IO hook bug on purpose"),
+            tests::game::ClientPacket::CPing(ping) => {
+                let _ = session.send(&proto::SPong { client_time: ping.client_time, server_time: 1 });
+                packet_runtime::IoAction::Handled
+            }
+            other => packet_runtime::IoAction::Forward(other),
+        }
+    }
+}
+
+#[test]
+fn a_panicking_io_hook_closes_only_its_session_gracefully_with_the_notice() {
+    let server = start(builder().io_handler(PanickyIo));
+    client_runtime().block_on(async {
+        let mut offender = connect(server.addr).await;
+        offender.send(&proto::CEcho { data: vec![1] }).await.unwrap();
+        let (got, end) = drain_until_closed(&mut offender).await;
+        assert!(matches!(&got[..], [ServerPacket::SKick(kick)] if kick.reason == "a handler panicked"), "{got:?}");
+        assert!(test_support::is_close(&end), "{end:?}");
+        assert_serves(server.addr).await;
+    });
+    server.handle.shutdown();
+    let report = server.handle.join();
+    assert_eq!(report.metrics.closed(packet_runtime::CloseKind::HandlerPanic), 1);
+}
