@@ -13,6 +13,7 @@
 //!   the old one a `CLOSED` (handed over) that ends the session there.
 
 use std::collections::{BTreeMap, HashMap};
+use std::marker::PhantomData;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
@@ -64,7 +65,8 @@ impl<P: Protocol> GatewayHandle<P> {
         self.gateway.by_remote.read().unwrap_or_else(|e| e.into_inner()).values().filter(|s| s.shard() == shard).count()
     }
 
-    /// Starts the ordered shutdown: clients get the shutdown notice from their shard's game, then are closed.
+    /// Starts the ordered shutdown: clients get the close notice of the builder the gateway was started with (if it
+    /// has one), then are closed.
     pub fn shutdown(&self) {
         self.server.shutdown();
     }
@@ -179,24 +181,18 @@ pub(crate) fn start<P: Protocol, H: IoHandler<P>>(
     });
     let local = hook.local_ids().to_vec();
     let io = GatewayIo { gateway: Arc::clone(&gateway), inner: hook, local };
-    let server = builder.pool(pool).tick(None).io_handler(io).start(Relay(Arc::clone(&gateway)))?;
+    let server = builder.pool(pool).tick(None).io_handler(io).start(Relay(PhantomData))?;
     core.runtime.block_on(core.announce(Roles { gateway: true, shard: false }));
     Ok(GatewayHandle { server, gateway })
 }
 
-/// The gateway's logic thread has little to do: every frame is forwarded or answered on the IO threads. It gives the
-/// shutdown notice when the gateway itself shuts down.
-struct Relay<P: Protocol>(Arc<Gateway<P>>);
+/// The gateway's logic thread has little to do: every frame is forwarded or answered on the IO threads. The
+/// goodbye when the gateway itself shuts down is the runtime's close notice (`ServerBuilder::close_notice`), like
+/// every other close the gateway's runtime starts.
+struct Relay<P: Protocol>(PhantomData<fn() -> P>);
 
 impl<P: Protocol> Logic for Relay<P> {
     type Protocol = P;
-
-    /// The gateway is shutting down: every client is told before its connection closes (its shard hears the close).
-    fn on_shutdown(&mut self, ctx: &mut Context<'_, P>) {
-        for session in ctx.sessions() {
-            (self.0.notice)(session, "server shutting down");
-        }
-    }
 
     fn on_packet(&mut self, _: &mut Context<'_, P>, session: &Session<P>, packet: P::ClientToServer) {
         use packet_runtime::PacketSet;

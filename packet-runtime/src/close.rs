@@ -22,6 +22,14 @@ pub enum CloseReason {
     SlowConsumer,
     /// The peer sent more packets than the rate limit allows.
     RateLimited,
+    /// The peer sent more bytes than the byte rate limit allows.
+    ByteRateLimited,
+    /// The connection was refused because the server had `max_connections` open. It never became a session: only
+    /// the close notice hook sees this reason.
+    ServerFull,
+    /// The connection was refused because its address had `max_connections_per_address` open. It never became a
+    /// session: only the close notice hook sees this reason.
+    AddressFull,
     /// The peer sent a frame that could not be accepted.
     BadFrame(BadFrame),
     /// A handler panicked while processing one of this session's packets.
@@ -43,6 +51,24 @@ pub enum CloseReason {
 }
 
 impl CloseReason {
+    /// Whether the runtime itself closes gracefully for this reason and so sends the application's close notice
+    /// first (`ServerBuilder::close_notice`): a bad frame, a rate limit, the idle timeout, a refused connection, a
+    /// handler panic, shutdown. Not for closes the application asked for (it sends its own kick), nor the peer's,
+    /// nor for a peer cut off because it does not read (it would not read the notice either).
+    pub fn gets_notice(&self) -> bool {
+        matches!(
+            self.kind(),
+            CloseKind::BadFrame
+                | CloseKind::RateLimited
+                | CloseKind::ByteRateLimited
+                | CloseKind::IdleTimeout
+                | CloseKind::ServerFull
+                | CloseKind::AddressFull
+                | CloseKind::HandlerPanic
+                | CloseKind::ServerShutdown
+        )
+    }
+
     /// The reason without its details, for counting.
     pub fn kind(&self) -> CloseKind {
         match self {
@@ -51,6 +77,9 @@ impl CloseReason {
             CloseReason::IdleTimeout => CloseKind::IdleTimeout,
             CloseReason::SlowConsumer => CloseKind::SlowConsumer,
             CloseReason::RateLimited => CloseKind::RateLimited,
+            CloseReason::ByteRateLimited => CloseKind::ByteRateLimited,
+            CloseReason::ServerFull => CloseKind::ServerFull,
+            CloseReason::AddressFull => CloseKind::AddressFull,
             CloseReason::BadFrame(_) => CloseKind::BadFrame,
             CloseReason::HandlerPanic => CloseKind::HandlerPanic,
             CloseReason::Closed => CloseKind::Closed,
@@ -69,6 +98,9 @@ impl fmt::Display for CloseReason {
             CloseReason::IdleTimeout => f.write_str("idle timeout"),
             CloseReason::SlowConsumer => f.write_str("send queue over its limit (slow consumer)"),
             CloseReason::RateLimited => f.write_str("packet rate limit exceeded"),
+            CloseReason::ByteRateLimited => f.write_str("byte rate limit exceeded"),
+            CloseReason::ServerFull => f.write_str("server full"),
+            CloseReason::AddressFull => f.write_str("too many connections from this address"),
             CloseReason::BadFrame(bad) => write!(f, "bad frame: {bad}"),
             CloseReason::HandlerPanic => f.write_str("a handler panicked"),
             CloseReason::Closed => f.write_str("closed by the server"),
@@ -97,6 +129,9 @@ pub enum CloseKind {
     Closed,
     ServerShutdown,
     HandedOver,
+    ByteRateLimited,
+    ServerFull,
+    AddressFull,
 }
 
 impl CloseKind {
@@ -113,6 +148,9 @@ impl CloseKind {
             CloseKind::Closed => "closed",
             CloseKind::ServerShutdown => "server_shutdown",
             CloseKind::HandedOver => "handed_over",
+            CloseKind::ByteRateLimited => "byte_rate_limited",
+            CloseKind::ServerFull => "server_full",
+            CloseKind::AddressFull => "address_full",
         }
     }
 
@@ -134,6 +172,9 @@ impl CloseKind {
         CloseKind::Closed,
         CloseKind::ServerShutdown,
         CloseKind::HandedOver,
+        CloseKind::ByteRateLimited,
+        CloseKind::ServerFull,
+        CloseKind::AddressFull,
     ];
 }
 
@@ -177,10 +218,13 @@ mod tests {
                 | CloseKind::HandlerPanic
                 | CloseKind::Closed
                 | CloseKind::ServerShutdown
-                | CloseKind::HandedOver => {}
+                | CloseKind::HandedOver
+                | CloseKind::ByteRateLimited
+                | CloseKind::ServerFull
+                | CloseKind::AddressFull => {}
             }
             assert_eq!(CloseKind::from_name(kind.as_str()), Some(kind), "names round-trip");
         }
-        assert_eq!(CloseKind::ALL.len(), CloseKind::HandedOver as usize + 1);
+        assert_eq!(CloseKind::ALL.len(), CloseKind::AddressFull as usize + 1);
     }
 }

@@ -20,6 +20,11 @@ pub(crate) struct Metrics {
     pub(crate) frames_dropped: AtomicU64,
     pub(crate) queue_overflows: AtomicU64,
     pub(crate) closes: [AtomicU64; CloseKind::ALL.len()],
+    /// Events in the logic thread's bounded inbox when it last took a batch, and the most ever seen.
+    pub(crate) inbox_depth: AtomicU64,
+    pub(crate) inbox_peak: AtomicU64,
+    /// Times a session stopped being read because the inbox was full.
+    pub(crate) inbox_stalls: AtomicU64,
 }
 
 impl Metrics {
@@ -46,6 +51,9 @@ impl Metrics {
             frames_dropped: get(&self.frames_dropped),
             queue_overflows: get(&self.queue_overflows),
             closes: CloseKind::ALL.iter().map(|&kind| (kind, get(&self.closes[kind as usize]))).collect(),
+            inbox_depth: get(&self.inbox_depth),
+            inbox_peak: get(&self.inbox_peak),
+            inbox_stalls: get(&self.inbox_stalls),
             pool,
         }
     }
@@ -81,6 +89,13 @@ pub struct MetricsSnapshot {
     /// Sessions closed, by reason: one entry per kind, in the order of [`CloseKind::ALL`]. A `Vec`, so that a new
     /// kind does not change the field's type.
     pub closes: Vec<(CloseKind, u64)>,
+    /// Events (connections, packets) waiting in the logic thread's bounded inbox, or with room reserved there, when
+    /// it last took a batch (at most `inbox_capacity`).
+    pub inbox_depth: u64,
+    /// The most events ever seen waiting in the bounded inbox.
+    pub inbox_peak: u64,
+    /// Times a session stopped being read because the inbox was full (backpressure).
+    pub inbox_stalls: u64,
     /// The server's message pool.
     pub pool: PoolStats,
 }

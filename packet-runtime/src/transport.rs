@@ -48,6 +48,30 @@ pub trait Listener: Send + 'static {
 
     /// Waits for the next connection.
     fn accept(&mut self) -> impl Future<Output = io::Result<(Self::Stream, PeerAddr)>> + Send;
+
+    /// Bounds the kernel's send buffer of a freshly accepted `stream` to about `bytes` (`SO_SNDBUF`), so that the
+    /// memory a session can pin is its send queue limit plus this. Default: nothing (a transport without a kernel
+    /// buffer).
+    fn limit_send_buffer(stream: &Self::Stream, bytes: usize) -> io::Result<()> {
+        let _ = (stream, bytes);
+        Ok(())
+    }
+
+    /// Makes the coming close of `stream` abortive: the peer gets a reset and the kernel frees the connection's
+    /// buffers at once, instead of keeping unsent bytes (and the FIN behind them) for a peer that does not read.
+    /// Called just before the stream is dropped, for sessions cut off as slow consumers or whose flush deadline
+    /// passed. Default: nothing (the stream is closed as usual).
+    fn abortive_close(stream: &Self::Stream) {
+        let _ = stream;
+    }
+
+    /// Bytes written to `stream` that the peer has not acknowledged yet (the kernel's send queue), if the transport
+    /// can tell. A closing session whose peer acknowledged everything stops lingering at once. Default: `None`
+    /// (the session lingers until the peer closes or the deadline passes).
+    fn unacknowledged(stream: &Self::Stream) -> Option<usize> {
+        let _ = stream;
+        None
+    }
 }
 
 impl Listener for tokio::net::TcpListener {
@@ -59,6 +83,38 @@ impl Listener for tokio::net::TcpListener {
         stream.set_nodelay(true)?;
         Ok((stream, PeerAddr::Tcp(addr)))
     }
+
+    fn limit_send_buffer(stream: &Self::Stream, bytes: usize) -> io::Result<()> {
+        socket2::SockRef::from(stream).set_send_buffer_size(bytes)
+    }
+
+    fn abortive_close(stream: &Self::Stream) {
+        // SO_LINGER with a zero timeout: `close` sends a reset and discards the send buffer.
+        if let Err(error) = socket2::SockRef::from(stream).set_linger(Some(std::time::Duration::ZERO)) {
+            tracing::debug!(%error, "SO_LINGER failed; the socket closes gracefully");
+        }
+    }
+
+    fn unacknowledged(stream: &Self::Stream) -> Option<usize> {
+        unacknowledged_bytes(stream)
+    }
+}
+
+/// The bytes of a TCP socket's send queue the peer has not acknowledged (`SIOCOUTQ`, which Linux also names
+/// `TIOCOUTQ`: `write_seq - snd_una`, so a FIN not yet acknowledged counts too).
+#[cfg(target_os = "linux")]
+fn unacknowledged_bytes(stream: &tokio::net::TcpStream) -> Option<usize> {
+    use std::os::fd::AsRawFd;
+    let mut queued: libc::c_int = 0;
+    // SAFETY: `stream` owns an open socket for the duration of the call, and TIOCOUTQ writes exactly one `c_int`
+    // through the pointer, which points to a live, writable `c_int` on this stack frame.
+    let result = unsafe { libc::ioctl(stream.as_raw_fd(), libc::TIOCOUTQ, &mut queued as *mut libc::c_int) };
+    if result == 0 { usize::try_from(queued).ok() } else { None }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn unacknowledged_bytes(_stream: &tokio::net::TcpStream) -> Option<usize> {
+    None
 }
 
 #[cfg(unix)]
@@ -68,6 +124,10 @@ impl Listener for tokio::net::UnixListener {
     async fn accept(&mut self) -> io::Result<(Self::Stream, PeerAddr)> {
         let (stream, addr) = tokio::net::UnixListener::accept(self).await?;
         Ok((stream, PeerAddr::Unix(addr.as_pathname().map(Into::into))))
+    }
+
+    fn limit_send_buffer(stream: &Self::Stream, bytes: usize) -> io::Result<()> {
+        socket2::SockRef::from(stream).set_send_buffer_size(bytes)
     }
 }
 

@@ -16,5 +16,5 @@ pub mod cli;
 pub mod game;
 pub mod options;
 
-pub use game::{Game, GameIo, GameStats, GameStatsSnapshot};
+pub use game::{Game, GameIo, GameStats, GameStatsSnapshot, NoticeLimits, close_notice};
 pub use options::ServerOptions;

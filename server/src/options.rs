@@ -11,6 +11,7 @@ use packet_runtime::{HeaderKind, RateLimit, Server, ServerBuilder, ServerConfig,
 
 use demo_protocol::GameProtocol;
 
+use crate::game::{NoticeLimits, close_notice};
 use crate::{Game, GameIo};
 
 /// Settings of a game server. `Default` gives the binary's defaults.
@@ -71,7 +72,14 @@ impl ServerOptions {
             .idle_timeout(self.idle_timeout)
             .tick(self.tick)
             .rate_limit(self.rate_limit.map(|per_second| RateLimit { per_second, burst: per_second.saturating_mul(2) }))
+            // No packet limit (`--rate-limit 0`, for load tests) means no byte limit either; otherwise the runtime's.
+            .byte_rate_limit(self.rate_limit.and(Some(ServerConfig::DEFAULT_BYTE_RATE_LIMIT)))
             .io_handler(GameIo)
+            .close_notice(close_notice(NoticeLimits {
+                packets_per_second: self.rate_limit,
+                bytes_per_second: self.rate_limit.and(Some(ServerConfig::DEFAULT_BYTE_RATE_LIMIT.per_second)),
+                idle_timeout: self.idle_timeout,
+            }))
     }
 
     /// A fresh [`Game`] sized for these settings (its room listings are paged under [`max_frame`](Self::max_frame)).

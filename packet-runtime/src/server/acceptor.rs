@@ -4,19 +4,31 @@ use std::io;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tracing::Instrument;
 
+use super::ServerConfig;
 use super::ServerShared;
-use super::driver::Driver;
+use super::driver::{Driver, LINGER_POLL, StreamHooks};
 use super::logic::LogicEvent;
 use crate::Protocol;
-use crate::session::{Session, SessionShared};
+use crate::session::{CloseReason, Session, SessionShared};
 use crate::transport::Listener;
 
 pub(crate) async fn run<P: Protocol, L: Listener>(mut listener: L, server: Arc<ServerShared<P>>) {
     let (first_backoff, max_backoff) = server.config.accept_backoff;
     let mut backoff = first_backoff;
     loop {
+        // Room in the logic thread's inbox for the `Connected` of the next connection first: while it is full, no
+        // connection is accepted (they wait in the listen backlog).
+        let permit = tokio::select! {
+            biased;
+            _ = server.stop_accepting.cancelled() => break,
+            permit = server.io_inbox.reserve() => match permit {
+                Ok(permit) => permit,
+                Err(_) => break,
+            },
+        };
         let accepted = tokio::select! {
             biased;
             _ = server.stop_accepting.cancelled() => break,
@@ -30,8 +42,22 @@ pub(crate) async fn run<P: Protocol, L: Listener>(mut listener: L, server: Arc<S
                 if server.config.max_connections.is_some_and(|max| open >= max as u64) {
                     metrics.connections_rejected.fetch_add(1, Ordering::Relaxed);
                     tracing::debug!(%peer, open, "max_connections reached; connection closed");
-                    drop(stream);
+                    refuse::<P, L>(&server, stream, CloseReason::ServerFull);
                     continue;
+                }
+                let address = match server.admit_address(&peer) {
+                    Ok(address) => address,
+                    Err(()) => {
+                        metrics.connections_rejected.fetch_add(1, Ordering::Relaxed);
+                        tracing::debug!(%peer, "max_connections_per_address reached; connection closed");
+                        refuse::<P, L>(&server, stream, CloseReason::AddressFull);
+                        continue;
+                    }
+                };
+                if let Some(bytes) = server.config.send_buffer
+                    && let Err(error) = L::limit_send_buffer(&stream, bytes)
+                {
+                    tracing::debug!(%peer, %error, "SO_SNDBUF failed; the kernel's default applies");
                 }
                 metrics.connections_open.fetch_add(1, Ordering::Relaxed);
                 metrics.connections_total.fetch_add(1, Ordering::Relaxed);
@@ -39,7 +65,8 @@ pub(crate) async fn run<P: Protocol, L: Listener>(mut listener: L, server: Arc<S
                 let (shared, rx) = SessionShared::new(
                     id,
                     peer,
-                    server.config.send_queue_limit,
+                    // The hard bound; the limit itself is enforced by the driver, over time (`send_queue_grace`).
+                    server.config.send_queue_limit.saturating_mul(ServerConfig::SEND_QUEUE_BURST_FACTOR),
                     server.config.header,
                     server.pool.clone(),
                     Arc::clone(&server.metrics),
@@ -49,8 +76,8 @@ pub(crate) async fn run<P: Protocol, L: Listener>(mut listener: L, server: Arc<S
                 let span = tracing::debug_span!("session", id = %id, peer = %session.peer());
                 span.in_scope(|| tracing::debug!("connected"));
                 // Connected is queued before the driver can queue anything, so the logic sees it first.
-                let _ = server.inbox.send(LogicEvent::Connected(session.clone()));
-                let driver = Driver::new(stream, session, rx, Arc::clone(&server));
+                permit.send(LogicEvent::Connected(session.clone()));
+                let driver = Driver::new(stream, StreamHooks::of::<L>(), session, rx, Arc::clone(&server), address);
                 tokio::spawn(driver.run().instrument(span));
             }
             Err(e) if is_resource_exhaustion(&e) => {
@@ -71,7 +98,38 @@ pub(crate) async fn run<P: Protocol, L: Listener>(mut listener: L, server: Arc<S
     }
     drop(listener);
     tracing::debug!("listener closed");
-    let _ = server.inbox.send(LogicEvent::AcceptorStopped);
+    // Behind every `Connected` (the logic thread counts on it); waits for room like they did.
+    let _ = server.io_inbox.send(LogicEvent::AcceptorStopped).await;
+}
+
+/// Closes a connection that never becomes a session, after writing the application's close notice for `reason` (if
+/// any) under `close_flush_timeout`, on a task of its own so that the accept loop goes on at once. Like a session's
+/// graceful close: write, half-close, then read and discard until the peer closes or has acknowledged everything
+/// (so that unread input does not turn the close into a reset that destroys the notice), or the deadline passes
+/// (then abortively).
+fn refuse<P: Protocol, L: Listener>(server: &Arc<ServerShared<P>>, mut stream: L::Stream, reason: CloseReason) {
+    let Some(notice) = server.notice_for(&reason) else { return };
+    let deadline = server.config.close_flush_timeout;
+    tokio::spawn(async move {
+        let delivered = tokio::time::timeout(deadline, async {
+            stream.write_all(&notice).await?;
+            stream.shutdown().await?;
+            let mut discard = [0u8; 1024];
+            loop {
+                if L::unacknowledged(&stream) == Some(0) {
+                    return Ok::<(), io::Error>(());
+                }
+                tokio::select! {
+                    read = stream.read(&mut discard) => if read? == 0 { return Ok(()) },
+                    _ = tokio::time::sleep(LINGER_POLL) => {}
+                }
+            }
+        })
+        .await;
+        if !matches!(delivered, Ok(Ok(()))) {
+            L::abortive_close(&stream);
+        }
+    });
 }
 
 fn is_resource_exhaustion(e: &io::Error) -> bool {

@@ -33,6 +33,7 @@ use std::time::Instant as StdInstant;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::mpsc;
 use tokio::time::{Instant, Sleep};
+use tokio_util::sync::PollSender;
 
 use super::ServerShared;
 use super::io_hook::{BadFrameAction, FrameAction, IoAction};
@@ -56,11 +57,31 @@ const GATHER_CAP: usize = 16 * 1024;
 const READ_CHUNK: usize = 8 * 1024;
 /// Reads per poll before yielding to other tasks, so one flooding peer cannot starve its IO thread.
 const READS_PER_POLL: usize = 16;
+/// How often a lingering session asks the kernel whether the peer has acknowledged everything.
+pub(crate) const LINGER_POLL: std::time::Duration = std::time::Duration::from_millis(20);
 /// How far away "never" is for the shared timer.
 const FAR: std::time::Duration = std::time::Duration::from_secs(86_400 * 365);
 
+/// What the driver needs from its transport beyond reading and writing (see [`Listener`](crate::Listener)'s
+/// methods of the same names), as plain function pointers so that the driver stays generic over the stream alone.
+pub(crate) struct StreamHooks<S> {
+    pub(crate) abortive_close: fn(&S),
+    pub(crate) unacknowledged: fn(&S) -> Option<usize>,
+}
+
+impl<S> StreamHooks<S> {
+    pub(crate) fn of<L: crate::Listener<Stream = S>>() -> Self {
+        StreamHooks { abortive_close: L::abortive_close, unacknowledged: L::unacknowledged }
+    }
+}
+
 pub(crate) struct Driver<P: Protocol, S> {
     stream: S,
+    hooks: StreamHooks<S>,
+    /// Set when the peer does not read what it is sent (slow consumer, a flush or linger deadline passed with bytes
+    /// still unsent or unacknowledged, the shutdown timeout): the socket is then closed with a reset, so that the
+    /// kernel frees its buffers at once instead of keeping them for a peer that never takes them.
+    abortive: bool,
     session: Session<P>,
     rx: mpsc::UnboundedReceiver<Command>,
     server: Arc<ServerShared<P>>,
@@ -70,14 +91,32 @@ pub(crate) struct Driver<P: Protocol, S> {
     batch: VecDeque<PacketPtr>,
     head_written: usize,
     needs_flush: bool,
+    /// Whether the close notice (the application's last packet before a close the runtime initiates) was queued.
+    notice_queued: bool,
     state: State,
     /// When the last complete frame arrived: the idle timeout counts from here.
     last_frame: Instant,
     rate: Option<TokenBucket>,
+    /// A packet for the logic thread that found its inbox full: nothing more is read (nor parsed) until it is in.
+    stall: Option<Stall<P>>,
+    /// Events this session put in the logic thread's bounded inbox, its `Connected` included: its end-of-stream and
+    /// disconnect reports carry it, so the logic thread handles them after those.
+    sent: u64,
+    /// Since when the session's queue is over `send_queue_limit` (a burst, or a peer that does not read).
+    over_limit_since: Option<Instant>,
+    /// The byte rate limit's bucket: one token per byte read.
+    byte_rate: Option<TokenBucket>,
     counters: Counters,
     /// Declared last, so dropped last: the disconnect is reported once the socket and everything else the driver
     /// held are gone.
     end: EndReport<P>,
+}
+
+/// A packet waiting for room in the logic thread's inbox, and since when.
+struct Stall<P: Protocol> {
+    event: LogicEvent<P>,
+    sender: PollSender<LogicEvent<P>>,
+    since: StdInstant,
 }
 
 /// Reports a session's end to the metrics and the logic thread when dropped (after the driver's other fields).
@@ -86,18 +125,25 @@ struct EndReport<P: Protocol> {
     id: SessionId,
     /// Set by the driver's `Drop`.
     reason: Option<CloseReason>,
+    /// The IP address counted against `max_connections_per_address`, released here.
+    address: Option<std::net::IpAddr>,
     dropped: u64,
+    /// Events the session put in the bounded inbox (see `Driver::sent`).
+    sent: u64,
 }
 
 impl<P: Protocol> Drop for EndReport<P> {
     fn drop(&mut self) {
         let reason = self.reason.take().unwrap_or(CloseReason::ServerShutdown);
+        if let Some(ip) = self.address {
+            self.server.release_address(ip);
+        }
         let metrics = &self.server.metrics;
         metrics.frames_dropped.fetch_add(self.dropped, Ordering::Relaxed);
         metrics.connections_open.fetch_sub(1, Ordering::Relaxed);
         metrics.closed(reason.kind());
         tracing::debug!(session = %self.id, %reason, dropped = self.dropped, "session closed");
-        let _ = self.server.inbox.send(LogicEvent::Disconnected(self.id, reason));
+        let _ = self.server.inbox.send(LogicEvent::Disconnected(self.id, reason, Some(self.sent)));
     }
 }
 
@@ -134,14 +180,24 @@ struct Counters {
 impl<P: Protocol, S: AsyncRead + AsyncWrite + Unpin> Driver<P, S> {
     pub(crate) fn new(
         stream: S,
+        hooks: StreamHooks<S>,
         session: Session<P>,
         rx: mpsc::UnboundedReceiver<Command>,
         server: Arc<ServerShared<P>>,
+        address: Option<std::net::IpAddr>,
     ) -> Self {
         let rate = server.config.rate_limit.map(|limit| TokenBucket::new(limit, StdInstant::now()));
-        let end = EndReport { server: Arc::clone(&server), id: session.id(), reason: None, dropped: 0 };
+        let byte_rate = server.config.byte_rate_limit.map(|limit| {
+            // A burst below one read could refuse any read at all.
+            let burst = limit.burst.max(READ_CHUNK as u32);
+            TokenBucket::new(super::RateLimit { burst, ..limit }, StdInstant::now())
+        });
+        let end =
+            EndReport { server: Arc::clone(&server), id: session.id(), reason: None, address, dropped: 0, sent: 0 };
         Driver {
             stream,
+            hooks,
+            abortive: false,
             session,
             rx,
             server,
@@ -149,9 +205,14 @@ impl<P: Protocol, S: AsyncRead + AsyncWrite + Unpin> Driver<P, S> {
             batch: VecDeque::new(),
             head_written: 0,
             needs_flush: false,
+            notice_queued: false,
             state: State::Open,
             last_frame: Instant::now(),
             rate,
+            stall: None,
+            sent: 1,
+            over_limit_since: None,
+            byte_rate,
             counters: Counters::default(),
             end,
         }
@@ -186,32 +247,90 @@ impl<P: Protocol, S: AsyncRead + AsyncWrite + Unpin> Driver<P, S> {
         loop {
             let shared = self.session.shared();
             if shared.abort.load(Ordering::Acquire) {
+                self.abortive = true;
                 return Poll::Ready(shared.reason.get().cloned().unwrap_or(CloseReason::SlowConsumer));
             }
             if let Poll::Ready(Err(e)) = self.poll_send(cx) {
                 return Poll::Ready(CloseReason::Io(e.kind()));
             }
+            if self.over_limit_for_too_long() {
+                self.server.metrics.queue_overflow();
+                let _ = self.session.shared().reason.set(CloseReason::SlowConsumer);
+                self.abortive = true;
+                return Poll::Ready(self.close_reason());
+            }
             match self.state {
                 State::Open => {}
-                State::ReadClosed { deadline } => return self.poll_deadline(cx, timer.as_mut(), deadline),
+                State::ReadClosed { deadline } => {
+                    let expired = self.poll_deadline(cx, timer.as_mut(), deadline);
+                    if expired.is_ready() && !self.batch.is_empty() {
+                        self.abortive = true;
+                    }
+                    return expired;
+                }
                 State::Closing { deadline } => {
                     if self.batch.is_empty() && !self.needs_flush && self.rx.is_empty() {
+                        if !self.notice_queued {
+                            // Everything queued before the close is written: the notice goes last.
+                            self.notice_queued = true;
+                            if let Some(frame) = self.server.notice_for(&self.close_reason()) {
+                                self.session.shared().handover.queued_bytes.fetch_add(frame.len(), Ordering::Relaxed);
+                                self.batch.push_back(frame);
+                                continue;
+                            }
+                        }
                         // Everything queued before the close is on the wire: half-close, then linger.
                         let _ = ready!(Pin::new(&mut self.stream).poll_shutdown(cx));
                         self.state = State::Lingering { deadline };
                         continue;
                     }
-                    return self.poll_deadline(cx, timer.as_mut(), deadline);
+                    // Not flushed by the deadline: the peer does not read.
+                    let expired = self.poll_deadline(cx, timer.as_mut(), deadline);
+                    self.abortive |= expired.is_ready();
+                    return expired;
                 }
                 State::Lingering { deadline } => {
                     if self.poll_discard(cx).is_ready() {
                         return Poll::Ready(self.close_reason());
                     }
-                    return self.poll_deadline(cx, timer.as_mut(), deadline);
+                    let unacknowledged = (self.hooks.unacknowledged)(&self.stream);
+                    if unacknowledged == Some(0) {
+                        // The peer has everything we sent (and our FIN): closing now loses nothing, so the
+                        // session need not wait for the peer to close, nor for the deadline.
+                        return Poll::Ready(self.close_reason());
+                    }
+                    let expired = if unacknowledged.is_some() {
+                        // The kernel does not say when the peer acknowledges: look again shortly.
+                        self.poll_deadline(cx, timer.as_mut(), deadline.min(Instant::now() + LINGER_POLL))
+                            .map(|reason| (Instant::now() >= deadline).then_some(reason))
+                    } else {
+                        self.poll_deadline(cx, timer.as_mut(), deadline).map(Some)
+                    };
+                    match expired {
+                        Poll::Ready(Some(reason)) => {
+                            // Still unacknowledged at the deadline: the peer does not read.
+                            self.abortive = unacknowledged.is_some_and(|bytes| bytes > 0);
+                            return Poll::Ready(reason);
+                        }
+                        Poll::Ready(None) => continue,
+                        Poll::Pending => return Poll::Pending,
+                    }
                 }
             }
 
-            // Open: read what arrived.
+            // Open. A packet waiting for room in the logic thread's inbox goes first; until it is in, nothing is
+            // read, so TCP flow control pushes back on the peer. Writes went on above; the idle clock is stopped.
+            match self.poll_unstall(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Err(reason)) => {
+                    let _ = self.session.shared().reason.set(reason);
+                    return Poll::Ready(self.close_reason());
+                }
+                Poll::Ready(Ok(())) if self.stall.is_some() || self.state != State::Open => continue,
+                Poll::Ready(Ok(())) => {}
+            }
+
+            // Read what arrived.
             match self.poll_receive(cx) {
                 Poll::Ready(Ok(true)) => {
                     // Read budget used up: let other sessions run, come back at once.
@@ -231,12 +350,18 @@ impl<P: Protocol, S: AsyncRead + AsyncWrite + Unpin> Driver<P, S> {
                     }
                 }
             }
-            // Idle timeout.
-            let Some(idle) = self.server.config.idle_timeout else { return Poll::Pending };
-            let due = self.last_frame + idle;
-            if Instant::now() >= due {
-                let _ = self.session.shared().reason.set(CloseReason::IdleTimeout);
-                return Poll::Ready(self.close_reason());
+            // Idle timeout, and the end of the grace of a queue over its limit (checked at the top of the loop).
+            let idle_due = self.server.config.idle_timeout.map(|idle| self.last_frame + idle);
+            let grace_due = self.over_limit_since.map(|since| since + self.server.config.send_queue_grace);
+            let Some(due) = idle_due.into_iter().chain(grace_due).min() else { return Poll::Pending };
+            let now = Instant::now();
+            if idle_due.is_some_and(|idle_due| now >= idle_due) {
+                // Graceful, so that the peer gets the notice saying why.
+                self.begin_close(Some(CloseReason::IdleTimeout));
+                continue;
+            }
+            if now >= due {
+                continue;
             }
             if timer.deadline() != due {
                 timer.as_mut().reset(due);
@@ -246,6 +371,67 @@ impl<P: Protocol, S: AsyncRead + AsyncWrite + Unpin> Driver<P, S> {
                 Poll::Pending => Poll::Pending,
             };
         }
+    }
+
+    /// Puts the stalled packet (if any) into the logic thread's inbox once there is room, then handles the frames
+    /// read behind it (which may stall again). `Pending` while the inbox is full (the driver is woken when it has
+    /// room).
+    fn poll_unstall(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), CloseReason>> {
+        let Some(stall) = &mut self.stall else { return Poll::Ready(Ok(())) };
+        if ready!(stall.sender.poll_reserve(cx)).is_err() {
+            return Poll::Ready(Err(CloseReason::ServerShutdown));
+        }
+        let Some(Stall { event, mut sender, since }) = self.stall.take() else { return Poll::Ready(Ok(())) };
+        if sender.send_item(event).is_err() {
+            return Poll::Ready(Err(CloseReason::ServerShutdown));
+        }
+        self.sent += 1;
+        // The time the server did not read counts neither toward the idle timeout nor against the rate limits:
+        // what the peer sent meanwhile waited in the kernel and now arrives at once.
+        let paused = since.elapsed();
+        for bucket in [&mut self.rate, &mut self.byte_rate].into_iter().flatten() {
+            bucket.forgive(paused);
+        }
+        self.last_frame = Instant::now();
+        // The frames read after the stalled one.
+        if !self.partial.is_empty() {
+            self.on_bytes(&[])?;
+        }
+        Poll::Ready(Ok(()))
+    }
+
+    /// Hands a packet to the logic thread, or stalls the session on it when the inbox is full.
+    fn forward(&mut self, event: LogicEvent<P>) -> Result<(), CloseReason> {
+        match self.server.io_inbox.try_send(event) {
+            Ok(()) => {
+                self.sent += 1;
+                Ok(())
+            }
+            Err(mpsc::error::TrySendError::Full(event)) => {
+                self.server.metrics.inbox_stalls.fetch_add(1, Ordering::Relaxed);
+                let sender = PollSender::new(self.server.io_inbox.clone());
+                self.stall = Some(Stall { event, sender, since: StdInstant::now() });
+                Ok(())
+            }
+            // The logic thread only stops after every session reported its disconnect, so this cannot happen while
+            // the server runs; if it does (logic thread gone), the session closes.
+            Err(mpsc::error::TrySendError::Closed(_)) => Err(CloseReason::ServerShutdown),
+        }
+    }
+
+    /// Whether the queue has been over `send_queue_limit` for longer than `send_queue_grace`: the recipient does
+    /// not drain what it is sent. Slowness is judged by what it fails to drain over time, not by one burst's size:
+    /// a burst may take the queue to the hard bound (`SessionShared::queue_limit`) while an attentive recipient
+    /// drains it.
+    fn over_limit_for_too_long(&mut self) -> bool {
+        let queued = self.session.shared().handover.queued_bytes.load(Ordering::Relaxed);
+        if queued <= self.server.config.send_queue_limit {
+            self.over_limit_since = None;
+            return false;
+        }
+        let now = Instant::now();
+        let since = *self.over_limit_since.get_or_insert(now);
+        now >= since + self.server.config.send_queue_grace
     }
 
     fn close_reason(&self) -> CloseReason {
@@ -411,6 +597,13 @@ impl<P: Protocol, S: AsyncRead + AsyncWrite + Unpin> Driver<P, S> {
                 return Poll::Ready(Ok(false));
             }
             self.counters.bytes_in += data.len() as u64;
+            if let Some(bucket) = &mut self.byte_rate
+                && !bucket.take_n(data.len() as u64, StdInstant::now())
+            {
+                // Graceful, so that the peer gets the notice saying why; nothing of this read is handled.
+                self.begin_close(Some(CloseReason::ByteRateLimited));
+                return Poll::Ready(Ok(false));
+            }
             let frames_before = self.counters.frames_in;
             self.on_bytes(data)?;
             // Only a complete frame is activity: a peer trickling the bytes of a frame it never finishes
@@ -418,7 +611,7 @@ impl<P: Protocol, S: AsyncRead + AsyncWrite + Unpin> Driver<P, S> {
             if self.counters.frames_in != frames_before {
                 self.last_frame = Instant::now();
             }
-            if self.state != State::Open {
+            if self.state != State::Open || self.stall.is_some() {
                 return Poll::Ready(Ok(false));
             }
         }
@@ -427,7 +620,7 @@ impl<P: Protocol, S: AsyncRead + AsyncWrite + Unpin> Driver<P, S> {
 
     fn end_of_stream(&mut self) {
         let _ = self.session.shared().reason.set(CloseReason::PeerClosed);
-        let event = LogicEvent::ReadClosed(self.session.id());
+        let event = LogicEvent::ReadClosed(self.session.id(), Some(self.sent));
         if self.server.inbox.send(event).is_err() {
             // No logic thread to wait for: close now, flushing what is queued.
             self.begin_close(None);
@@ -478,7 +671,7 @@ impl<P: Protocol, S: AsyncRead + AsyncWrite + Unpin> Driver<P, S> {
         let max = self.server.config.max_frame;
         let now = if self.rate.is_some() { Some(StdInstant::now()) } else { None };
         let mut at = 0;
-        while self.state == State::Open {
+        while self.state == State::Open && self.stall.is_none() {
             let rest = &data[at..];
             match parse_frame::<H>(rest, max) {
                 Ok(None) => break,
@@ -487,7 +680,9 @@ impl<P: Protocol, S: AsyncRead + AsyncWrite + Unpin> Driver<P, S> {
                     if let (Some(rate), Some(now)) = (&mut self.rate, now)
                         && !rate.take(now)
                     {
-                        return Err(CloseReason::RateLimited);
+                        // Graceful, so that the peer gets the notice saying why; nothing more is read.
+                        self.begin_close(Some(CloseReason::RateLimited));
+                        return Ok(data.len());
                     }
                     self.on_frame(frame, &rest[..frame.len])?;
                 }
@@ -510,7 +705,9 @@ impl<P: Protocol, S: AsyncRead + AsyncWrite + Unpin> Driver<P, S> {
                 Ok(FrameAction::Taken) => return Ok(()),
                 Err(_) => {
                     tracing::error!(session = %self.session.id(), "IO hook panicked; closing the session");
-                    return Err(CloseReason::HandlerPanic);
+                    // Graceful, like a handler panic on the logic thread: the peer gets the close notice.
+                    self.begin_close(Some(CloseReason::HandlerPanic));
+                    return Ok(());
                 }
             }
         }
@@ -526,17 +723,11 @@ impl<P: Protocol, S: AsyncRead + AsyncWrite + Unpin> Driver<P, S> {
         let session = &self.session;
         match catch_unwind(AssertUnwindSafe(|| hook.on_packet(session, packet))) {
             Ok(IoAction::Handled) => Ok(()),
-            Ok(IoAction::Forward(packet)) => {
-                // The logic thread only stops after every session reported its disconnect, so this cannot fail
-                // while the server runs; if it does (logic thread gone), the session closes.
-                self.server
-                    .inbox
-                    .send(LogicEvent::Packet(self.session.id(), packet))
-                    .map_err(|_| CloseReason::ServerShutdown)
-            }
+            Ok(IoAction::Forward(packet)) => self.forward(LogicEvent::Packet(self.session.id(), packet)),
             Err(_) => {
                 tracing::error!(session = %self.session.id(), "IO hook panicked; closing the session");
-                Err(CloseReason::HandlerPanic)
+                self.begin_close(Some(CloseReason::HandlerPanic));
+                Ok(())
             }
         }
     }
@@ -677,8 +868,12 @@ impl<P: Protocol, S> Drop for Driver<P, S> {
         if catch_unwind(AssertUnwindSafe(|| hook.on_close(session, &reason))).is_err() {
             tracing::error!(session = %session.id(), "IO hook panicked in on_close");
         }
+        if self.abortive {
+            (self.hooks.abortive_close)(&self.stream);
+        }
         // Reported by `end`, dropped after the socket.
         self.end.reason = Some(reason);
         self.end.dropped = dropped;
+        self.end.sent = self.sent;
     }
 }

@@ -1,8 +1,11 @@
 //! The logic thread: one OS thread that owns the game state and runs every handler, so game code needs no locks.
 //!
-//! IO threads hand it events through one lock-free queue (tokio's unbounded mpsc). Events of one session arrive in
-//! order: `Connected`, its packets, then exactly one `Disconnected`, after which the session's id is released and
-//! never valid again.
+//! IO threads hand it events through two queues: a bounded one (tokio's mpsc, `inbox_capacity` events) for local
+//! sessions' connections and packets, which pushes back on the IO side when full, and an unbounded one for what must
+//! never wait (shutdown, end of stream, disconnects, remote sessions' events). A session's end-of-stream and
+//! disconnect carry how many events it put in the bounded queue, and are handled only after those. So events of one
+//! session are handled in order: `Connected`, its packets, then exactly one `Disconnected`, after which the
+//! session's id is released and never valid again.
 //!
 //! The thread takes events in batches (up to 256 at a time). What the handlers send while it works through a batch
 //! is staged in the thread's outbox (`session::outbox`) and handed to the IO threads when the batch is done: one
@@ -319,8 +322,12 @@ pub(crate) enum LogicEvent<P: Protocol> {
     RemotePacket(SessionId, u64, P::ClientToServer),
     /// The peer ended its side of the stream after the packets queued before this event; close the session once
     /// they are handled, so the replies to them are written before the close.
-    ReadClosed(SessionId),
-    Disconnected(SessionId, CloseReason),
+    ///
+    /// Like `Disconnected`, it comes through the unbounded inbox with how many events the session put in the
+    /// bounded one before it (`None` for remote sessions, whose events all come through the unbounded one): the
+    /// logic thread handles it once it has handled that many.
+    ReadClosed(SessionId, Option<u64>),
+    Disconnected(SessionId, CloseReason, Option<u64>),
     AcceptorStopped,
     Shutdown,
 }
@@ -345,6 +352,11 @@ struct LogicLoop<L: Logic> {
     shutdown_deadline: Option<Instant>,
     acceptor_stopped: bool,
     report: LogicReport,
+    /// Per slot: the session seen there last and how many of its events from the bounded inbox were handled.
+    handled: Vec<(SessionId, u64)>,
+    /// End-of-stream and disconnect reports that came before the session's last events from the bounded inbox:
+    /// handled, in order, once those are.
+    deferred: Vec<(SessionId, u64, LogicEvent<L::Protocol>)>,
 }
 
 /// The logic thread's own runtime (current-thread, timers only: it runs the tick and the shutdown deadline). Built
@@ -359,6 +371,7 @@ pub(crate) fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
 pub(crate) fn run<L: Logic>(
     logic: L,
     mut inbox: mpsc::UnboundedReceiver<LogicEvent<L::Protocol>>,
+    mut io_inbox: mpsc::Receiver<LogicEvent<L::Protocol>>,
     shared: Arc<ServerShared<L::Protocol>>,
     runtime: tokio::runtime::Runtime,
 ) -> LogicReport {
@@ -372,6 +385,8 @@ pub(crate) fn run<L: Logic>(
         shutdown_deadline: None,
         acceptor_stopped: false,
         report: LogicReport::default(),
+        handled: Vec::new(),
+        deferred: Vec::new(),
     };
     // Everything the handlers send during a batch of events is staged here and handed over when the batch is done.
     let outbox = outbox::install(Arc::clone(&this.shared.spare_lists));
@@ -382,7 +397,14 @@ pub(crate) fn run<L: Logic>(
             ticker
         });
         let mut events = Vec::with_capacity(256);
+        let mut io_events = Vec::with_capacity(256);
         loop {
+            // The bounded inbox's occupancy before each batch: events in it plus room reserved for events about to
+            // be sent, never more than its capacity (the channel's semaphore).
+            let depth = (io_inbox.max_capacity() - io_inbox.capacity()) as u64;
+            let metrics = &this.shared.metrics;
+            metrics.inbox_depth.store(depth, Ordering::Relaxed);
+            metrics.inbox_peak.fetch_max(depth, Ordering::Relaxed);
             let deadline = this.shutdown_deadline;
             tokio::select! {
                 biased;
@@ -393,6 +415,15 @@ pub(crate) fn run<L: Logic>(
                     outbox::begin();
                     for event in events.drain(..) {
                         this.handle(event);
+                    }
+                }
+                received = io_inbox.recv_many(&mut io_events, 256) => {
+                    if received == 0 {
+                        break;
+                    }
+                    outbox::begin();
+                    for event in io_events.drain(..) {
+                        this.handle_io(event);
                     }
                 }
                 _ = next_tick(&mut ticker) => {
@@ -468,8 +499,69 @@ impl<L: Logic> LogicLoop<L> {
     }
 
     fn handle(&mut self, event: LogicEvent<L::Protocol>) {
+        let after = match &event {
+            LogicEvent::ReadClosed(id, Some(after)) | LogicEvent::Disconnected(id, _, Some(after)) => {
+                Some((*id, *after))
+            }
+            _ => None,
+        };
+        if let Some((id, after)) = after
+            && (self.handled_of(id) != after || self.deferred.iter().any(|(deferred, ..)| *deferred == id))
+        {
+            // Some of the session's events from the bounded inbox are still on their way.
+            self.deferred.push((id, after, event));
+            return;
+        }
         self.dispatch(event);
         self.finish_hand_overs();
+    }
+
+    /// An event from the bounded inbox: counted for its session, then the reports that waited for it.
+    fn handle_io(&mut self, event: LogicEvent<L::Protocol>) {
+        let id = match &event {
+            LogicEvent::Connected(session) => {
+                let id = session.id();
+                let index = id.index();
+                if self.handled.len() <= index {
+                    self.handled.resize(index + 1, (id, 0));
+                }
+                self.handled[index] = (id, 0);
+                Some(id)
+            }
+            LogicEvent::Packet(id, _) => Some(*id),
+            _ => None,
+        };
+        if let Some(id) = id
+            && let Some((seen, count)) = self.handled.get_mut(id.index())
+            && *seen == id
+        {
+            *count += 1;
+        }
+        self.dispatch(event);
+        self.finish_hand_overs();
+        if let Some(id) = id {
+            self.run_deferred(id);
+        }
+    }
+
+    /// How many of `id`'s events from the bounded inbox were handled.
+    fn handled_of(&self, id: SessionId) -> u64 {
+        match self.handled.get(id.index()) {
+            Some((seen, count)) if *seen == id => *count,
+            _ => 0,
+        }
+    }
+
+    /// Handles `id`'s deferred reports whose events have all been handled, in order.
+    fn run_deferred(&mut self, id: SessionId) {
+        while let Some(position) = self.deferred.iter().position(|(deferred, ..)| *deferred == id) {
+            if self.deferred[position].1 != self.handled_of(id) {
+                return;
+            }
+            let (_, _, event) = self.deferred.remove(position);
+            self.dispatch(event);
+            self.finish_hand_overs();
+        }
     }
 
     /// Sessions a handler handed over leave this shard: `on_disconnect` with [`CloseReason::HandedOver`], and
@@ -538,12 +630,12 @@ impl<L: Logic> LogicLoop<L> {
                     session.shared().close(CloseReason::HandlerPanic);
                 }
             }
-            LogicEvent::ReadClosed(id) => {
+            LogicEvent::ReadClosed(id, _) => {
                 if let Some(session) = self.sessions.get(id) {
                     session.shared().close(CloseReason::PeerClosed);
                 }
             }
-            LogicEvent::Disconnected(id, reason) => {
+            LogicEvent::Disconnected(id, reason, _) => {
                 if self.moved.remove(&id).is_some() {
                     // The gateway confirmed the hand-over; `on_disconnect` ran when it started.
                     self.shared.ids.release(id);

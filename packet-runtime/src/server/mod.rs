@@ -44,14 +44,18 @@ pub use io_hook::{BadFrameAction, ForwardAll, FrameAction, IoAction, IoHandler};
 pub use logic::{Context, HandOverError, Logic, Request};
 pub use remote::RemoteSessions;
 
-use crate::Protocol;
-use crate::frame::HeaderKind;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+
+use crate::frame::{HeaderKind, with_header};
 use crate::metrics::{Metrics, MetricsSnapshot};
+use crate::packet_ptr::PacketPtr;
 use crate::pool::{MessagePool, PoolConfig};
+use crate::session::CloseReason;
 use crate::session::SessionIds;
 use crate::session::outbox::SpareLists;
 use crate::session::remote::RemoteDirectory;
 use crate::transport::Listener;
+use crate::{PacketOf, Protocol};
 use logic::LogicEvent;
 
 /// Entry point: `Server::<MyProtocol>::builder()`.
@@ -67,6 +71,7 @@ impl<P: Protocol> Server<P> {
             pool: None,
             io_handler: Arc::new(ForwardAll),
             directory: None,
+            close_notice: None,
         }
     }
 }
@@ -78,7 +83,12 @@ pub struct ServerBuilder<P: Protocol> {
     pool: Option<MessagePool>,
     io_handler: Arc<dyn IoHandler<P>>,
     directory: Option<Arc<dyn RemoteDirectory>>,
+    close_notice: Option<CloseNotice>,
 }
+
+/// The application's close notice ([`ServerBuilder::close_notice`]), type-erased: the reason in, the encoded frame
+/// out.
+pub(crate) type CloseNotice = Arc<dyn Fn(&CloseReason, &MessagePool, HeaderKind) -> Option<PacketPtr> + Send + Sync>;
 
 impl<P: Protocol> fmt::Debug for ServerBuilder<P> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -105,6 +115,14 @@ impl<P: Protocol> ServerBuilder<P> {
         self
     }
 
+    /// Connections from one IP address beyond this are refused (with the close notice for
+    /// [`CloseReason::AddressFull`]), counted in `connections_rejected`. Default `None` (off): players behind one
+    /// NAT share an address, so pick a generous number.
+    pub fn max_connections_per_address(mut self, max: Option<usize>) -> Self {
+        self.config.max_connections_per_address = max;
+        self
+    }
+
     /// Largest accepted frame, header included. Default 16 KiB; capped at what the header can describe.
     pub fn max_frame(mut self, bytes: usize) -> Self {
         self.config.max_frame = bytes;
@@ -117,9 +135,33 @@ impl<P: Protocol> ServerBuilder<P> {
         self
     }
 
+    /// How long a session's queue may stay over `send_queue_limit` (a burst its recipient is draining) before it is
+    /// cut off as a slow consumer. Default 1 s.
+    pub fn send_queue_grace(mut self, grace: Duration) -> Self {
+        self.config.send_queue_grace = grace;
+        self
+    }
+
+    /// Kernel send buffer of each accepted socket (`SO_SNDBUF`). Default 256 KiB; `None` for the kernel's default
+    /// (autotuned, up to 4 MiB on Linux). What a session can pin is its hard queue bound
+    /// (`send_queue_limit` times [`ServerConfig::SEND_QUEUE_BURST_FACTOR`]) plus this.
+    pub fn send_buffer(mut self, bytes: Option<usize>) -> Self {
+        self.config.send_buffer = bytes;
+        self
+    }
+
     /// Close sessions that send nothing for this long. Default 60 s; `None` to never.
     pub fn idle_timeout(mut self, timeout: Option<Duration>) -> Self {
         self.config.idle_timeout = timeout;
+        self
+    }
+
+    /// Events the IO threads may have waiting for the logic thread (connections and packets; at least 1). When it
+    /// is full, a session whose next packet does not fit stops being read until there is room (TCP flow control
+    /// pushes back on its client), the accept loop waits too, and every other session is still served; nothing is
+    /// dropped or reordered. Default 8,192.
+    pub fn inbox_capacity(mut self, events: usize) -> Self {
+        self.config.inbox_capacity = events.max(1);
         self
     }
 
@@ -132,6 +174,14 @@ impl<P: Protocol> ServerBuilder<P> {
     /// Per-session packet rate limit. Default 1,000/s with bursts of 2,000; `None` for no limit.
     pub fn rate_limit(mut self, limit: Option<RateLimit>) -> Self {
         self.config.rate_limit = limit;
+        self
+    }
+
+    /// Per-session limit on bytes read, beside the packet rate limit: `per_second` bytes a second, bursts of `burst`
+    /// bytes (at least 8 KiB, one read). Past it the session gets the close notice and closes as
+    /// [`CloseReason::ByteRateLimited`]. Default 4 MiB/s with bursts of 8 MiB; `None` for no limit.
+    pub fn byte_rate_limit(mut self, limit: Option<RateLimit>) -> Self {
+        self.config.byte_rate_limit = limit;
         self
     }
 
@@ -169,6 +219,30 @@ impl<P: Protocol> ServerBuilder<P> {
     /// outstanding count is exact.
     pub fn pool(mut self, pool: MessagePool) -> Self {
         self.pool = Some(pool);
+        self
+    }
+
+    /// The packet a peer gets before every graceful close the runtime initiates: a bad frame, the packet or byte
+    /// rate limit, the idle timeout, shutdown, a handler panic, and connections refused at `max_connections` or
+    /// `max_connections_per_address` (which never become sessions; the notice is written to their socket before it
+    /// is closed). `notice` gets the reason ([`CloseReason::gets_notice`] says which) and returns the packet, or
+    /// `None` for no notice. The notice is the last frame the peer gets: it is queued behind everything sent before
+    /// the close and flushed under `close_flush_timeout`. Closes the application asks for (`Session::kick`,
+    /// `close`) and cut-offs of peers that do not read (slow consumers) get none. Runs on IO threads and on the
+    /// logic thread: it must not block; a panic in it means no notice. Default: no notice.
+    pub fn close_notice<T, F>(mut self, notice: F) -> Self
+    where
+        T: PacketOf<P::ServerToClient>,
+        F: Fn(&CloseReason) -> Option<T> + Send + Sync + 'static,
+    {
+        self.close_notice = Some(Arc::new(move |reason: &CloseReason, pool: &MessagePool, header: HeaderKind| {
+            let packet = catch_unwind(AssertUnwindSafe(|| notice(reason)))
+                .map_err(|_| tracing::error!(%reason, "the close notice hook panicked; no notice"))
+                .ok()??;
+            with_header!(header, H => PacketPtr::encode_in::<H, T>(pool, &packet))
+                .map_err(|error| tracing::error!(%reason, %error, "the close notice does not encode; no notice"))
+                .ok()
+        }));
         self
     }
 
@@ -231,23 +305,27 @@ impl<P: Protocol> ServerBuilder<P> {
             make_listener()?
         };
         let (inbox, inbox_rx) = mpsc::unbounded_channel();
+        let (io_inbox, io_inbox_rx) = mpsc::channel(config.inbox_capacity.max(1));
         let shared = Arc::new(ServerShared {
             config,
             metrics: Arc::new(Metrics::default()),
             pool: self.pool.unwrap_or_else(|| MessagePool::new(PoolConfig::default())),
             ids: SessionIds::default(),
             inbox,
+            io_inbox,
             io_handler: self.io_handler,
             stop_accepting: CancellationToken::new(),
             spare_lists: Arc::new(SpareLists::new()),
             directory: self.directory,
+            close_notice: self.close_notice,
+            per_address: std::sync::Mutex::new(std::collections::HashMap::new()),
         });
         let logic_shared = Arc::clone(&shared);
         // Built here, not on the new thread: a failure is this call's error instead of a panic nobody sees.
         let logic_runtime = logic::runtime()?;
         let logic_thread = std::thread::Builder::new()
             .name("packet-logic".into())
-            .spawn(move || logic::run(logic, inbox_rx, logic_shared, logic_runtime))?;
+            .spawn(move || logic::run(logic, inbox_rx, io_inbox_rx, logic_shared, logic_runtime))?;
         runtime.spawn(acceptor::run(listener, Arc::clone(&shared)));
         Ok(ServerHandle { shared, runtime: Some(runtime), logic_thread: Some(logic_thread), local_addr: None })
     }
@@ -265,22 +343,64 @@ impl Listener for NoListener {
 }
 
 /// What the IO side and the logic thread share. The fields' roles in shutdown: `stop_accepting` ends the accept
-/// loop (step 1); `inbox` carries the `Shutdown` event to the logic thread (step 2) and every disconnect (step 4).
+/// loop (step 1); `inbox` carries the `Shutdown` event to the logic thread (step 2) and every disconnect (step 4);
+/// `io_inbox` carries the acceptor's last event, `AcceptorStopped`, behind every `Connected`.
 pub(crate) struct ServerShared<P: Protocol> {
     pub(crate) config: ServerConfig,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) pool: MessagePool,
     pub(crate) ids: SessionIds,
+    /// Events that must never wait: shutdown, the end of a session's stream and its disconnect (each carrying how
+    /// many events the session put in `io_inbox` before it, so that the logic thread handles it after them), and
+    /// every event of remote sessions (their gateway's link paces them).
     pub(crate) inbox: mpsc::UnboundedSender<LogicEvent<P>>,
+    /// The bounded inbox: local sessions' connections and packets. Full, it pushes back on the IO side.
+    pub(crate) io_inbox: mpsc::Sender<LogicEvent<P>>,
     pub(crate) io_handler: Arc<dyn IoHandler<P>>,
     pub(crate) stop_accepting: CancellationToken,
     /// Frame lists the drivers hand back to the logic thread's outbox once drained.
     pub(crate) spare_lists: Arc<SpareLists>,
     /// How to reach sessions of other shards (a cluster's shard only).
     pub(crate) directory: Option<Arc<dyn RemoteDirectory>>,
+    pub(crate) close_notice: Option<CloseNotice>,
+    /// Open connections per IP address, kept only with `max_connections_per_address`.
+    per_address: std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>,
 }
 
 impl<P: Protocol> ServerShared<P> {
+    /// Counts a new connection from `peer` against `max_connections_per_address`: `Ok(Some(ip))` to release when
+    /// it closes, `Ok(None)` when there is no limit (or no IP address), `Err` when the address is full.
+    pub(crate) fn admit_address(&self, peer: &crate::PeerAddr) -> Result<Option<std::net::IpAddr>, ()> {
+        let (Some(max), crate::PeerAddr::Tcp(addr)) = (self.config.max_connections_per_address, peer) else {
+            return Ok(None);
+        };
+        let mut open = self.per_address.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let count = open.entry(addr.ip()).or_insert(0);
+        if *count >= max {
+            return Err(());
+        }
+        *count += 1;
+        Ok(Some(addr.ip()))
+    }
+
+    /// A connection [`admit_address`](Self::admit_address) counted closed.
+    pub(crate) fn release_address(&self, ip: std::net::IpAddr) {
+        let mut open = self.per_address.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(count) = open.get_mut(&ip) {
+            *count -= 1;
+            if *count == 0 {
+                open.remove(&ip);
+            }
+        }
+    }
+
+    /// The application's notice for a close for `reason`, encoded, if the reason gets one and the application
+    /// gives one.
+    pub(crate) fn notice_for(&self, reason: &CloseReason) -> Option<PacketPtr> {
+        let notice = self.close_notice.as_ref().filter(|_| reason.gets_notice())?;
+        notice(reason, &self.pool, self.config.header)
+    }
+
     fn shutdown(&self) {
         self.stop_accepting.cancel();
         let _ = self.inbox.send(LogicEvent::Shutdown);

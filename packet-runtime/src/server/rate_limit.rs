@@ -23,17 +23,32 @@ pub(crate) struct TokenBucket {
     per_second: u64,
     /// The instant up to which refill has been credited.
     last: Instant,
+    /// Billionths of a token credited for time the server did not read ([`forgive`](Self::forgive)), beyond the
+    /// burst.
+    forgiven: u64,
 }
 
 impl TokenBucket {
     pub(crate) fn new(limit: RateLimit, now: Instant) -> Self {
         // At most 2^32 * 10^9 < 2^62: no overflow.
         let capacity = u64::from(limit.burst.max(1)) * UNIT;
-        TokenBucket { nano_tokens: capacity, capacity, per_second: u64::from(limit.per_second), last: now }
+        TokenBucket { nano_tokens: capacity, capacity, per_second: u64::from(limit.per_second), last: now, forgiven: 0 }
+    }
+
+    /// Credits `paused` (a time the server did not read from the peer) on top of the burst: what the peer sent at
+    /// the allowed rate meanwhile arrives at once when reading resumes, and must not be refused for that.
+    pub(crate) fn forgive(&mut self, paused: std::time::Duration) {
+        let paused_ns = u64::try_from(paused.as_nanos()).unwrap_or(u64::MAX);
+        self.forgiven = self.forgiven.saturating_add(paused_ns.saturating_mul(self.per_second));
     }
 
     /// Takes one token if there is one.
     pub(crate) fn take(&mut self, now: Instant) -> bool {
+        self.take_n(1, now)
+    }
+
+    /// Takes `n` tokens if there are that many (the byte rate limit takes one per byte read).
+    pub(crate) fn take_n(&mut self, n: u64, now: Instant) -> bool {
         let elapsed = now.saturating_duration_since(self.last);
         // Every nanosecond since `last` is credited exactly, so `last` can move to `now` without losing a remainder.
         // Saturating: hours of silence times a large rate exceed u64, and the result is capped at the burst anyway.
@@ -41,8 +56,12 @@ impl TokenBucket {
         let credit = elapsed_ns.saturating_mul(self.per_second);
         self.nano_tokens = self.nano_tokens.saturating_add(credit).min(self.capacity);
         self.last = self.last.max(now);
-        if self.nano_tokens >= UNIT {
-            self.nano_tokens -= UNIT;
+        let wanted = n.saturating_mul(UNIT);
+        // What was forgiven is spent first; it is not capped by the burst.
+        let from_forgiven = wanted.min(self.forgiven);
+        if self.nano_tokens >= wanted - from_forgiven {
+            self.forgiven -= from_forgiven;
+            self.nano_tokens -= wanted - from_forgiven;
             true
         } else {
             false
@@ -112,6 +131,31 @@ mod tests {
         let limit = RateLimit { per_second: 1_000, burst: 100 };
         let refused = first_refusal(limit, 1.05, 1, 100_000).expect("refused eventually");
         assert!((2_000..=2_200).contains(&refused), "refused at packet {refused}");
+    }
+
+    #[test]
+    fn a_byte_bucket_takes_whole_reads_and_refills_per_byte() {
+        let t0 = Instant::now();
+        let mut bucket = TokenBucket::new(RateLimit { per_second: 1_000, burst: 10_000 }, t0);
+        assert!(bucket.take_n(8_000, t0));
+        assert!(!bucket.take_n(2_001, t0), "only 2,000 left");
+        assert!(bucket.take_n(2_000, t0));
+        // 1,000 bytes/s: one byte per millisecond.
+        assert!(!bucket.take_n(100, t0 + Duration::from_millis(99)));
+        assert!(bucket.take_n(100, t0 + Duration::from_millis(100)));
+        // Saturates instead of overflowing on an absurd read.
+        assert!(!bucket.take_n(u64::MAX, t0 + Duration::from_secs(1)));
+    }
+
+    #[test]
+    fn a_pause_is_forgiven_beyond_the_burst() {
+        let t0 = Instant::now();
+        let mut bucket = TokenBucket::new(RateLimit { per_second: 100, burst: 5 }, t0);
+        assert_eq!((0..10).filter(|_| bucket.take(t0)).count(), 5, "the burst");
+        // Not read for a second: the 100 packets sent meanwhile arrive at once, on top of the refilled burst.
+        let later = t0 + Duration::from_secs(1);
+        bucket.forgive(Duration::from_secs(1));
+        assert_eq!((0..200).filter(|_| bucket.take(later)).count(), 105);
     }
 
     #[test]

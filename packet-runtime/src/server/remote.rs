@@ -71,9 +71,9 @@ impl<P: Protocol> RemoteSessions<P> {
 
     /// One of the session's frames, whole (header included, in the server's header layout), with the gateway's
     /// sequence number for it. Decoded here, on the calling thread. A frame that is not a well-formed packet of the
-    /// protocol goes to the server's IO hook (`IoHandler::on_bad_frame`, as for a local session: the demo kicks,
-    /// naming the fault) and, unless it says skip, closes the session with [`CloseReason::BadFrame`] through its
-    /// gateway; it is returned as the error; once the session was handed over, it is given back to the gateway instead, like any late packet.
+    /// protocol goes to the server's IO hook (`IoHandler::on_bad_frame`, as for a local session) and, unless it
+    /// says skip, gets the close notice (`ServerBuilder::close_notice`; the demo's kick names the fault) and closes
+    /// with [`CloseReason::BadFrame`] through its gateway; it is returned as the error; once the session was handed over, it is given back to the gateway instead, like any late packet.
     pub fn packet(&self, session: &Session<P>, seq: u64, frame: &[u8]) -> Result<(), BadFrame> {
         let max = self.shared.config.max_frame;
         let parsed = with_header!(self.shared.config.header, H => parse_frame::<H>(frame, max));
@@ -105,7 +105,12 @@ impl<P: Protocol> RemoteSessions<P> {
                         std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| hook.on_bad_frame(session, &bad)))
                             .unwrap_or(BadFrameAction::Close);
                     if action == BadFrameAction::Close || !bad.boundary_known() {
-                        shared.close(CloseReason::BadFrame(bad.clone()));
+                        // The close notice goes through the gateway ahead of the close, as a local session's does.
+                        let reason = CloseReason::BadFrame(bad.clone());
+                        if let Some(notice) = self.shared.notice_for(&reason) {
+                            let _ = shared.push(notice);
+                        }
+                        shared.close(reason);
                     }
                 }
                 Err(bad)
@@ -122,7 +127,7 @@ impl<P: Protocol> RemoteSessions<P> {
         let metrics = &self.shared.metrics;
         metrics.connections_open.fetch_sub(1, Ordering::Relaxed);
         metrics.closed(reason.kind());
-        let _ = self.shared.inbox.send(LogicEvent::Disconnected(session.id(), reason));
+        let _ = self.shared.inbox.send(LogicEvent::Disconnected(session.id(), reason, None));
     }
 
     /// Starts the server's ordered shutdown, as `ServerHandle::shutdown` does (from any thread: a cluster's signal

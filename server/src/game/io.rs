@@ -5,7 +5,9 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use packet_runtime::{BadFrame, BadFrameAction, IoAction, IoHandler, Packet, Session};
+use packet_runtime::{
+    BadFrame, BadFrameAction, CloseKind, CloseReason, FrameFault, IoAction, IoHandler, Packet, Session,
+};
 
 use demo_protocol::proto::{CEcho, CPing, SEcho, SKick, SPong};
 use demo_protocol::{ClientPacket, GameProtocol};
@@ -37,10 +39,53 @@ impl IoHandler<GameProtocol> for GameIo {
     }
 
     fn on_bad_frame(&self, session: &Session<GameProtocol>, bad: &BadFrame) -> BadFrameAction {
+        // The kick naming the fault is the close notice ([`close_notice`]): one per close.
         tracing::debug!(session = %session.id(), peer = %session.peer(), fault = %bad, "bad frame: kicking");
-        // Even after a header fault our own output stream is intact, so the kick can always be delivered.
-        let _ = session.send(&SKick { reason: format!("bad frame: {bad}") });
         BadFrameAction::Close
+    }
+}
+
+/// The limits the kick reasons quote, as the server enforces them.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoticeLimits {
+    /// Packets per second of the rate limit.
+    pub packets_per_second: Option<u32>,
+    /// Bytes per second of the byte rate limit.
+    pub bytes_per_second: Option<u32>,
+    /// The idle timeout.
+    pub idle_timeout: Option<std::time::Duration>,
+}
+
+/// The demo's close notice (`ServerBuilder::close_notice`): an `S_KICK` whose reason a player can read, for every
+/// close the runtime initiates. Even after a header fault our own output stream is intact, so the kick can always be
+/// delivered.
+pub fn close_notice(limits: NoticeLimits) -> impl Fn(&CloseReason) -> Option<SKick> + Send + Sync + 'static {
+    move |reason| {
+        let reason = match reason {
+            CloseReason::RateLimited => match limits.packets_per_second {
+                Some(rate) => format!("more than {rate} packets/s"),
+                None => "too many packets".to_owned(),
+            },
+            CloseReason::ByteRateLimited => match limits.bytes_per_second {
+                Some(rate) => format!("more than {rate} bytes/s"),
+                None => "too many bytes".to_owned(),
+            },
+            CloseReason::BadFrame(BadFrame::Fault(FrameFault::TooLarge { size, max })) => {
+                format!("frame of {size} bytes over the {max} limit")
+            }
+            CloseReason::BadFrame(bad) => format!("bad frame: {bad}"),
+            CloseReason::IdleTimeout => match limits.idle_timeout {
+                Some(idle) if idle.subsec_millis() == 0 => format!("idle for {} s", idle.as_secs()),
+                Some(idle) => format!("idle for {} ms", idle.as_millis()),
+                None => "idle".to_owned(),
+            },
+            CloseReason::ServerFull => "server full".to_owned(),
+            CloseReason::AddressFull => "too many connections from your address".to_owned(),
+            CloseReason::HandlerPanic => "server error".to_owned(),
+            other if other.kind() == CloseKind::ServerShutdown => "server shutting down".to_owned(),
+            _ => return None,
+        };
+        Some(SKick { reason })
     }
 }
 

@@ -48,7 +48,7 @@ use packet_runtime::prost::encoding::encoded_len_varint;
 use packet_runtime::session::SendError;
 use packet_runtime::{CloseReason, Context, HandOverError, Logic, PacketOf, Session, SessionId};
 
-pub use io::GameIo;
+pub use io::{GameIo, NoticeLimits, close_notice};
 pub use names::MAX_NAME_CHARS;
 use players::{Player, Players};
 use rooms::Rooms;
@@ -341,9 +341,11 @@ impl Logic for Game {
         }
     }
 
-    /// Embedded, or on the last shard of a cluster: every client is told `S_KICK { "server shutting down" }`. On a
-    /// shard with others live, the shard drains instead: every player is handed to the shard that owns its room
-    /// (the room moves whole, positions kept), or, outside a room, to any shard; its connection stays open.
+    /// On a cluster's shard, the shard drains: every player is handed to the shard that owns its room (the room
+    /// moves whole, positions kept), or, outside a room, to any shard; its connection stays open. With no other
+    /// shard live, its gateway tells it `S_KICK { "server shutting down" }` and closes it. Embedded, the goodbye is
+    /// the close notice the runtime sends every local session (`io::close_notice`): one per close, so nothing is
+    /// sent from here.
     fn on_shutdown(&mut self, ctx: &mut Context<'_, GameProtocol>) {
         let sessions: Vec<_> = ctx.sessions().cloned().collect();
         let mut handed = 0usize;
@@ -375,7 +377,13 @@ impl Logic for Game {
             tracing::info!(handed, "draining: players handed over to the other shards");
             return;
         }
-        if let Err(error) = ctx.broadcast_all(&SKick { reason: "server shutting down".into() }) {
+        // Remote sessions that could not be handed over are closed by their gateway at this shard's request, which
+        // sends no notice: they get the goodbye here.
+        let remote: Vec<_> = ctx.sessions().filter(|s| s.remote_id().is_some()).map(|s| s.id()).collect();
+        if remote.is_empty() {
+            return;
+        }
+        if let Err(error) = ctx.broadcast(remote, &SKick { reason: "server shutting down".into() }) {
             self.out.stats.send_failed();
             self.out.encode_failed("S_KICK", &error);
         }

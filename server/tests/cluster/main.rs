@@ -528,3 +528,38 @@ fn cluster_flags_are_checked() {
     assert_eq!(status.code(), Some(2), "--addr with --role shard: {stderr}");
     assert!(stderr.contains("opens no listener"), "{stderr}");
 }
+
+/// Reads until the connection ends; the goodbye must be the one `S_KICK` and the last packet.
+async fn one_goodbye_then_the_end(client: &mut GameClient) {
+    let (got, end) = test_support::drain_until_closed(client).await;
+    assert!(test_support::is_close(&end), "{end:?}");
+    let kicks: Vec<_> = got.iter().filter(|packet| matches!(packet, ServerPacket::SKick(_))).collect();
+    assert_eq!(kicks.len(), 1, "one goodbye: {got:?}");
+    assert!(matches!(got.last(), Some(ServerPacket::SKick(kick)) if kick.reason == "server shutting down"), "{got:?}");
+}
+
+#[test]
+fn a_shard_shutting_down_says_goodbye_once_through_the_gateway() {
+    let nats = Nats::start();
+    let name = cluster_name("shard-goodbye");
+    let mut shard = Node::start(&nats, &name, "shard", &[]);
+    let gateway = Node::start(&nats, &name, "gateway", &[]);
+    runtime().block_on(async {
+        let (mut player, _) = login(gateway.gateway(), "leaving").await;
+        assert!(shard.terminate().success());
+        one_goodbye_then_the_end(&mut player).await;
+    });
+}
+
+#[test]
+fn a_gateway_shutting_down_says_goodbye_once() {
+    let nats = Nats::start();
+    let name = cluster_name("gateway-goodbye");
+    let _shard = Node::start(&nats, &name, "shard", &[]);
+    let mut gateway = Node::start(&nats, &name, "gateway", &[]);
+    runtime().block_on(async {
+        let (mut player, _) = login(gateway.gateway(), "leaving").await;
+        assert!(gateway.terminate().success());
+        one_goodbye_then_the_end(&mut player).await;
+    });
+}

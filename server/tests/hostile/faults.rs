@@ -134,7 +134,10 @@ fn a_handler_panic_closes_that_session_only() {
         expect!(&mut panicker, SSpawn);
         panicker.send(&CChat { msg: MAGIC.into() }).await.unwrap();
         let (got, end) = drain_until_closed(&mut panicker).await;
-        assert!(got.is_empty() && is_close(&end), "{got:?} {end:?}");
+        // Only the close notice.
+        assert!(is_close(&end), "{end:?}");
+        assert_eq!(kick_reason(&got), "server error", "{got:?}");
+        assert_eq!(got.len(), 1, "{got:?}");
         drop(panicker);
         // The game's state stayed consistent: the panicker left the room through the usual on_disconnect.
         assert_eq!(expect!(&mut other, SDespawn).player_ids, [panicker_id]);

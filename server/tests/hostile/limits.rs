@@ -1,6 +1,6 @@
 //! Limits: a flood past the rate limit, slowloris, a client that never reads, connections beyond the maximum.
-//! These close at once (the session's queue is dropped), so no S_KICK is promised: for a slow consumer the queue is
-//! the problem, and for the others the runtime closes without consulting the game.
+//! A slow consumer is cut off with a reset and no notice (the queue is the problem); the others get the close
+//! notice, an S_KICK saying why (`notices` checks each reason's text).
 
 use std::time::{Duration, Instant};
 
@@ -25,7 +25,9 @@ fn a_flood_of_tiny_frames_past_the_rate_limit_is_closed() {
         flooder.flush().await.unwrap();
         let (got, end) = drain_until_closed(&mut flooder).await;
         assert!(is_close(&end), "{end:?}");
-        assert!(got.len() <= 20, "at most the burst was served, got {}", got.len());
+        let (kick, served) = got.split_last().expect("the close notice");
+        assert!(served.len() <= 20, "at most the burst was served, got {}", served.len());
+        assert!(matches!(kick, demo_protocol::ServerPacket::SKick(_)), "{kick:?}");
         bystander.send(&CPing { client_time: 1 }).await.unwrap();
         expect!(&mut bystander, SPong);
         only_closed(&server, CloseKind::RateLimited).await;
@@ -47,7 +49,9 @@ fn a_slowloris_holding_a_partial_frame_is_closed_at_the_idle_timeout() {
         let mut slowloris = connect(server.addr).await;
         slowloris.send_raw(&[&header(32, CLogin::ID)[..], &[0x0A]].concat()).await.unwrap(); // 32 bytes, 5 sent
         let (got, end) = drain_until_closed(&mut slowloris).await;
-        assert!(got.is_empty() && is_close(&end), "{got:?} {end:?}");
+        assert!(is_close(&end), "{end:?}");
+        assert_eq!(kick_reason(&got), "idle for 600 ms", "only the close notice: {got:?}");
+        assert_eq!(got.len(), 1, "{got:?}");
         assert!(started.elapsed() >= IDLE, "closed after {:?}", started.elapsed());
         only_closed(&server, CloseKind::IdleTimeout).await;
     });
@@ -142,7 +146,10 @@ fn connections_beyond_max_connections_are_closed_at_once() {
         let mut rejected = connect_raw(server.addr).await;
         let mut rest = Vec::new();
         let _ = within("the rejection", tokio::io::AsyncReadExt::read_to_end(&mut rejected, &mut rest)).await;
-        assert!(rest.is_empty());
+        // Only the close notice: never a session.
+        assert!(rest.len() >= 4, "{rest:?}");
+        let (size, id) = (u16::from_le_bytes([rest[0], rest[1]]), u16::from_le_bytes([rest[2], rest[3]]));
+        assert_eq!((usize::from(size), id), (rest.len(), demo_protocol::proto::SKick::ID), "one S_KICK: {rest:?}");
         let _ = rejected.shutdown().await;
         assert_eq!(server.metrics().connections_rejected, 1);
         assert!(server.metrics().closes.iter().all(|&(_, n)| n == 0), "a rejected connection is not a session");

@@ -23,5 +23,6 @@ mod common;
 mod empty_payloads;
 mod faults;
 mod limits;
+mod notices;
 mod sockets;
 mod support;

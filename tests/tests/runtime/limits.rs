@@ -82,8 +82,10 @@ fn connections_beyond_the_limit_are_closed_at_once() {
             kept.push(client);
         }
         let mut rejected = connect(server.addr).await;
-        let (got, _) = drain_until_closed(&mut rejected).await;
-        assert!(got.is_empty());
+        let (got, end) = drain_until_closed(&mut rejected).await;
+        // Never a session, but told why before the close.
+        assert!(matches!(&got[..], [ServerPacket::SKick(kick)] if kick.reason == "server full"), "{got:?}");
+        assert!(test_support::is_close(&end), "{end:?}");
         assert_eq!(server.handle.metrics().connections_rejected, 1);
         drop(kept);
     });
@@ -130,8 +132,13 @@ fn a_flood_past_the_rate_limit_is_closed() {
             flooder.queue(&proto::CPing { client_time: i }).unwrap();
         }
         flooder.flush().await.unwrap();
-        let (got, _) = drain_until_closed(&mut flooder).await;
-        assert!(got.len() <= 20, "at most the burst was served, got {}", got.len());
+        let (got, end) = drain_until_closed(&mut flooder).await;
+        let (kick, served) = got.split_last().expect("the close notice at least");
+        assert!(served.len() <= 20, "at most the burst was served, got {}", served.len());
+        assert!(served.iter().all(|packet| matches!(packet, ServerPacket::SPong(_))), "{served:?}");
+        // The close is graceful, and says why before it.
+        assert!(matches!(kick, ServerPacket::SKick(k) if k.reason == "packet rate limit exceeded"), "{kick:?}");
+        assert!(test_support::is_close(&end), "{end:?}");
         assert_serves(server.addr).await;
     });
     server.handle.shutdown();
@@ -176,4 +183,212 @@ fn on_tick_runs_at_the_configured_period() {
     }
     server.handle.shutdown();
     server.handle.join();
+}
+
+/// The server-side sockets in `/proc/net/tcp{,6}` from local port `local` to remote port `remote`: (state, bytes in
+/// the send queue). States are the kernel's numbers (`04` is FIN-WAIT-1).
+fn server_sockets(local: u16, remote: u16) -> Vec<(u8, u64)> {
+    let mut found = Vec::new();
+    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        let Ok(text) = std::fs::read_to_string(table) else { continue };
+        for line in text.lines().skip(1) {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let port = |field: &str| field.rsplit(':').next().and_then(|hex| u16::from_str_radix(hex, 16).ok());
+            if fields.len() > 4 && port(fields[1]) == Some(local) && port(fields[2]) == Some(remote) {
+                let state = u8::from_str_radix(fields[3], 16).unwrap_or(0);
+                let tx_queue = fields[4].split(':').next().and_then(|hex| u64::from_str_radix(hex, 16).ok());
+                found.push((state, tx_queue.unwrap_or(0)));
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn a_peer_that_never_reads_is_reset_and_its_socket_freed_while_a_reader_gets_every_chat() {
+    let server = start(builder().send_queue_limit(128 * 1024).send_buffer(Some(64 * 1024)));
+    client_runtime().block_on(async {
+        let socket = TcpSocket::new_v4().unwrap();
+        socket.set_recv_buffer_size(4096).unwrap();
+        let slow_stream = socket.connect(server.addr).await.unwrap();
+        let slow_port = slow_stream.local_addr().unwrap().port();
+        let mut slow = Client::<tests::game::GameProtocol>::new(slow_stream);
+        slow.send(&proto::CLogin { name: "slow".into() }).await.unwrap();
+
+        let fast = connect(server.addr).await;
+        let (mut reader, mut writer) = fast.into_split();
+        let (progress_tx, mut progress) = tokio::sync::watch::channel(0u64);
+        let receiving = tokio::spawn(async move {
+            let mut chats = 0u64;
+            loop {
+                match within("chat", reader.recv()).await.unwrap() {
+                    ServerPacket::SChat(chat) if chat.msg == "last" => return chats,
+                    ServerPacket::SChat(_) => {
+                        chats += 1;
+                        let _ = progress_tx.send(chats);
+                    }
+                    _ => {}
+                }
+            }
+        });
+        let big = "x".repeat(8 * 1024);
+        let mut sent = 0u64;
+        while server.handle.metrics().closed(CloseKind::SlowConsumer) == 0 {
+            within("fast reader progress", progress.wait_for(|got| got + 8 >= sent)).await.unwrap();
+            writer.send(&proto::CChat { msg: big.clone() }).await.unwrap();
+            sent += 1;
+            assert!(sent < 100_000, "the slow consumer was never cut off");
+        }
+        // The session is reported closed only after its socket is: by now the kernel must not be keeping a
+        // backlog for a peer that does not read (a graceful close would leave it in FIN-WAIT-1 with its send queue
+        // full, for minutes).
+        let left = server_sockets(server.addr.port(), slow_port);
+        assert!(!left.iter().any(|&(state, tx)| state == 4 && tx > 0), "server socket lingers: {left:?}");
+        assert!(left.is_empty(), "the server's socket to the slow peer is gone: {left:?}");
+        // The cut-off peer learns it: a reset (or an end of stream), not a connection that just goes quiet.
+        let (_, end) = drain_until_closed(&mut slow).await;
+        assert!(test_support::is_close(&end) || matches!(end, ClientError::Truncated), "{end:?}");
+        // The reader in the same room kept getting everything.
+        for _ in 0..20 {
+            within("fast reader progress", progress.wait_for(|got| got + 8 >= sent)).await.unwrap();
+            writer.send(&proto::CChat { msg: big.clone() }).await.unwrap();
+            sent += 1;
+        }
+        writer.send(&proto::CChat { msg: "last".into() }).await.unwrap();
+        assert_eq!(within("fast reader", receiving).await.unwrap(), sent, "the reader got every chat");
+    });
+    server.handle.shutdown();
+    let report = server.handle.join();
+    assert_eq!(report.metrics.closed(CloseKind::SlowConsumer), 1);
+    assert_eq!(report.pool_outstanding, 0);
+}
+
+#[test]
+fn connections_beyond_the_per_address_limit_are_refused_with_the_notice_while_other_addresses_connect() {
+    let server = start(builder().max_connections_per_address(Some(2)));
+    client_runtime().block_on(async {
+        let mut kept = Vec::new();
+        for _ in 0..2 {
+            let mut client = connect(server.addr).await;
+            client.send(&proto::CPing { client_time: 1 }).await.unwrap();
+            within("pong", client.recv()).await.unwrap();
+            kept.push(client);
+        }
+        let mut refused = connect(server.addr).await;
+        let (got, end) = drain_until_closed(&mut refused).await;
+        assert!(
+            matches!(&got[..], [ServerPacket::SKick(kick)] if kick.reason == CloseReason::AddressFull.to_string()),
+            "{got:?}"
+        );
+        assert!(test_support::is_close(&end), "{end:?}");
+        assert_eq!(server.handle.metrics().connections_rejected, 1);
+        // Another address (127.0.0.2 is loopback too) is not limited by this one's connections.
+        let socket = TcpSocket::new_v4().unwrap();
+        socket.bind("127.0.0.2:0".parse().unwrap()).unwrap();
+        let mut other = Client::<tests::game::GameProtocol>::new(socket.connect(server.addr).await.unwrap());
+        other.send(&proto::CPing { client_time: 2 }).await.unwrap();
+        assert!(matches!(within("pong", other.recv()).await.unwrap(), ServerPacket::SPong(_)));
+        // A closed connection frees its address's slot.
+        drop(kept.pop());
+        let deadline = std::time::Instant::now() + test_support::GUARD;
+        loop {
+            let mut again = connect(server.addr).await;
+            again.send(&proto::CPing { client_time: 3 }).await.unwrap();
+            if let Ok(ServerPacket::SPong(_)) = within("pong or notice", again.recv()).await {
+                break;
+            }
+            // The server had not seen the close yet: the refusal is the notice, then the close.
+            assert!(std::time::Instant::now() < deadline, "the slot was never freed");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    });
+    server.handle.shutdown();
+    let report = server.handle.join();
+    assert!(report.metrics.connections_rejected >= 1);
+    assert_eq!(report.sessions_closed, report.metrics.connections_total, "refused connections are no sessions");
+}
+
+#[test]
+fn a_client_past_the_byte_rate_limit_is_closed_with_the_notice_while_a_modest_one_stays() {
+    let limit = RateLimit { per_second: 20_000, burst: 16 * 1024 };
+    let server = start(builder().byte_rate_limit(Some(limit)));
+    client_runtime().block_on(async {
+        let mut modest = connect(server.addr).await;
+        let mut flooder = connect(server.addr).await;
+        // 40 KiB at once: well past the 16 KiB burst, with few packets (the packet limit is not what stops it).
+        for _ in 0..10 {
+            flooder.queue(&proto::CEcho { data: vec![7; 4096] }).unwrap();
+        }
+        flooder.flush().await.unwrap();
+        let (got, end) = drain_until_closed(&mut flooder).await;
+        let (kick, served) = got.split_last().expect("the close notice at least");
+        assert!(served.len() < 10, "the limit stopped it, {} echoes served", served.len());
+        assert!(matches!(kick, ServerPacket::SKick(k) if k.reason == "byte rate limit exceeded"), "{kick:?}");
+        assert!(test_support::is_close(&end), "{end:?}");
+        // 1 KiB every 200 ms: about a quarter of the rate, for longer than the burst would last.
+        for i in 0..10 {
+            modest.send(&proto::CEcho { data: vec![i; 1024] }).await.unwrap();
+            assert!(matches!(within("echo", modest.recv()).await.unwrap(), ServerPacket::SEcho(_)));
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    });
+    server.handle.shutdown();
+    let report = server.handle.join();
+    assert_eq!(report.metrics.closed(CloseKind::ByteRateLimited), 1);
+    assert_eq!(report.metrics.closed(CloseKind::RateLimited), 0);
+}
+
+#[test]
+fn one_players_burst_does_not_get_attentive_readers_cut_off() {
+    const READERS: usize = 50;
+    const CHATS: usize = 100;
+    // The default queue limit (1 MiB), below what the burst puts in every reader's queue at once (~1.6 MB).
+    let server = start(builder());
+    let runtime = client_runtime();
+    let counts = runtime.block_on(async {
+        let mut readers = Vec::new();
+        for _ in 0..READERS {
+            let mut reader = connect(server.addr).await;
+            reader.send(&proto::CPing { client_time: 0 }).await.unwrap();
+            within("pong", reader.recv()).await.unwrap();
+            readers.push(tokio::spawn(async move {
+                let mut chats = 0;
+                while chats < CHATS {
+                    match within("every chat", reader.recv()).await {
+                        Ok(ServerPacket::SChat(_)) => chats += 1,
+                        Ok(_) => {}
+                        Err(end) => panic!("an attentive reader was cut off after {chats} chats: {end:?}"),
+                    }
+                }
+                chats
+            }));
+        }
+        let (mut own, mut writer) = connect(server.addr).await.into_split();
+        // The sender reads its own copies too: it is a reader of the room like the others.
+        let own_copies = tokio::spawn(async move {
+            let mut chats = 0;
+            while chats < CHATS {
+                if let ServerPacket::SChat(_) = within("own chats", own.recv()).await.expect("not cut off") {
+                    chats += 1;
+                }
+            }
+            chats
+        });
+        let line = "y".repeat(16_000);
+        for _ in 0..CHATS {
+            writer.queue(&proto::CChat { msg: line.clone() }).unwrap();
+        }
+        writer.flush().await.unwrap(); // ~1.6 MB in one write
+        let mut counts = vec![within("own copies", own_copies).await.unwrap()];
+        for reader in readers {
+            counts.push(within("a reader", reader).await.unwrap());
+        }
+        drop(writer);
+        counts
+    });
+    assert!(counts.iter().all(|&chats| chats == CHATS), "{counts:?}");
+    server.handle.shutdown();
+    let report = server.handle.join();
+    assert_eq!(report.metrics.closed(CloseKind::SlowConsumer), 0);
+    assert_eq!(report.metrics.queue_overflows, 0);
 }

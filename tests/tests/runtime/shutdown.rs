@@ -189,3 +189,44 @@ fn shutdown_timeout_runs_on_disconnect_for_sessions_that_never_finish_closing() 
     assert_eq!(journal.disconnected.len(), 2);
     assert!(journal.disconnected.iter().all(|(_, reason)| *reason == packet_runtime::CloseReason::ServerShutdown));
 }
+
+#[test]
+fn shutdown_ends_the_linger_of_clients_that_read_everything_without_waiting_for_the_flush_deadline() {
+    // Clients that read everything but never close their end: each session's linger (half-closed, waiting for the
+    // peer's end of stream) ends as soon as the peer has acknowledged all we sent, not at the 30 s deadline.
+    const CLIENTS: usize = 300;
+    let server =
+        start(builder().close_flush_timeout(Duration::from_secs(30)).shutdown_timeout(Duration::from_secs(60)));
+    let runtime = client_runtime();
+    let (goodbyes_tx, goodbyes) = mpsc::channel();
+    let (release_tx, release) = tokio::sync::watch::channel(false);
+    runtime.block_on(async {
+        for _ in 0..CLIENTS {
+            let mut client = connect(server.addr).await;
+            client.send(&proto::CPing { client_time: 1 }).await.unwrap();
+            within("pong", client.recv()).await.unwrap();
+            let goodbyes_tx = goodbyes_tx.clone();
+            let mut release = release.clone();
+            tokio::spawn(async move {
+                let (got, end) = drain_until_closed(&mut client).await;
+                let goodbye = matches!(got.last(), Some(ServerPacket::SKick(k)) if k.reason == "server shutting down");
+                let _ = goodbyes_tx.send((goodbye, test_support::is_close(&end)));
+                // Read everything, saw the end, and still does not close: kept open until the test is done.
+                let _ = release.wait_for(|done| *done).await;
+                drop(client);
+            });
+        }
+    });
+    drop(goodbyes_tx);
+    server.handle.shutdown();
+    // The hang guard, well under the 30 s deadline: the join fails the test if shutdown waits for it.
+    let report = join_within(server.handle, Duration::from_secs(20), "shutdown waited for the flush deadline");
+    let ends: Vec<_> = (0..CLIENTS)
+        .map(|_| goodbyes.recv_timeout(test_support::GUARD).expect("timed out waiting for a client's goodbye"))
+        .collect();
+    let _ = release_tx.send(true);
+    assert!(ends.iter().all(|&(goodbye, closed)| goodbye && closed), "every client got its goodbye, then the end");
+    assert_eq!(report.sessions_closed, CLIENTS as u64);
+    assert_eq!(report.metrics.closed(CloseKind::ServerShutdown), CLIENTS as u64);
+    assert_eq!(report.pool_outstanding, 0);
+}

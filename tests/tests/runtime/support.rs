@@ -70,8 +70,9 @@ impl Logic for TestGame {
     }
 
     fn on_shutdown(&mut self, ctx: &mut Context<'_, GameProtocol>) {
+        // The goodbye is the close notice (`builder`).
+        let _ = ctx;
         self.journal.lock().unwrap().shutdown_called = true;
-        let _ = ctx.broadcast_all(&proto::SKick { reason: "server shutting down".into() });
     }
 }
 
@@ -128,14 +129,25 @@ impl IoHandler<GameProtocol> for TestIo {
     }
 
     fn on_bad_frame(&self, session: &Session<GameProtocol>, bad: &BadFrame) -> BadFrameAction {
-        let _ = session.send(&proto::SKick { reason: bad.to_string() });
+        // The kick naming the fault is the close notice (`builder`).
+        let _ = (session, bad);
         BadFrameAction::Close
     }
 }
 
-/// A builder with test-friendly settings: 2 workers, no rate limit, the test IO hook.
+/// A builder with test-friendly settings: 2 workers, no rate limits (packets or bytes), the test IO hook, and a close notice: an
+/// `S_KICK` naming the fault of a bad frame, "server shutting down" on shutdown, the reason's text otherwise.
 pub(crate) fn builder() -> ServerBuilder<GameProtocol> {
-    Server::<GameProtocol>::builder().workers(2).rate_limit(None).io_handler(TestIo)
+    Server::<GameProtocol>::builder().workers(2).rate_limit(None).byte_rate_limit(None).io_handler(TestIo).close_notice(
+        |reason| {
+            let reason = match reason {
+                CloseReason::BadFrame(bad) => bad.to_string(),
+                CloseReason::ServerShutdown => "server shutting down".to_owned(),
+                other => other.to_string(),
+            };
+            Some(proto::SKick { reason })
+        },
+    )
 }
 
 /// A running test server with its journal.

@@ -249,6 +249,7 @@ fn io_hook_replies_do_not_overtake_frames_queued_earlier_on_the_same_thread() {
     let builder = Server::<GameProtocol>::builder()
         .workers(1)
         .rate_limit(None)
+        .byte_rate_limit(None)
         .send_queue_limit(64 << 20)
         .io_handler(CrossIo::default());
     let server = start(builder);
