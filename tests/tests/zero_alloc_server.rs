@@ -142,7 +142,7 @@ fn echo_and_broadcast_over_loopback_allocate_nothing_after_warm_up() {
     }
     let expected_sum: u64 = (1..=ECHO_BURST as u64).sum();
     let mut clients: Vec<_> = (0..ECHO_CLIENTS).map(|_| RawClient::connect(addr)).collect();
-    let before = server.metrics();
+    let before = settled_metrics(&server);
     let workers = clients
         .iter_mut()
         .map(|client| {
@@ -199,7 +199,7 @@ fn echo_and_broadcast_over_loopback_allocate_nothing_after_warm_up() {
             rounds_read.fetch_add(1, SeqCst);
         }));
     }
-    let before = server.metrics();
+    let before = settled_metrics(&server);
     let chat_allocations = allocations_in_window(workers, WARM_UP, MEASURED);
     let deliveries = (ROOM * CHAT_BURST * (WARM_UP + MEASURED)) as u64;
     // The drivers add their counts up at the end of a poll, which can come just after the members read the bytes.
@@ -242,4 +242,21 @@ fn server_side_from(speaker: &mut RawClient, members: &mut [RawClient]) -> u64 {
         assert_eq!(member.read_frames(1, fixed_room::CHAT_LEN, 102), from);
     }
     from
+}
+
+/// The server's counters once the drivers have added up everything written so far: they flush their counts at the
+/// end of a poll, which can come just after the peer read the bytes, so a snapshot taken at once may miss the last
+/// replies and count them in the next window. Waits until two reads 50 ms apart agree.
+fn settled_metrics<P: packet_runtime::Protocol>(
+    server: &packet_runtime::ServerHandle<P>,
+) -> packet_runtime::MetricsSnapshot {
+    let mut last = server.metrics();
+    loop {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        let now = server.metrics();
+        if (now.frames_out, now.frames_in) == (last.frames_out, last.frames_in) {
+            return now;
+        }
+        last = now;
+    }
 }
