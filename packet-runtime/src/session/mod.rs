@@ -442,7 +442,8 @@ impl<P: Protocol> Session<P> {
 
     /// Queues frames encoded once for many recipients, in order, as one hand-over to the session's driver (one
     /// command and one wake for all of them, where `send_encoded` costs one each). All or none: if they would take
-    /// the queue over its limit, nothing is queued and the session is closed as a slow consumer. For code off the
+    /// the queue past what it may hold at all (the burst cap, `send_queue_limit` times
+    /// `ServerConfig::SEND_QUEUE_BURST_FACTOR`), nothing is queued and the session is cut off as a slow consumer. For code off the
     /// logic thread that has several frames for one session at once (a cluster's gateway); on the logic thread
     /// `send_encoded` is batched per recipient already.
     pub fn send_encoded_all<'a>(

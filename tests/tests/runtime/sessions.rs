@@ -175,7 +175,7 @@ fn send_encoded_all_queues_every_frame_in_order_or_none_of_them() {
     let tight = Server::<GameProtocol>::builder()
         .workers(1)
         .rate_limit(None)
-        .send_queue_limit(4 * 1024)
+        .send_queue_limit(1024)
         .start(Burst { pad: 100 })
         .unwrap();
     client_runtime().block_on(async {
@@ -187,7 +187,8 @@ fn send_encoded_all_queues_every_frame_in_order_or_none_of_them() {
                 other => panic!("unexpected {other:?}"),
             }
         }
-        // Over the limit as a whole (100 frames of ~110 bytes against 4 KiB): none of it is queued.
+        // Over the queue's hard cap as a whole (100 frames of ~110 bytes against 4 x 1 KiB, the burst a queue may
+        // reach): none of it is queued.
         let mut client = connect(tight.local_addr().unwrap()).await;
         client.send(&proto::CChat { msg: "100".into() }).await.unwrap();
         let (got, _) = drain_until_closed(&mut client).await;
