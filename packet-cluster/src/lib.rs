@@ -500,6 +500,7 @@ async fn spawn_membership(core: &Arc<Core>) -> Result<(), async_nats::SubscribeE
     let this = Arc::clone(core);
     tokio::spawn(async move {
         let mut ticker = tokio::time::interval(interval);
+        let mut disconnected = false;
         loop {
             ticker.tick().await;
             if this.roles.load(Ordering::Relaxed) != 0 {
@@ -507,9 +508,15 @@ async fn spawn_membership(core: &Arc<Core>) -> Result<(), async_nats::SubscribeE
                 let _ = this.membership.observe(&beat);
                 let _ = this.client.publish(this.subjects.heartbeat(), beat.encode().into()).await;
             }
-            // A node that lost its own NATS connection hears nobody: it must not declare everyone dead.
+            // A node that lost its own NATS connection hears nobody: it must not declare everyone dead, neither while
+            // it is away nor at once when it is back.
             if this.client.connection_state() != async_nats::connection::State::Connected {
+                disconnected = true;
                 continue;
+            }
+            if std::mem::take(&mut disconnected) {
+                tracing::info!("NATS connection back: failure detection resumes");
+                this.membership.forgive();
             }
             for dead in this.membership.expire() {
                 tracing::warn!(

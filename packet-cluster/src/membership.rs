@@ -160,6 +160,15 @@ impl Membership {
         self.members().get(&node).is_some_and(|m| m.state == NodeState::Draining)
     }
 
+    /// Counts every known node as heard now: after this node's own NATS connection came back, the silence was ours,
+    /// not theirs; they get a full failure timeout to be heard again.
+    pub(crate) fn forgive(&self) {
+        let now = Instant::now();
+        for member in self.members().values_mut() {
+            member.last_seen = now;
+        }
+    }
+
     /// Forgets nodes not heard for the failure timeout; returns them.
     pub(crate) fn expire(&self) -> Vec<u64> {
         let timeout = self.failure_timeout;

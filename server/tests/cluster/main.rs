@@ -278,6 +278,42 @@ fn a_frame_the_shard_cannot_decode_kicks_its_sender_with_the_usual_reason_and_no
     });
 }
 
+#[test]
+fn players_stay_connected_through_a_broker_restart_longer_than_the_failure_timeout() {
+    let mut nats = Nats::start();
+    let name = cluster_name("brokerloss");
+    let fast = ["--failure-timeout", "1s"];
+    let _shard = Node::start(&nats, &name, "shard", &fast);
+    let gateway = Node::start(&nats, &name, "gateway", &fast);
+    runtime().block_on(async {
+        let (mut ann, ann_id) = login(gateway.gateway(), "ann").await;
+        let (mut bob, _) = login(gateway.gateway(), "bob").await;
+        enter(&mut ann, 6).await;
+        enter(&mut bob, 6).await;
+        expect!(&mut ann, SSpawn);
+        // Two failure timeouts without a broker: nobody hears anybody, and nobody may conclude that the others died.
+        nats.kill_and_restart(Duration::from_secs(2));
+        // The nodes reconnect by themselves; the first chat after that reaches the room, and nobody was kicked.
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            ann.send(&CChat { msg: format!("back {attempt}") }).await.unwrap();
+            match tokio::time::timeout(Duration::from_secs(1), bob.recv()).await {
+                Ok(Ok(ServerPacket::SChat(chat))) => {
+                    assert_eq!(chat.player_id, ann_id);
+                    break;
+                }
+                Ok(Ok(ServerPacket::SKick(kick))) => panic!("kicked across the broker restart: {}", kick.reason),
+                Ok(Ok(other)) => panic!("unexpected {other:?}"),
+                Ok(Err(end)) => panic!("bob's connection ended: {end:?}"),
+                // Sent while the nodes were still reconnecting (core NATS drops it): try again.
+                Err(_) => assert!(attempt < 20, "no chat got through within 20 s of the broker's restart"),
+            }
+        }
+        println!("a chat got through at attempt {attempt} after the restart");
+    });
+}
+
 /// Chats once from `from` and waits until `to` and `from` itself (a room chat reaches its sender too) have it,
 /// skipping what a move sends (listings, spawns, despawns); any other chat, or a kick, fails.
 async fn chat_reaches(from: &mut GameClient, from_id: u64, to: &mut GameClient, msg: &str) {

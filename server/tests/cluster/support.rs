@@ -31,7 +31,14 @@ impl Nats {
         let port = free_port();
         let monitor = free_port();
         let store = TempDir::new("nats");
-        let child = Command::new("nats-server")
+        let child = Nats::spawn(port, monitor, &store);
+        let nats = Nats { child, port, monitor, _store: store };
+        nats.wait_listening();
+        nats
+    }
+
+    fn spawn(port: u16, monitor: u16, store: &TempDir) -> Child {
+        Command::new("nats-server")
             .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-m", &monitor.to_string()])
             .arg("-sd")
             .arg(&store.0)
@@ -42,14 +49,27 @@ impl Nats {
                 panic!(
                     "cannot start nats-server ({e}): the cluster tests need it on PATH (`apt-get install nats-server`)"
                 )
-            });
-        let nats = Nats { child, port, monitor, _store: store };
+            })
+    }
+
+    fn wait_listening(&self) {
         let deadline = Instant::now() + Duration::from_secs(20);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() || TcpStream::connect(("127.0.0.1", monitor)).is_err() {
-            assert!(Instant::now() < deadline, "nats-server did not listen on {port} within 20 s");
+        while TcpStream::connect(("127.0.0.1", self.port)).is_err()
+            || TcpStream::connect(("127.0.0.1", self.monitor)).is_err()
+        {
+            assert!(Instant::now() < deadline, "nats-server did not listen on {} within 20 s", self.port);
             std::thread::sleep(Duration::from_millis(50));
         }
-        nats
+    }
+
+    /// SIGKILLs the broker (everything in flight is lost), waits `outage`, and starts it again on the same ports
+    /// with the same JetStream directory.
+    pub(crate) fn kill_and_restart(&mut self, outage: Duration) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        std::thread::sleep(outage);
+        self.child = Nats::spawn(self.port, self.monitor, &self._store);
+        self.wait_listening();
     }
 
     pub(crate) fn url(&self) -> String {
