@@ -155,7 +155,38 @@ impl SessionShared {
         spares: Arc<SpareLists>,
     ) -> (Arc<Self>, mpsc::UnboundedReceiver<Command>) {
         let (tx, rx) = mpsc::unbounded_channel();
-        let shared = Arc::new(SessionShared {
+        (Self::build(id, peer, tx, queue_limit, header, pool, metrics, spares, None), rx)
+    }
+
+    /// A remote session's shared state: frames go to `remote`'s link. No queue limit applies here: the gateway that
+    /// holds the connection enforces it.
+    pub(crate) fn new_remote(
+        id: SessionId,
+        peer: PeerAddr,
+        header: HeaderKind,
+        pool: MessagePool,
+        metrics: Arc<Metrics>,
+        spares: Arc<SpareLists>,
+        remote: RemoteSink,
+    ) -> Arc<Self> {
+        // No driver takes from the queue: its receiver is dropped at once.
+        let (tx, _) = mpsc::unbounded_channel();
+        Self::build(id, peer, tx, usize::MAX, header, pool, metrics, spares, Some(remote))
+    }
+
+    #[allow(clippy::too_many_arguments)] // the two constructors above, nothing else
+    fn build(
+        id: SessionId,
+        peer: PeerAddr,
+        tx: mpsc::UnboundedSender<Command>,
+        queue_limit: usize,
+        header: HeaderKind,
+        pool: MessagePool,
+        metrics: Arc<Metrics>,
+        spares: Arc<SpareLists>,
+        remote: Option<RemoteSink>,
+    ) -> Arc<Self> {
+        Arc::new(SessionShared {
             id,
             peer,
             tx,
@@ -173,42 +204,7 @@ impl SessionShared {
             header,
             pool,
             metrics,
-            remote: None,
-        });
-        (shared, rx)
-    }
-
-    /// A remote session's shared state: frames go to `remote`'s link. No queue limit applies here: the gateway that
-    /// holds the connection enforces it.
-    pub(crate) fn new_remote(
-        id: SessionId,
-        peer: PeerAddr,
-        header: HeaderKind,
-        pool: MessagePool,
-        metrics: Arc<Metrics>,
-        spares: Arc<SpareLists>,
-        remote: RemoteSink,
-    ) -> Arc<Self> {
-        let (tx, _) = mpsc::unbounded_channel();
-        Arc::new(SessionShared {
-            id,
-            peer,
-            tx,
-            queue_limit: usize::MAX,
-            outbox_slot: AtomicUsize::new(0),
-            handover: Handover {
-                queued_bytes: AtomicUsize::new(0),
-                pending: PendingSlot::new(),
-                take_queued: AtomicBool::new(false),
-            },
-            spares,
-            closing: AtomicBool::new(false),
-            abort: AtomicBool::new(false),
-            reason: OnceLock::new(),
-            header,
-            pool,
-            metrics,
-            remote: Some(remote),
+            remote,
         })
     }
 
