@@ -159,9 +159,12 @@ impl<P: Protocol> Context<'_, P> {
         let Some(directory) = &self.shared.directory else { return Ok(0) };
         let frame = self.encode(packet)?;
         let mut routed = 0;
+        // One list for every recipient (`frames` drains it): no allocation per recipient.
+        let mut one = Vec::with_capacity(1);
         for id in recipients {
             let Some(link) = directory.link(id) else { continue };
-            link.frames(id, &mut vec![frame.frame.clone()]);
+            one.push(frame.frame.clone());
+            link.frames(id, &mut one);
             if !outbox::defer_link_flush(&link) {
                 link.flush();
             }
