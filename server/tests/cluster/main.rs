@@ -114,18 +114,11 @@ fn a_whisper_crosses_shards_and_gateways_by_player_id() {
     let _shards = [Node::start(&nats, &name, "shard", &[]), Node::start(&nats, &name, "shard", &[])];
     let (g1, g2) = (Node::start(&nats, &name, "gateway", &[]), Node::start(&nats, &name, "gateway", &[]));
     runtime().block_on(async {
-        let rooms: Vec<u32> = (1..=16).collect();
-        let (mut probe, _) = login(g1.gateway(), "probe").await;
-        for &room in &rooms {
-            enter(&mut probe, room).await;
-        }
-        drop(probe);
-        let owners = room_owners(&nats, &name, &rooms).await;
-        let other = rooms[owners.iter().position(|&o| o != owners[0]).expect("rooms on both shards")];
+        let ((first, _), (other, _)) = rooms_on_two_shards(&nats, &name, g1.gateway()).await;
 
         let (mut ann, ann_id) = login(g1.gateway(), "ann").await;
         let (mut bob, bob_id) = login(g2.gateway(), "bob").await;
-        enter(&mut ann, rooms[0]).await;
+        enter(&mut ann, first).await;
         enter(&mut bob, other).await;
         // Ann's shard is not Bob's, nor is her gateway.
         ann.send(&CWhisper { player_id: bob_id, msg: "over here".into() }).await.unwrap();
@@ -383,15 +376,7 @@ fn a_player_moving_between_shards_under_load_loses_duplicates_and_reorders_nothi
     let (g1, g2) = (Node::start(&nats, &name, "gateway", &[]), Node::start(&nats, &name, "gateway", &[]));
     runtime().block_on(async {
         // Find two rooms on different shards: enter sixteen, read who owns them.
-        let rooms: Vec<u32> = (1..=16).collect();
-        let (mut probe, _) = login(g1.gateway(), "probe").await;
-        for &room in &rooms {
-            enter(&mut probe, room).await;
-        }
-        drop(probe);
-        let owners = room_owners(&nats, &name, &rooms).await;
-        let home = rooms[0];
-        let away = rooms[owners.iter().position(|&o| o != owners[0]).expect("rooms on both shards")];
+        let ((home, _), (away, _)) = rooms_on_two_shards(&nats, &name, g1.gateway()).await;
 
         let (mut watcher, _) = login(g2.gateway(), "watcher").await;
         enter(&mut watcher, home).await;
