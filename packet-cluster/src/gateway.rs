@@ -12,7 +12,7 @@
 //!   every bounced frame is back, the new shard gets `ARRIVE`, the bounced frames, then the held ones, in order, and
 //!   the old one a `CLOSED` (handed over) that ends the session there.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::marker::PhantomData;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -25,11 +25,11 @@ use packet_runtime::{
     Protocol, ServerHandle, Session, SessionId, ShutdownReport,
 };
 
-use crate::envelope::{self, Message, Op};
+use crate::envelope::{self, Op};
 use crate::hash::IdMap;
 use crate::membership::{hash_key, rendezvous};
 use crate::subjects::owner_key;
-use crate::{ClusterError, Core, Roles};
+use crate::{ClusterError, Core, Receipts, Roles};
 
 /// The notice for a client whose packets cannot be passed on because the link to its shard is congested.
 const OVERLOADED: &str = "server overloaded";
@@ -308,27 +308,9 @@ impl<P: Protocol> Gateway<P> {
     }
 
     async fn run(self: Arc<Self>, mut subscription: async_nats::Subscriber) {
-        let mut last_seq: HashMap<u64, u64> = HashMap::new();
+        let mut receipts = Receipts::new(Arc::clone(&self.core.stats));
         while let Some(message) = subscription.next().await {
-            let mut message = match Message::parse(&message.payload) {
-                Ok(message) => message,
-                Err(error) => {
-                    self.core.stats.refused.fetch_add(1, Ordering::Relaxed);
-                    tracing::warn!(%error, "envelope refused");
-                    continue;
-                }
-            };
-            let shard = message.sender;
-            let last = last_seq.insert(shard, message.seq).unwrap_or(0);
-            if last != 0 && message.seq != last + 1 {
-                self.core.stats.gaps.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(
-                    shard = format_args!("{shard:016x}"),
-                    expected = last + 1,
-                    got = message.seq,
-                    "envelope gap"
-                );
-            }
+            let Some(mut message) = receipts.open(&message.payload) else { continue };
             // A session's frames of this message are handed to it at once (one command and one wake), after the
             // message or before a control operation for it, so its order holds.
             let mut staged: IdMap<u64, Vec<Encoded<P::ServerToClient>>> = IdMap::default();
@@ -344,8 +326,7 @@ impl<P: Protocol> Gateway<P> {
                         self.on_op(op);
                     }
                     Err(error) => {
-                        self.core.stats.refused.fetch_add(1, Ordering::Relaxed);
-                        tracing::warn!(%error, "rest of an envelope dropped");
+                        receipts.refused(&error);
                         break;
                     }
                 }

@@ -171,6 +171,50 @@ impl Counters {
     }
 }
 
+/// The receiving side of envelopes, one per node part (gateway, shard): reads a message's header, refuses (and
+/// counts) what does not parse, and counts a gap in a sender's sequence numbers.
+#[derive(Debug)]
+pub(crate) struct Receipts {
+    stats: Arc<Counters>,
+    last_seq: hash::IdMap<u64, u64>,
+}
+
+impl Receipts {
+    pub(crate) fn new(stats: Arc<Counters>) -> Self {
+        Receipts { stats, last_seq: hash::IdMap::default() }
+    }
+
+    /// The message in `payload`, its operations still to read; `None` (counted) if it is not one.
+    pub(crate) fn open<'a>(&mut self, payload: &'a [u8]) -> Option<envelope::Message<'a>> {
+        let message = match envelope::Message::parse(payload) {
+            Ok(message) => message,
+            Err(error) => {
+                self.stats.refused.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(%error, "envelope refused");
+                return None;
+            }
+        };
+        let sender = message.sender;
+        let last = self.last_seq.insert(sender, message.seq).unwrap_or(0);
+        if last != 0 && message.seq != last + 1 {
+            self.stats.gaps.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(
+                sender = format_args!("{sender:016x}"),
+                expected = last + 1,
+                got = message.seq,
+                "envelope gap"
+            );
+        }
+        Some(message)
+    }
+
+    /// An operation of an opened message did not decode: the rest of it is dropped, counted.
+    pub(crate) fn refused(&self, error: &envelope::EnvelopeError) {
+        self.stats.refused.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(%error, "rest of an envelope dropped");
+    }
+}
+
 /// Told the id of a node found dead.
 type DeadCallback = Box<dyn Fn(u64) + Send + Sync>;
 

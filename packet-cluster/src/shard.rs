@@ -6,7 +6,6 @@
 //! for that gateway: each distinct frame once, with the list of its recipients there.
 
 use std::collections::HashMap;
-use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
 use futures_util::StreamExt;
@@ -18,10 +17,10 @@ use packet_runtime::{
     RemoteSessions, ServerHandle, Session, ShutdownReport,
 };
 
-use crate::envelope::{self, Message, Op};
+use crate::envelope::{self, Op};
 use crate::hash::IdMap;
 use crate::outbound::Outbound;
-use crate::{ClusterError, Core, Roles};
+use crate::{ClusterError, Core, Receipts, Roles};
 
 /// A running shard. Stop it like a server: [`shutdown`](Self::shutdown), then [`join`](Self::join).
 pub struct ShardHandle<P: Protocol> {
@@ -56,33 +55,12 @@ impl<P: Protocol> ShardHandle<P> {
         self.sessions.shutdown();
     }
 
-    /// SIGINT/SIGTERM start the shutdown as [`shutdown`](Self::shutdown) does; a second signal exits with status
-    /// 130.
+    /// SIGINT/SIGTERM start the shutdown as [`shutdown`](Self::shutdown) does (the leaving announcement, then the
+    /// drain); a second signal exits with status 130.
     #[cfg(unix)]
     pub fn watch_signals(&self) -> std::io::Result<()> {
-        use tokio::signal::unix::{SignalKind, signal};
-        let (mut interrupt, mut terminate) = {
-            let _enter = self.core.runtime.enter();
-            (signal(SignalKind::interrupt())?, signal(SignalKind::terminate())?)
-        };
         let core = Arc::clone(&self.core);
-        let sessions = self.sessions.clone();
-        self.core.runtime.spawn(async move {
-            tokio::select! {
-                _ = interrupt.recv() => {}
-                _ = terminate.recv() => {}
-            }
-            tracing::info!("signal received: draining the shard (send it again to exit at once)");
-            core.leave().await;
-            sessions.shutdown();
-            tokio::select! {
-                _ = interrupt.recv() => {}
-                _ = terminate.recv() => {}
-            }
-            tracing::warn!("second signal: exiting now");
-            std::process::exit(130);
-        });
-        Ok(())
+        self.server.watch_signals_then(move || async move { core.leave().await })
     }
 
     /// Waits for the shutdown to finish.
@@ -109,11 +87,10 @@ pub(crate) fn start<P: Protocol, L: Logic<Protocol = P>>(
         .block_on(core.client.subscribe(subject))
         .map_err(|e| ClusterError::Connect { urls: "(connected)".into(), reason: e.to_string() })?;
     let inbound = Inbound {
-        core: Arc::clone(&core),
         host: sessions.clone(),
         links,
         sessions: IdMap::default(),
-        last_seq: HashMap::new(),
+        receipts: Receipts::new(Arc::clone(&core.stats)),
     };
     let (dead_tx, dead_rx) = tokio::sync::mpsc::unbounded_channel();
     core.on_dead(move |node| {
@@ -126,12 +103,11 @@ pub(crate) fn start<P: Protocol, L: Logic<Protocol = P>>(
 
 /// The task that feeds gateways' envelopes to the logic thread.
 struct Inbound<P: Protocol> {
-    core: Arc<Core>,
     host: RemoteSessions<P>,
     links: Arc<Links>,
     sessions: IdMap<RemoteId, Session<P>>,
-    /// The last envelope sequence number seen per gateway (a gap is a lost message).
-    last_seq: HashMap<u64, u64>,
+    /// Envelope headers and per-gateway sequence numbers (a gap is a lost message).
+    receipts: Receipts,
 }
 
 impl<P: Protocol> Inbound<P> {
@@ -172,25 +148,8 @@ impl<P: Protocol> Inbound<P> {
     }
 
     fn on_message(&mut self, payload: &[u8]) {
-        let mut message = match Message::parse(payload) {
-            Ok(message) => message,
-            Err(error) => {
-                self.core.stats.refused.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(%error, "envelope refused");
-                return;
-            }
-        };
+        let Some(mut message) = self.receipts.open(payload) else { return };
         let gateway = message.sender;
-        let last = self.last_seq.insert(gateway, message.seq).unwrap_or(0);
-        if message.seq != last + 1 && last != 0 {
-            self.core.stats.gaps.fetch_add(1, Ordering::Relaxed);
-            tracing::warn!(
-                gateway = format_args!("{gateway:016x}"),
-                expected = last + 1,
-                got = message.seq,
-                "envelope gap"
-            );
-        }
         let link: Arc<dyn RemoteLink> = self.links.to(gateway);
         while let Some(op) = message.next() {
             match op {
@@ -218,8 +177,7 @@ impl<P: Protocol> Inbound<P> {
                 }
                 Ok(other) => tracing::warn!(?other, "operation for a gateway sent to a shard; ignored"),
                 Err(error) => {
-                    self.core.stats.refused.fetch_add(1, Ordering::Relaxed);
-                    tracing::warn!(%error, "rest of an envelope dropped");
+                    self.receipts.refused(&error);
                     break;
                 }
             }
@@ -401,7 +359,7 @@ mod tests {
         let mut pending = outbound.take_for_test();
         let messages = pending.remove(&7).expect("a message for gateway 7");
         assert_eq!(messages.len(), 1, "one message per gateway per flush");
-        let mut message = Message::parse(&messages[0]).unwrap();
+        let mut message = crate::envelope::Message::parse(&messages[0]).unwrap();
         let mut ops = Vec::new();
         while let Some(op) = message.next() {
             ops.push(match op.unwrap() {

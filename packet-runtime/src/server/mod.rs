@@ -471,6 +471,17 @@ impl<P: Protocol> ServerHandle<P> {
     /// never lost to the default action.
     #[cfg(unix)]
     pub fn watch_signals(&self) -> io::Result<()> {
+        self.watch_signals_then(|| async {})
+    }
+
+    /// [`watch_signals`](Self::watch_signals), awaiting `before()` between the first signal and the start of the
+    /// shutdown (a cluster's shard announces there that it is leaving, so that gateways stop routing to it before it
+    /// hands its sessions over). A second signal exits at once, also while `before` runs.
+    #[cfg(unix)]
+    pub fn watch_signals_then<F>(&self, before: impl FnOnce() -> F + Send + 'static) -> io::Result<()>
+    where
+        F: std::future::Future<Output = ()> + Send,
+    {
         use tokio::signal::unix::{SignalKind, signal};
         let runtime = self.runtime.as_ref().expect("runtime present until join");
         let _enter = runtime.enter();
@@ -483,10 +494,20 @@ impl<P: Protocol> ServerHandle<P> {
                 _ = terminate.recv() => {}
             }
             tracing::info!("signal received: shutting down (send it again to exit at once)");
-            shared.shutdown();
-            tokio::select! {
-                _ = interrupt.recv() => {}
-                _ = terminate.recv() => {}
+            let second = async {
+                tokio::select! {
+                    _ = interrupt.recv() => {}
+                    _ = terminate.recv() => {}
+                }
+            };
+            tokio::pin!(second);
+            let second_came = tokio::select! {
+                _ = before() => false,
+                _ = &mut second => true,
+            };
+            if !second_came {
+                shared.shutdown();
+                second.await;
             }
             tracing::warn!("second signal: exiting now");
             std::process::exit(130);
