@@ -22,17 +22,22 @@ use packet_runtime::server::{BadFrameAction, ServerBuilder};
 use packet_runtime::session::BadFrame;
 use packet_runtime::{
     CloseReason, Context, Encoded, FrameAction, IoAction, IoHandler, Logic, MessagePool, MetricsSnapshot, PoolConfig,
-    Protocol, ServerHandle, Session, SessionId, ShutdownReport,
+    Protocol, ServerHandle, Session, SessionId, ShutdownHandle, ShutdownReport,
 };
 
 use crate::envelope::{self, Op};
 use crate::hash::IdMap;
 use crate::membership::{hash_key, rendezvous};
+use crate::outbound::Dest;
 use crate::subjects::owner_key;
-use crate::{ClusterError, Core, Receipts, Roles};
+use crate::{ClusterError, Core, NodeEvent, Receipts, Roles};
 
 /// The notice for a client whose packets cannot be passed on because the link to its shard is congested.
 const OVERLOADED: &str = "server overloaded";
+
+/// The notice for every client when this gateway gives up on the cluster: NATS unreachable for the outage limit,
+/// or this gateway was declared dead by the others (fenced).
+const CUT_OFF: &str = "lost connection to the game servers";
 
 /// Bits of a session id taken by the gateway's own counter; the node number is above them.
 const COUNTER_BITS: u32 = crate::shard::GATEWAY_SHIFT;
@@ -77,6 +82,15 @@ impl<P: Protocol> GatewayHandle<P> {
         self.server.watch_signals()
     }
 
+    /// For a node that is both shard and gateway: SIGINT/SIGTERM drain `shard` first (its players are handed to
+    /// the other shards through this gateway, so their connections stay up), then shut this gateway down. A second
+    /// signal exits at once with status 130, at any point.
+    #[cfg(unix)]
+    pub fn watch_signals_after(&self, shard: &crate::ShardHandle<P>) -> std::io::Result<()> {
+        let drain = shard.drain_handle();
+        self.server.watch_signals_then(move || async move { drain.run().await })
+    }
+
     /// Waits for the shutdown to finish.
     pub fn join(self) -> ShutdownReport {
         self.server.join()
@@ -95,6 +109,8 @@ pub(crate) struct Gateway<P: Protocol> {
     counter: AtomicU64,
     notice: Box<Notice<P>>,
     router: Option<Box<Router<P>>>,
+    /// Set once the server runs: a fenced gateway shuts itself down.
+    shutdown: std::sync::OnceLock<ShutdownHandle>,
 }
 
 /// One client connection and where its frames go.
@@ -167,21 +183,31 @@ pub(crate) fn start<P: Protocol, H: IoHandler<P>>(
         counter: AtomicU64::new(0),
         notice: Box::new(notice),
         router,
+        shutdown: std::sync::OnceLock::new(),
     });
     let subscription = core
         .runtime
-        .block_on(core.client.subscribe(core.subjects.node(core.node)))
+        .block_on(core.client.subscribe(core.subjects.gateway(core.node)))
         .map_err(|e| ClusterError::Connect { urls: "(connected)".into(), reason: e.to_string() })?;
     core.runtime.spawn(Arc::clone(&gateway).run(subscription));
-    let lost = Arc::downgrade(&gateway);
-    core.on_dead(move |node| {
-        if let Some(gateway) = lost.upgrade() {
-            gateway.shard_lost(node);
+    let events = Arc::downgrade(&gateway);
+    core.on_event(move |event| {
+        let Some(gateway) = events.upgrade() else { return };
+        match event {
+            NodeEvent::Lost(node) => gateway.shard_lost(node),
+            NodeEvent::Outage => gateway.cut_off(),
+            NodeEvent::Fenced => {
+                gateway.cut_off();
+                if let Some(shutdown) = gateway.shutdown.get() {
+                    shutdown.shutdown();
+                }
+            }
         }
     });
     let local = hook.local_ids().to_vec();
     let io = GatewayIo { gateway: Arc::clone(&gateway), inner: hook, local };
     let server = builder.pool(pool).tick(None).io_handler(io).start(Relay(PhantomData))?;
+    let _ = gateway.shutdown.set(server.shutdown_handle());
     core.runtime.block_on(core.announce(Roles { gateway: true, shard: false }));
     Ok(GatewayHandle { server, gateway })
 }
@@ -220,6 +246,11 @@ impl<P: Protocol, H: IoHandler<P>> IoHandler<P> for GatewayIo<P, H> {
 
     fn on_open(&self, session: &Session<P>) {
         let gateway = &self.gateway;
+        if gateway.core.fenced.load(Ordering::Relaxed) {
+            (gateway.notice)(session, CUT_OFF);
+            session.close();
+            return;
+        }
         let shards = gateway.core.membership.live_shards();
         let remote = gateway.core.node << COUNTER_BITS | (gateway.counter.fetch_add(1, Ordering::Relaxed) + 1);
         let Some(default) = route_by_session_id(remote, &shards) else {
@@ -240,7 +271,7 @@ impl<P: Protocol, H: IoHandler<P>> IoHandler<P> for GatewayIo<P, H> {
         gateway.by_id.write().unwrap_or_else(|e| e.into_inner()).insert(session.id(), Arc::clone(&relayed));
         gateway.by_remote.write().unwrap_or_else(|e| e.into_inner()).insert(remote, Arc::clone(&relayed));
         let open = Op::Open { session: remote, addr: &relayed.addr };
-        if gateway.core.outbound.append(shard, |buf| envelope::put_op(buf, &open)).is_err() {
+        if gateway.core.outbound.append(Dest::Shard(shard), |buf| envelope::put_op(buf, &open)).is_err() {
             gateway.by_id.write().unwrap_or_else(|e| e.into_inner()).remove(&session.id());
             gateway.by_remote.write().unwrap_or_else(|e| e.into_inner()).remove(&remote);
             (gateway.notice)(session, OVERLOADED);
@@ -263,7 +294,10 @@ impl<P: Protocol, H: IoHandler<P>> IoHandler<P> for GatewayIo<P, H> {
             None => {
                 let shard = route.shard;
                 let outbound = &self.gateway.core.outbound;
-                if outbound.append(shard, |buf| envelope::put_frame(buf, relayed.remote, seq, frame)).is_err() {
+                if outbound
+                    .append(Dest::Shard(shard), |buf| envelope::put_frame(buf, relayed.remote, seq, frame))
+                    .is_err()
+                {
                     // The shard's link is congested: this client's packet cannot be passed on, and dropping it
                     // would break its order. The session goes, told why.
                     (self.gateway.notice)(session, OVERLOADED);
@@ -288,7 +322,7 @@ impl<P: Protocol, H: IoHandler<P>> IoHandler<P> for GatewayIo<P, H> {
         gateway.by_remote.write().unwrap_or_else(|e| e.into_inner()).remove(&relayed.remote);
         let (kind, detail) = (reason.kind().as_str(), reason.to_string());
         let closed = Op::Closed { session: relayed.remote, kind, detail: &detail };
-        if gateway.core.outbound.append(route.shard, |buf| envelope::put_op(buf, &closed)).is_err() {
+        if gateway.core.outbound.append(Dest::Shard(route.shard), |buf| envelope::put_op(buf, &closed)).is_err() {
             tracing::error!(session = relayed.remote, "shard link congested: its shard is not told of this close");
         }
     }
@@ -311,6 +345,10 @@ impl<P: Protocol> Gateway<P> {
         let mut receipts = Receipts::new(Arc::clone(&self.core.stats));
         while let Some(message) = subscription.next().await {
             let Some(mut message) = receipts.open(&message.payload) else { continue };
+            let sender = message.sender;
+            if self.core.refuses(sender) {
+                continue;
+            }
             // A session's frames of this message are handed to it at once (one command and one wake), after the
             // message or before a control operation for it, so its order holds.
             let mut staged: IdMap<u64, Vec<Encoded<P::ServerToClient>>> = IdMap::default();
@@ -323,7 +361,7 @@ impl<P: Protocol> Gateway<P> {
                         {
                             self.hand(session, &frames);
                         }
-                        self.on_op(op);
+                        self.on_op(sender, op);
                     }
                     Err(error) => {
                         receipts.refused(&error);
@@ -352,7 +390,21 @@ impl<P: Protocol> Gateway<P> {
         }
     }
 
-    /// Queues a session's frames of one message to it.
+    /// The session `remote`, if `sender` is the shard it is bound to. A shard that is not (the session was handed
+    /// over, and that shard has not caught up) may not close or move it: refused and counted
+    /// (`ClusterStats::stale`), so a session is never served by two shards.
+    fn bound_to(&self, sender: u64, remote: u64) -> Option<Arc<Relayed<P>>> {
+        let relayed = self.find(remote)?;
+        if relayed.shard() != sender {
+            self.core.stats.stale.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(session = remote, shard = format_args!("{sender:016x}"), "stale operation dropped");
+            return None;
+        }
+        Some(relayed)
+    }
+
+    /// Queues a session's frames of one message to it. Any live shard may send to any session (a whisper from
+    /// another shard, `Context::send_remote`); only its own shard may close or move it ([`bound_to`](Self::bound_to)).
     fn hand(&self, session: u64, frames: &[Encoded<P::ServerToClient>]) {
         if let Some(relayed) = self.find(session) {
             // Fails only for a closing session (or one over its queue limit, which closes it).
@@ -360,7 +412,7 @@ impl<P: Protocol> Gateway<P> {
         }
     }
 
-    fn on_op(self: &Arc<Self>, op: Op<'_>) {
+    fn on_op(self: &Arc<Self>, sender: u64, op: Op<'_>) {
         match op {
             Op::Send { frame, sessions } => {
                 let mut staged = IdMap::default();
@@ -370,13 +422,18 @@ impl<P: Protocol> Gateway<P> {
                 }
             }
             Op::Close { session, reason, .. } => {
-                if let Some(relayed) = self.find(session) {
+                if let Some(relayed) = self.bound_to(sender, session) {
                     tracing::debug!(session = %relayed.session.id(), %reason, "closed by its shard");
                     relayed.session.close();
                 }
             }
             Op::Move { session, last_seq, leaving, key, state } => {
-                let Some(relayed) = self.find(session) else { return };
+                let Some(relayed) = self.bound_to(sender, session) else { return };
+                if relayed.route().moving.is_some() {
+                    // One hand-over at a time; the shard handed it over already and cannot do so again.
+                    tracing::warn!(session, "a second hand-over of a session being handed over; ignored");
+                    return;
+                }
                 {
                     let mut route = relayed.route();
                     let from = route.shard;
@@ -410,7 +467,8 @@ impl<P: Protocol> Gateway<P> {
                             let from = relayed.route().moving.take().map(|moving| moving.from);
                             if let Some(from) = from {
                                 let done = Op::Closed { session: relayed.remote, kind: "handed_over", detail: "" };
-                                let _ = this.core.outbound.append(from, |buf| envelope::put_op(buf, &done));
+                                let _ =
+                                    this.core.outbound.append(Dest::Shard(from), |buf| envelope::put_op(buf, &done));
                             }
                             let shutting_down =
                                 leaving || from.is_some_and(|from| this.core.membership.is_draining(from));
@@ -423,7 +481,7 @@ impl<P: Protocol> Gateway<P> {
                 });
             }
             Op::Bounce { session, seq, frame } => {
-                let Some(relayed) = self.find(session) else { return };
+                let Some(relayed) = self.bound_to(sender, session) else { return };
                 let mut route = relayed.route();
                 if let Some(moving) = &mut route.moving {
                     moving.bounced.insert(seq, frame.to_vec());
@@ -446,8 +504,8 @@ impl<P: Protocol> Gateway<P> {
         let outbound = &self.core.outbound;
         // The old shard first: when both are one shard, it must drop the old session before the new one arrives.
         let done = Op::Closed { session: remote, kind: "handed_over", detail: "handed over" };
-        let told_old = outbound.append(moving.from, |buf| envelope::put_op(buf, &done));
-        let told_new = outbound.append(to, |buf| {
+        let told_old = outbound.append(Dest::Shard(moving.from), |buf| envelope::put_op(buf, &done));
+        let told_new = outbound.append(Dest::Shard(to), |buf| {
             envelope::put_op(buf, &Op::Arrive { session: remote, addr: &relayed.addr, state: &moving.state });
             for (seq, frame) in moving
                 .bounced
@@ -473,18 +531,35 @@ impl<P: Protocol> Gateway<P> {
         }
     }
 
-    /// A shard stopped sending heartbeats: its players are told and disconnected; everyone else stays.
+    /// A shard stopped sending heartbeats: its players are told and disconnected, and so are those on their way to
+    /// it (a hand-over to it that had not completed); everyone else stays.
     fn shard_lost(&self, shard: u64) {
         let lost: Vec<_> = self
             .by_remote
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .values()
-            .filter(|relayed| relayed.shard() == shard)
+            .filter(|relayed| {
+                let route = relayed.route();
+                route.shard == shard || route.moving.as_ref().is_some_and(|moving| moving.to == Some(shard))
+            })
             .cloned()
             .collect();
         for relayed in lost {
             (self.notice)(&relayed.session, "game server lost");
+            relayed.session.close();
+        }
+    }
+
+    /// This gateway gives up on the cluster (NATS gone for the outage limit, or fenced): every client is told why
+    /// and closed. Their shards, if they hear of it at all, see them disconnect.
+    fn cut_off(&self) {
+        let all: Vec<_> = self.by_remote.read().unwrap_or_else(|e| e.into_inner()).values().cloned().collect();
+        if !all.is_empty() {
+            tracing::warn!(sessions = all.len(), reason = CUT_OFF, "closing every client");
+        }
+        for relayed in all {
+            (self.notice)(&relayed.session, CUT_OFF);
             relayed.session.close();
         }
     }

@@ -44,7 +44,7 @@ pub use gateway::GatewayHandle;
 pub use membership::{CLUSTER_VERSION, Heartbeat, NodeState, Roles};
 pub use shard::ShardHandle;
 
-use membership::{Incompatible, Membership};
+use membership::{Incompatible, Membership, Seen};
 use outbound::Outbound;
 use subjects::Subjects;
 
@@ -60,6 +60,11 @@ pub struct ClusterConfig {
     pub name: String,
     /// A node not heard from for this long is dead. Heartbeats go out three times per timeout. Default 3 s.
     pub failure_timeout: Duration,
+    /// How long this node may be without its NATS connection before it gives up the sessions it holds: a gateway
+    /// tells its clients `"lost connection to the game servers"` and closes them, a shard ends its sessions.
+    /// Until then everything waits in bounded buffers (see docs/CLUSTER.md, faults) and is delivered when the
+    /// connection is back. Default 10 s.
+    pub outage_limit: Duration,
 }
 
 impl ClusterConfig {
@@ -69,6 +74,7 @@ impl ClusterConfig {
             urls: urls.into_iter().map(Into::into).collect(),
             name: name.into(),
             failure_timeout: Duration::from_secs(3),
+            outage_limit: Duration::from_secs(10),
         }
     }
 }
@@ -136,6 +142,8 @@ pub(crate) struct Counters {
     pub(crate) gaps: AtomicU64,
     pub(crate) refused: AtomicU64,
     pub(crate) slow_consumer: AtomicU64,
+    pub(crate) fenced: AtomicU64,
+    pub(crate) stale: AtomicU64,
 }
 
 /// What a node counted about its cluster traffic. Nothing is dropped without being counted here.
@@ -155,6 +163,12 @@ pub struct ClusterStats {
     pub refused: u64,
     /// Slow-consumer events from the NATS client: the broker or client dropped messages for this node.
     pub slow_consumer: u64,
+    /// Envelopes dropped because their sender was declared dead before (fenced: it was paused or cut off, and its
+    /// sessions are someone else's now).
+    pub fenced: u64,
+    /// Control operations (close, hand over, bounce) from a shard for a session bound to another shard now:
+    /// dropped by the gateway, so no session is served by two shards.
+    pub stale: u64,
 }
 
 impl Counters {
@@ -167,6 +181,8 @@ impl Counters {
             gaps: get(&self.gaps),
             refused: get(&self.refused),
             slow_consumer: get(&self.slow_consumer),
+            fenced: get(&self.fenced),
+            stale: get(&self.stale),
         }
     }
 }
@@ -215,8 +231,20 @@ impl Receipts {
     }
 }
 
-/// Told the id of a node found dead.
-type DeadCallback = Box<dyn Fn(u64) + Send + Sync>;
+/// What a node's parts are told about the cluster by its membership task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum NodeEvent {
+    /// Another node was not heard for the failure timeout: it is dead (and fenced) for this node.
+    Lost(u64),
+    /// This node was declared dead by the others (it was paused or cut off for longer than the failure timeout):
+    /// its sessions are theirs now. It ends every session it holds and shuts down; it may rejoin under a new id.
+    Fenced,
+    /// This node has been without its NATS connection for the outage limit: it ends the sessions it holds.
+    Outage,
+}
+
+/// Told of every [`NodeEvent`].
+type EventCallback = Box<dyn Fn(NodeEvent) + Send + Sync>;
 
 /// What the gateway and shard parts of a node share.
 pub(crate) struct Core {
@@ -229,8 +257,11 @@ pub(crate) struct Core {
     pub(crate) node: u64,
     roles: AtomicU8,
     pub(crate) draining: Arc<std::sync::atomic::AtomicBool>,
-    /// Called with every node found dead (the gateway closes the sessions of a lost shard).
-    on_dead: Mutex<Vec<DeadCallback>>,
+    /// Set once this node learns it was declared dead: from then on it takes nothing in and sends no heartbeat.
+    pub(crate) fenced: std::sync::atomic::AtomicBool,
+    outage_limit: Duration,
+    /// Called with every [`NodeEvent`] (the gateway closes the sessions of a lost shard, for example).
+    on_event: Mutex<Vec<EventCallback>>,
     pub(crate) runtime: tokio::runtime::Handle,
 }
 
@@ -258,8 +289,7 @@ impl Core {
         self.roles.fetch_or(bits, Ordering::Relaxed);
         let beat = self.heartbeat();
         let _ = self.membership.observe(&beat);
-        let _ = self.client.publish(self.subjects.heartbeat(), beat.encode().into()).await;
-        let _ = self.client.flush().await;
+        self.publish_now(self.subjects.heartbeat(), beat.encode()).await;
     }
 
     /// This node takes no new sessions or keys from now on: a heartbeat says so at once (flushed, so that the
@@ -268,12 +298,51 @@ impl Core {
         self.draining.store(true, Ordering::Relaxed);
         let beat = self.heartbeat();
         let _ = self.membership.observe(&beat);
-        let _ = self.client.publish(self.subjects.heartbeat(), beat.encode().into()).await;
-        let _ = self.client.flush().await;
+        self.publish_now(self.subjects.heartbeat(), beat.encode()).await;
     }
 
-    pub(crate) fn on_dead(&self, callback: impl Fn(u64) + Send + Sync + 'static) {
-        self.on_dead.lock().unwrap_or_else(|e| e.into_inner()).push(Box::new(callback));
+    /// Publishes and flushes, waiting at most a failure timeout: without a broker (an outage), a shutdown must not
+    /// hang on its announcement.
+    async fn publish_now(&self, subject: String, payload: Vec<u8>) {
+        let sent = async {
+            let _ = self.client.publish(subject, payload.into()).await;
+            let _ = self.client.flush().await;
+        };
+        if tokio::time::timeout(self.membership.failure_timeout, sent).await.is_err() {
+            tracing::warn!("NATS did not take an announcement within the failure timeout; going on without it");
+        }
+    }
+
+    pub(crate) fn on_event(&self, callback: impl Fn(NodeEvent) + Send + Sync + 'static) {
+        self.on_event.lock().unwrap_or_else(|e| e.into_inner()).push(Box::new(callback));
+    }
+
+    fn emit(&self, event: NodeEvent) {
+        for callback in self.on_event.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+            callback(event);
+        }
+    }
+
+    /// Whether to drop a message from `sender`: this node is fenced, or it fenced the sender. Counted.
+    pub(crate) fn refuses(&self, sender: u64) -> bool {
+        if self.fenced.load(Ordering::Relaxed) || self.membership.is_fenced(sender) {
+            self.stats.fenced.fetch_add(1, Ordering::Relaxed);
+            return true;
+        }
+        false
+    }
+
+    /// This node was declared dead by the others: said once, loudly, and told to both parts.
+    fn fence_self(&self, why: &str) {
+        if !self.fenced.swap(true, Ordering::Relaxed) {
+            tracing::error!(
+                node = format_args!("{:016x}", self.node),
+                why,
+                "fenced out of the cluster: the others declared this node dead, so its sessions are theirs now; \
+                 ending every session here and shutting down (restart it to rejoin under a new node id)"
+            );
+            self.emit(NodeEvent::Fenced);
+        }
     }
 }
 
@@ -315,6 +384,13 @@ impl<P: Protocol> Cluster<P> {
     /// What this node counted about its cluster traffic.
     pub fn stats(&self) -> ClusterStats {
         self.core.stats.snapshot()
+    }
+
+    /// Whether the cluster declared this node dead while it was paused or cut off (see [`ClusterConfig`]'s
+    /// failure timeout). A fenced node's gateway and shard shut down by themselves; the process should exit and be
+    /// restarted, which rejoins under a new node id (the demo exits with status 3).
+    pub fn fenced(&self) -> bool {
+        self.core.fenced.load(Ordering::Relaxed)
     }
 
     /// Starts a shard running `logic` for sessions that gateways route here. `builder` gives the server's settings
@@ -383,12 +459,25 @@ async fn connect(
         .collect::<Result<_, _>>()?;
     let stats = Arc::new(Counters::default());
     let events = Arc::clone(&stats);
+    // Reconnections, counted from the client's `Connected` events after the first (see `Outbound`).
+    let connects = Arc::new(AtomicU64::new(0));
+    let epoch = Arc::new(AtomicU64::new(0));
+    let (connected, reconnected) = (Arc::clone(&connects), Arc::clone(&epoch));
     let client = async_nats::ConnectOptions::new()
         .name(format!("packet-cluster/{}", config.name))
         .retry_on_initial_connect()
         .connection_timeout(Duration::from_secs(2))
+        // Retry every 50 ms, doubling up to 500 ms (the client's default backs off to 4 s): an outage is survived
+        // when the broker is back within the outage limit minus this, and a failover to another broker of a NATS
+        // cluster takes one retry.
+        .reconnect_delay_callback(|attempts| {
+            Duration::from_millis(50u64.saturating_mul(1 << attempts.min(4) as u64)).min(Duration::from_millis(500))
+        })
         .event_callback(move |event| {
             let events = Arc::clone(&events);
+            if matches!(event, async_nats::Event::Connected) && connected.fetch_add(1, Ordering::Relaxed) > 0 {
+                reconnected.fetch_add(1, Ordering::Relaxed);
+            }
             async move {
                 match event {
                     async_nats::Event::SlowConsumer(sid) => {
@@ -420,13 +509,7 @@ async fn connect(
     }
     let jetstream = async_nats::jetstream::new(client.clone());
     let bucket = subjects::bucket(&config.name);
-    let kv = match jetstream.get_key_value(&bucket).await {
-        Ok(kv) => kv,
-        Err(_) => jetstream
-            .create_key_value(kv::Config { bucket: bucket.clone(), history: 1, ..Default::default() })
-            .await
-            .map_err(|e| ClusterError::Kv(format!("creating bucket {bucket}: {e}")))?,
-    };
+    let kv = open_bucket(&jetstream, &bucket).await?;
     let node = next_node_number(&kv).await?;
     let subjects = Subjects::new(&config.name);
     let membership = Membership::new(fingerprint, config.failure_timeout);
@@ -437,12 +520,14 @@ async fn connect(
         subjects: subjects.clone(),
         kv,
         membership,
-        outbound: Arc::new(Outbound::new(node, Arc::clone(&stats))),
+        outbound: Arc::new(Outbound::new(node, Arc::clone(&stats), epoch)),
         stats,
         node,
         roles: AtomicU8::new(0),
         draining: Arc::new(std::sync::atomic::AtomicBool::new(false)),
-        on_dead: Mutex::new(Vec::new()),
+        fenced: std::sync::atomic::AtomicBool::new(false),
+        outage_limit: config.outage_limit,
+        on_event: Mutex::new(Vec::new()),
         runtime,
     });
     let outbound = Arc::clone(&core.outbound);
@@ -453,6 +538,34 @@ async fn connect(
     });
     spawn_membership(&core).await.map_err(|e| connect_error(e.to_string()))?;
     Ok(core)
+}
+
+/// The cluster's KV bucket, created if it is not there: with three replicas when JetStream is clustered (so that
+/// losing one broker of a NATS cluster loses no owner record), with one on a single server (which refuses more).
+/// A JetStream cluster still electing its leader answers with errors for a few seconds: retried for 15 s.
+async fn open_bucket(jetstream: &async_nats::jetstream::Context, bucket: &str) -> Result<kv::Store, ClusterError> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let error = match jetstream.get_key_value(bucket).await {
+            Ok(kv) => return Ok(kv),
+            Err(error) => error.to_string(),
+        };
+        for replicas in [3, 1] {
+            let config =
+                kv::Config { bucket: bucket.to_owned(), history: 1, num_replicas: replicas, ..Default::default() };
+            match jetstream.create_key_value(config).await {
+                Ok(kv) => {
+                    tracing::info!(bucket, replicas, "created the cluster's KV bucket");
+                    return Ok(kv);
+                }
+                Err(create) => tracing::debug!(bucket, replicas, error = %create, "creating the KV bucket failed"),
+            }
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(ClusterError::Kv(format!("opening or creating bucket {bucket}: {error}")));
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
 }
 
 /// Takes the next node number from the bucket's `node-seq` (compare-and-set, retried on a race). Numbers are never
@@ -507,7 +620,7 @@ async fn check_compatible(
             continue;
         }
         match table.observe(&beat) {
-            Ok(()) => {}
+            Ok(_) => {}
             Err(Incompatible::Fingerprint { node, theirs }) => {
                 return Err(ClusterError::FingerprintMismatch { ours: fingerprint, theirs, node });
             }
@@ -519,59 +632,127 @@ async fn check_compatible(
     Ok(())
 }
 
-/// Heartbeats out, heartbeats in, answers to who-is-there, and the failure detector.
+/// Heartbeats out, heartbeats in, answers to who-is-there, fence notices, and the failure detector.
 async fn spawn_membership(core: &Arc<Core>) -> Result<(), async_nats::SubscribeError> {
     let mut beats = core.client.subscribe(core.subjects.heartbeat()).await?;
     let mut hellos = core.client.subscribe(core.subjects.hello()).await?;
-    let interval = core.membership.failure_timeout / 3;
+    let mut fences = core.client.subscribe(core.subjects.fence(core.node)).await?;
     let this = Arc::clone(core);
     tokio::spawn(async move {
         while let Some(message) = beats.next().await {
             let Some(beat) = Heartbeat::decode(&message.payload) else { continue };
-            if let Err(incompatible) = this.membership.observe(&beat) {
-                tracing::error!(?incompatible, "a node of another protocol or version is on this cluster's subjects");
+            match this.membership.observe(&beat) {
+                Ok(Seen::Recorded) => this.outbound.heard(beat.node),
+                Ok(Seen::Fenced) => {
+                    // A node this one declared dead is heard again (it was paused, or cut off): it must learn that
+                    // its sessions are gone before it serves anything. One notice per heartbeat of its.
+                    tracing::warn!(
+                        node = format_args!("{:016x}", beat.node),
+                        "a fenced node is heard again: telling it"
+                    );
+                    let notice = bytes::Bytes::copy_from_slice(&this.node.to_le_bytes());
+                    let _ = this.client.publish(this.subjects.fence(beat.node), notice).await;
+                }
+                Err(incompatible) => {
+                    tracing::error!(
+                        ?incompatible,
+                        "a node of another protocol or version is on this cluster's subjects"
+                    )
+                }
             }
         }
     });
     let this = Arc::clone(core);
     tokio::spawn(async move {
         while let Some(message) = hellos.next().await {
-            if let Some(reply) = message.reply {
+            if let Some(reply) = message.reply
+                && !this.fenced.load(Ordering::Relaxed)
+            {
                 let _ = this.client.publish(reply, this.heartbeat().encode().into()).await;
             }
         }
     });
     let this = Arc::clone(core);
     tokio::spawn(async move {
-        let mut ticker = tokio::time::interval(interval);
-        let mut disconnected = false;
-        loop {
-            ticker.tick().await;
-            if this.roles.load(Ordering::Relaxed) != 0 {
-                let beat = this.heartbeat();
-                let _ = this.membership.observe(&beat);
-                let _ = this.client.publish(this.subjects.heartbeat(), beat.encode().into()).await;
-            }
-            // A node that lost its own NATS connection hears nobody: it must not declare everyone dead, neither while
-            // it is away nor at once when it is back.
-            if this.client.connection_state() != async_nats::connection::State::Connected {
-                disconnected = true;
-                continue;
-            }
-            if std::mem::take(&mut disconnected) {
-                tracing::info!("NATS connection back: failure detection resumes");
-                this.membership.forgive();
-            }
-            for dead in this.membership.expire() {
-                tracing::warn!(
-                    node = format_args!("{dead:016x}"),
-                    "node lost (no heartbeat within the failure timeout)"
-                );
-                for callback in this.on_dead.lock().unwrap_or_else(|e| e.into_inner()).iter() {
-                    callback(dead);
-                }
-            }
+        if let Some(message) = fences.next().await {
+            let by = message.payload.get(..8).map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")));
+            this.fence_self(&format!("node {:016x} says so", by.unwrap_or(0)));
         }
     });
+    let this = Arc::clone(core);
+    tokio::spawn(async move { this.detect_failures().await });
     Ok(())
+}
+
+impl Core {
+    /// The failure detector: heartbeats out every `failure_timeout / 3`, silent nodes declared dead, and the cases
+    /// where the silence is this node's own (it lost its NATS connection, or it was paused), in which it declares
+    /// nobody dead.
+    async fn detect_failures(&self) {
+        let timeout = self.membership.failure_timeout;
+        let mut ticker = tokio::time::interval(timeout / 3);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut last_tick = tokio::time::Instant::now();
+        let mut disconnected_since: Option<tokio::time::Instant> = None;
+        let mut outage_told = false;
+        loop {
+            ticker.tick().await;
+            let away = last_tick.elapsed();
+            last_tick = tokio::time::Instant::now();
+            if self.fenced.load(Ordering::Relaxed) {
+                return;
+            }
+            if away >= timeout {
+                // This process did not run for a whole failure timeout (SIGSTOP, a VM pause, a stalled machine):
+                // every node that kept running has declared it dead and taken its sessions.
+                self.fence_self(&format!("this process did not run for {} ms", away.as_millis()));
+                return;
+            }
+            let connected = self.client.connection_state() == async_nats::connection::State::Connected;
+            if !connected {
+                // Hearing nobody is this node's own silence: nobody is declared dead while it lasts, nor at once when
+                // it ends. Past the outage limit, the sessions held here are given up (said once per outage).
+                // The table stays as it was when the connection went: new sessions are still routed to the shards
+                // that were live, and wait in the bounded buffers with everything else.
+                self.membership.forgive();
+                let since = *disconnected_since.get_or_insert(last_tick);
+                if !outage_told && since.elapsed() >= self.outage_limit {
+                    outage_told = true;
+                    tracing::error!(
+                        limit_ms = self.outage_limit.as_millis() as u64,
+                        "NATS unreachable for the outage limit: ending the sessions this node holds"
+                    );
+                    self.emit(NodeEvent::Outage);
+                }
+                continue;
+            }
+            if self.roles.load(Ordering::Relaxed) != 0 {
+                let beat = self.heartbeat();
+                let _ = self.membership.observe(&beat);
+                // Bounded: a publish waits when the client's buffer is full, and the detector must go on ticking.
+                let publish = self.client.publish(self.subjects.heartbeat(), beat.encode().into());
+                let _ = tokio::time::timeout(timeout / 3, publish).await;
+            }
+            if disconnected_since.take().is_some() {
+                tracing::info!("NATS connection back: failure detection resumes");
+                outage_told = false;
+                self.membership.forgive();
+                continue;
+            }
+            if away > timeout / 2 {
+                // Away for a while, but less than a timeout: the others' heartbeats may still be unread. Give them
+                // a timeout from now; whoever declared this node dead meanwhile sends a fence notice.
+                self.membership.forgive();
+                continue;
+            }
+            for dead in self.membership.expire(self.node) {
+                tracing::warn!(
+                    node = format_args!("{dead:016x}"),
+                    "node lost (no heartbeat within the failure timeout); fenced for good"
+                );
+                self.outbound.forget(dead);
+                self.emit(NodeEvent::Lost(dead));
+            }
+        }
+    }
 }

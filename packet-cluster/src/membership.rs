@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use bytes::BufMut;
 
 /// The cluster protocol's version: subjects, envelope and heartbeat layout. Nodes of another version are refused.
-pub const CLUSTER_VERSION: u8 = 1;
+pub const CLUSTER_VERSION: u8 = 2;
 
 const MAGIC: &[u8; 4] = b"PKHB";
 const LEN: usize = 4 + 1 + 8 + 1 + 8 + 1;
@@ -109,7 +109,24 @@ struct Member {
 pub(crate) struct Membership {
     pub(crate) fingerprint: u64,
     pub(crate) failure_timeout: Duration,
-    members: Mutex<HashMap<u64, Member>>,
+    members: Mutex<Table>,
+}
+
+#[derive(Debug, Default)]
+struct Table {
+    live: HashMap<u64, Member>,
+    /// Nodes this one declared dead. Node ids are never reused, so a node stays fenced for good: what it sends later
+    /// (it was paused, or cut off and came back) is dropped, and it is told so. It must rejoin under a new id.
+    fenced: std::collections::HashSet<u64>,
+}
+
+/// What [`Membership::observe`] made of a heartbeat.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Seen {
+    /// Recorded: the node is live (or draining).
+    Recorded,
+    /// From a node this one declared dead: not recorded. The caller tells it it is fenced.
+    Fenced,
 }
 
 /// A heartbeat from a node this one cannot work with.
@@ -121,16 +138,16 @@ pub(crate) enum Incompatible {
 
 impl Membership {
     pub(crate) fn new(fingerprint: u64, failure_timeout: Duration) -> Self {
-        Membership { fingerprint, failure_timeout, members: Mutex::new(HashMap::new()) }
+        Membership { fingerprint, failure_timeout, members: Mutex::new(Table::default()) }
     }
 
-    fn members(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Member>> {
+    fn members(&self) -> std::sync::MutexGuard<'_, Table> {
         self.members.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Records a heartbeat (this node's own included). A node built from another protocol or speaking another
-    /// cluster version is not recorded: it is reported instead.
-    pub(crate) fn observe(&self, heartbeat: &Heartbeat) -> Result<(), Incompatible> {
+    /// cluster version is not recorded: it is reported instead. Nor is a node declared dead before ([`Seen::Fenced`]).
+    pub(crate) fn observe(&self, heartbeat: &Heartbeat) -> Result<Seen, Incompatible> {
         if heartbeat.version != CLUSTER_VERSION {
             return Err(Incompatible::Version { node: heartbeat.node, theirs: heartbeat.version });
         }
@@ -138,8 +155,17 @@ impl Membership {
             return Err(Incompatible::Fingerprint { node: heartbeat.node, theirs: heartbeat.fingerprint });
         }
         let member = Member { roles: heartbeat.roles, state: heartbeat.state, last_seen: Instant::now() };
-        self.members().insert(heartbeat.node, member);
-        Ok(())
+        let mut table = self.members();
+        if table.fenced.contains(&heartbeat.node) {
+            return Ok(Seen::Fenced);
+        }
+        table.live.insert(heartbeat.node, member);
+        Ok(Seen::Recorded)
+    }
+
+    /// Whether this node declared `node` dead: everything from it is dropped.
+    pub(crate) fn is_fenced(&self, node: u64) -> bool {
+        self.members().fenced.contains(&node)
     }
 
     /// Shards heard within the failure timeout and taking new work, sorted by node id.
@@ -147,6 +173,7 @@ impl Membership {
         let now = Instant::now();
         let mut shards: Vec<u64> = self
             .members()
+            .live
             .iter()
             .filter(|(_, m)| m.roles.shard && m.state == NodeState::Live && now - m.last_seen < self.failure_timeout)
             .map(|(&node, _)| node)
@@ -157,29 +184,32 @@ impl Membership {
 
     /// Whether `node` said it is leaving (draining).
     pub(crate) fn is_draining(&self, node: u64) -> bool {
-        self.members().get(&node).is_some_and(|m| m.state == NodeState::Draining)
+        self.members().live.get(&node).is_some_and(|m| m.state == NodeState::Draining)
     }
 
     /// Counts every known node as heard now: after this node's own NATS connection came back, the silence was ours,
     /// not theirs; they get a full failure timeout to be heard again.
     pub(crate) fn forgive(&self) {
         let now = Instant::now();
-        for member in self.members().values_mut() {
+        for member in self.members().live.values_mut() {
             member.last_seen = now;
         }
     }
 
-    /// Forgets nodes not heard for the failure timeout; returns them.
-    pub(crate) fn expire(&self) -> Vec<u64> {
+    /// Declares dead (and fences) the nodes not heard for the failure timeout; returns them. `me` is never
+    /// declared dead.
+    pub(crate) fn expire(&self, me: u64) -> Vec<u64> {
         let timeout = self.failure_timeout;
         let mut dead = Vec::new();
-        self.members().retain(|&node, m| {
-            let alive = m.last_seen.elapsed() < timeout;
+        let mut table = self.members();
+        table.live.retain(|&node, m| {
+            let alive = node == me || m.last_seen.elapsed() < timeout;
             if !alive {
                 dead.push(node);
             }
             alive
         });
+        table.fenced.extend(dead.iter().copied());
         dead
     }
 }
@@ -237,13 +267,36 @@ mod tests {
             fingerprint,
             state: NodeState::Live,
         };
-        assert_eq!(table.observe(&shard(2, 42, CLUSTER_VERSION)), Ok(()));
+        assert_eq!(table.observe(&shard(2, 42, CLUSTER_VERSION)), Ok(Seen::Recorded));
         assert_eq!(
             table.observe(&shard(3, 43, CLUSTER_VERSION)),
             Err(Incompatible::Fingerprint { node: 3, theirs: 43 })
         );
         assert_eq!(table.observe(&shard(4, 42, 9)), Err(Incompatible::Version { node: 4, theirs: 9 }));
         assert_eq!(table.live_shards(), vec![2]);
+    }
+
+    #[test]
+    fn a_node_declared_dead_stays_fenced_and_is_never_live_again() {
+        let table = Membership::new(42, Duration::from_millis(30));
+        let beat = |node| Heartbeat {
+            version: CLUSTER_VERSION,
+            node,
+            roles: Roles { gateway: false, shard: true },
+            fingerprint: 42,
+            state: NodeState::Live,
+        };
+        table.observe(&beat(1)).unwrap();
+        table.observe(&beat(2)).unwrap();
+        std::thread::sleep(Duration::from_millis(40));
+        table.observe(&beat(1)).unwrap();
+        assert_eq!(table.expire(1), vec![2], "2 was silent for the timeout; 1 (this node) never expires");
+        assert!(table.is_fenced(2) && !table.is_fenced(1));
+        // 2 was only paused: it comes back, and is told it is fenced instead of being taken back.
+        assert_eq!(table.observe(&beat(2)), Ok(Seen::Fenced));
+        assert_eq!(table.live_shards(), vec![1]);
+        std::thread::sleep(Duration::from_millis(40));
+        assert!(table.expire(1).is_empty(), "this node itself is never declared dead, however long it was away");
     }
 
     #[test]

@@ -14,13 +14,13 @@ use packet_runtime::session::CloseKind;
 use packet_runtime::transport::PeerAddr;
 use packet_runtime::{
     CloseReason, HandOver, Logic, MetricsSnapshot, PacketPtr, Protocol, RemoteDirectory, RemoteId, RemoteLink,
-    RemoteSessions, ServerHandle, Session, ShutdownReport,
+    RemoteSessions, ServerHandle, Session, ShutdownHandle, ShutdownReport,
 };
 
 use crate::envelope::{self, Op};
 use crate::hash::IdMap;
-use crate::outbound::Outbound;
-use crate::{ClusterError, Core, Receipts, Roles};
+use crate::outbound::{Dest, Outbound};
+use crate::{ClusterError, Core, NodeEvent, Receipts, Roles};
 
 /// A running shard. Stop it like a server: [`shutdown`](Self::shutdown), then [`join`](Self::join).
 pub struct ShardHandle<P: Protocol> {
@@ -56,16 +56,37 @@ impl<P: Protocol> ShardHandle<P> {
     }
 
     /// SIGINT/SIGTERM start the shutdown as [`shutdown`](Self::shutdown) does (the leaving announcement, then the
-    /// drain); a second signal exits with status 130.
+    /// drain); a second signal exits with status 130. On a node that is also a gateway, use
+    /// [`GatewayHandle::watch_signals_after`](crate::GatewayHandle::watch_signals_after) instead, which drains this
+    /// shard before the gateway goes.
     #[cfg(unix)]
     pub fn watch_signals(&self) -> std::io::Result<()> {
         let core = Arc::clone(&self.core);
         self.server.watch_signals_then(move || async move { core.leave().await })
     }
 
+    /// What drains this shard from a task: the leaving announcement, the shutdown, and the wait for its end.
+    pub(crate) fn drain_handle(&self) -> Drain {
+        Drain { core: Arc::clone(&self.core), shutdown: self.server.shutdown_handle() }
+    }
+
     /// Waits for the shutdown to finish.
     pub fn join(self) -> ShutdownReport {
         self.server.join()
+    }
+}
+
+/// Drains a shard and waits until it is done (its logic thread exited: every session handed over or closed).
+pub(crate) struct Drain {
+    core: Arc<Core>,
+    shutdown: ShutdownHandle,
+}
+
+impl Drain {
+    pub(crate) async fn run(self) {
+        self.core.leave().await;
+        self.shutdown.shutdown();
+        self.shutdown.finished().await;
     }
 }
 
@@ -81,7 +102,7 @@ pub(crate) fn start<P: Protocol, L: Logic<Protocol = P>>(
     });
     let directory: Arc<dyn RemoteDirectory> = links.clone();
     let (server, sessions) = builder.remote_directory(directory).start_remote(logic)?;
-    let subject = core.subjects.node(core.node);
+    let subject = core.subjects.shard(core.node);
     let subscription = core
         .runtime
         .block_on(core.client.subscribe(subject))
@@ -91,12 +112,13 @@ pub(crate) fn start<P: Protocol, L: Logic<Protocol = P>>(
         links,
         sessions: IdMap::default(),
         receipts: Receipts::new(Arc::clone(&core.stats)),
+        core: Arc::clone(&core),
     };
-    let (dead_tx, dead_rx) = tokio::sync::mpsc::unbounded_channel();
-    core.on_dead(move |node| {
-        let _ = dead_tx.send(node);
+    let (events_tx, events_rx) = tokio::sync::mpsc::unbounded_channel();
+    core.on_event(move |event| {
+        let _ = events_tx.send(event);
     });
-    core.runtime.spawn(inbound.run(subscription, dead_rx));
+    core.runtime.spawn(inbound.run(subscription, events_rx));
     core.runtime.block_on(core.announce(Roles { gateway: false, shard: true }));
     Ok(ShardHandle { server, sessions, core })
 }
@@ -108,13 +130,14 @@ struct Inbound<P: Protocol> {
     sessions: IdMap<RemoteId, Session<P>>,
     /// Envelope headers and per-gateway sequence numbers (a gap is a lost message).
     receipts: Receipts,
+    core: Arc<Core>,
 }
 
 impl<P: Protocol> Inbound<P> {
     async fn run(
         mut self,
         mut subscription: async_nats::Subscriber,
-        mut dead: tokio::sync::mpsc::UnboundedReceiver<u64>,
+        mut events: tokio::sync::mpsc::UnboundedReceiver<NodeEvent>,
     ) {
         loop {
             tokio::select! {
@@ -122,26 +145,32 @@ impl<P: Protocol> Inbound<P> {
                     Some(message) => self.on_message(&message.payload),
                     None => return,
                 },
-                Some(node) = dead.recv() => self.gateway_lost(node),
+                Some(event) = events.recv() => match event {
+                    NodeEvent::Lost(node) => self.end_sessions(|id| id >> GATEWAY_SHIFT == node, "gateway lost"),
+                    NodeEvent::Outage => self.end_sessions(|_| true, "NATS unreachable for the outage limit"),
+                    NodeEvent::Fenced => {
+                        // The gateways dropped these sessions when they declared this node dead; the game learns it
+                        // now, then the shard stops (nothing more will reach it under this node id).
+                        self.end_sessions(|_| true, "this shard was fenced out of the cluster");
+                        self.host.shutdown();
+                    }
+                },
             }
         }
     }
 
-    /// A gateway stopped sending heartbeats: each of its sessions here is disconnected, once (the demo: the others in
-    /// their rooms get `S_DESPAWN`). Its frames still in flight, if any arrive, find no session.
-    fn gateway_lost(&mut self, gateway: u64) {
-        let lost: Vec<RemoteId> = self.sessions.keys().copied().filter(|&id| id >> GATEWAY_SHIFT == gateway).collect();
+    /// Sessions that can no longer be served from here (their gateway was lost, or this shard is cut off) are
+    /// disconnected, once each (the demo: the others in their rooms get `S_DESPAWN`). Their frames still in flight,
+    /// if any arrive, find no session.
+    fn end_sessions(&mut self, which: impl Fn(RemoteId) -> bool, why: &str) {
+        let lost: Vec<RemoteId> = self.sessions.keys().copied().filter(|&id| which(id)).collect();
         if lost.is_empty() {
             return;
         }
-        tracing::warn!(
-            gateway = format_args!("{gateway:016x}"),
-            sessions = lost.len(),
-            "gateway lost: its sessions end"
-        );
+        tracing::warn!(sessions = lost.len(), why, "sessions end");
         for id in lost {
             if let Some(session) = self.sessions.remove(&id) {
-                let reason = CloseReason::Relayed { kind: CloseKind::Io, detail: "gateway lost".into() };
+                let reason = CloseReason::Relayed { kind: CloseKind::Io, detail: why.to_owned() };
                 self.host.closed(&session, reason);
             }
         }
@@ -150,6 +179,9 @@ impl<P: Protocol> Inbound<P> {
     fn on_message(&mut self, payload: &[u8]) {
         let Some(mut message) = self.receipts.open(payload) else { return };
         let gateway = message.sender;
+        if self.core.refuses(gateway) {
+            return;
+        }
         let link: Arc<dyn RemoteLink> = self.links.to(gateway);
         while let Some(op) = message.next() {
             match op {
@@ -324,7 +356,7 @@ impl RemoteLink for ShardLink {
             batch.last_of.clear();
             std::mem::take(&mut batch.entries)
         };
-        let appended = self.outbound.append(self.gateway, |buf| {
+        let appended = self.outbound.append(Dest::Gateway(self.gateway), |buf| {
             for entry in &entries {
                 match entry {
                     Entry::Send { frame, sessions } => envelope::put_send(buf, frame.as_slice(), sessions),
@@ -357,7 +389,7 @@ mod tests {
     /// What one flush of `link` wrote: its operations, as (code, frame tag or session, recipients).
     fn sent(outbound: &Outbound) -> Vec<String> {
         let mut pending = outbound.take_for_test();
-        let messages = pending.remove(&7).expect("a message for gateway 7");
+        let messages = pending.remove(&Dest::Gateway(7)).expect("a message for gateway 7");
         assert_eq!(messages.len(), 1, "one message per gateway per flush");
         let mut message = crate::envelope::Message::parse(&messages[0]).unwrap();
         let mut ops = Vec::new();
@@ -374,7 +406,7 @@ mod tests {
     #[test]
     fn a_frame_for_many_sessions_is_carried_once_with_its_recipients() {
         let pool = MessagePool::new(PoolConfig::default());
-        let outbound = Arc::new(Outbound::new(1, Arc::default()));
+        let outbound = Arc::new(Outbound::new(1, Arc::default(), Arc::default()));
         let link = ShardLink::new(7, Arc::clone(&outbound), Arc::default());
         let (a, b, c) = (frame(&pool, 1), frame(&pool, 2), frame(&pool, 3));
         link.frames(10, &mut vec![a.clone(), b.clone()]);
@@ -388,7 +420,7 @@ mod tests {
     #[test]
     fn sharing_a_frame_never_reorders_a_sessions_frames() {
         let pool = MessagePool::new(PoolConfig::default());
-        let outbound = Arc::new(Outbound::new(1, Arc::default()));
+        let outbound = Arc::new(Outbound::new(1, Arc::default(), Arc::default()));
         let link = ShardLink::new(7, Arc::clone(&outbound), Arc::default());
         let (a, b) = (frame(&pool, 1), frame(&pool, 2));
         link.frames(10, &mut vec![a.clone(), b.clone()]);

@@ -4,7 +4,9 @@
 //! |--------------------------------|-----------------------------------------------------------|
 //! | `pk.<cluster>.hb`              | heartbeats of every node                                  |
 //! | `pk.<cluster>.hello`           | a starting node asks who is there; each node answers      |
-//! | `pk.<cluster>.node.<id:016x>`  | envelopes for one node (gateway or shard)                 |
+//! | `pk.<cluster>.gw.<id:016x>`    | envelopes for one node's gateway part                     |
+//! | `pk.<cluster>.shard.<id:016x>` | envelopes for one node's shard part                       |
+//! | `pk.<cluster>.fence.<id:016x>` | "you were declared dead": a fenced node learns it here    |
 //! | KV `pk_<cluster>`, `node-seq`  | the last node number handed out                           |
 //! | KV `pk_<cluster>`, `owner.<k>` | the shard (`{:016x}`) that owns hand-over key `k`         |
 
@@ -30,9 +32,20 @@ impl Subjects {
         format!("{}.hello", self.prefix)
     }
 
-    /// Envelopes for `node`.
-    pub fn node(&self, node: u64) -> String {
-        format!("{}.node.{node:016x}", self.prefix)
+    /// Envelopes for the gateway part of `node`.
+    pub fn gateway(&self, node: u64) -> String {
+        format!("{}.gw.{node:016x}", self.prefix)
+    }
+
+    /// Envelopes for the shard part of `node`. A node with both roles gets each part's traffic on its own
+    /// subject, so neither part reads (and discards) what is for the other.
+    pub fn shard(&self, node: u64) -> String {
+        format!("{}.shard.{node:016x}", self.prefix)
+    }
+
+    /// Fence notices for `node`: a node that declared `node` dead and then hears from it again says so here.
+    pub fn fence(&self, node: u64) -> String {
+        format!("{}.fence.{node:016x}", self.prefix)
     }
 }
 

@@ -33,7 +33,7 @@
 //!     PacketBuilder, PacketPtr, PoolConfig, PoolStats, Wide,
 //!     // the server
 //!     BadFrameAction, Context, ForwardAll, IoAction, IoHandler, Listener, Logic, MetricsSnapshot, RateLimit,
-//!     Request, Server, ServerBuilder, ServerConfig, ServerHandle, ShutdownReport,
+//!     Request, Server, ServerBuilder, ServerConfig, ServerHandle, ShutdownHandle, ShutdownReport,
 //!     // sessions and why they close
 //!     BadFrame, CloseKind, CloseReason, Encoded, FrameError, PeerAddr, SendError, Session, SessionId,
 //!     // the cluster seam: remote sessions, hand-over, the gateway hooks
@@ -75,7 +75,7 @@ pub use pool::{ClassStats, MessagePool, PoolConfig, PoolStats};
 pub use protocol::{DecodeError, Direction, PacketInfo, PacketOf, PacketSet, Protocol};
 pub use server::{
     BadFrameAction, Context, ForwardAll, FrameAction, HandOverError, IoAction, IoHandler, Logic, RateLimit,
-    RemoteSessions, Request, Server, ServerBuilder, ServerConfig, ServerHandle, ShutdownReport,
+    RemoteSessions, Request, Server, ServerBuilder, ServerConfig, ServerHandle, ShutdownHandle, ShutdownReport,
 };
 pub use session::remote::{HandOver, RemoteDirectory, RemoteId, RemoteLink};
 pub use session::{Encoded, FrameError, SendError, Session, SessionId};

@@ -49,6 +49,10 @@ struct Args {
     /// A cluster node not heard from for this long is considered dead (e.g. `3s`).
     #[arg(long, default_value = "3s", value_parser = parse_duration, requires = "nats")]
     failure_timeout: humantime::Duration,
+    /// Without its NATS connection for this long, a node gives up its sessions (a gateway tells its clients
+    /// "lost connection to the game servers"); shorter outages are waited out (e.g. `10s`).
+    #[arg(long, default_value = "10s", value_parser = parse_duration, requires = "nats")]
+    outage_limit: humantime::Duration,
     /// IO worker threads, at least 1 [default: the number of CPUs].
     #[arg(long)]
     workers: Option<usize>,
@@ -168,6 +172,7 @@ fn run_clustered(args: &Args, options: &ServerOptions) -> ExitCode {
     }
     let mut config = ClusterConfig::new(args.nats.iter().cloned(), args.cluster.clone());
     config.failure_timeout = *args.failure_timeout;
+    config.outage_limit = *args.outage_limit;
     let cluster = match Cluster::<GameProtocol>::join(config) {
         Ok(cluster) => cluster,
         Err(error) => {
@@ -188,7 +193,10 @@ fn run_clustered(args: &Args, options: &ServerOptions) -> ExitCode {
         Role::Gateway => None,
     };
     if let Some(shard) = &shard {
-        if let Err(error) = shard.watch_signals() {
+        // On `both`, the gateway's handler drains the shard first (below).
+        if role == Role::Shard
+            && let Err(error) = shard.watch_signals()
+        {
             eprintln!("error: cannot install signal handlers: {error}");
             return ExitCode::FAILURE;
         }
@@ -210,13 +218,17 @@ fn run_clustered(args: &Args, options: &ServerOptions) -> ExitCode {
         Role::Shard => None,
     };
     if let Some(gateway) = &gateway {
-        if let Err(error) = gateway.watch_signals() {
+        let watched = match &shard {
+            Some(shard) => gateway.watch_signals_after(shard),
+            None => gateway.watch_signals(),
+        };
+        if let Err(error) = watched {
             eprintln!("error: cannot install signal handlers: {error}");
             return ExitCode::FAILURE;
         }
         println!("listening on {}", gateway.local_addr().expect("a TCP gateway has a local address"));
     }
-    // Both parts stop on the same signal; each shuts down in its own order.
+    // One signal: the shard part drains (its players go to the other shards), then the gateway part shuts down.
     if let Some(shard) = shard {
         let report = shard.join();
         println!("shard:");
@@ -227,7 +239,28 @@ fn run_clustered(args: &Args, options: &ServerOptions) -> ExitCode {
         println!("gateway:");
         print_summary(&report);
     }
+    let stats = cluster.stats();
+    println!(
+        "cluster: {} envelopes published, {} publishes failed, {} congested, {} gaps (envelopes lost in NATS), \
+         {} refused, {} slow-consumer events, {} from fenced nodes dropped, {} stale dropped",
+        stats.published,
+        stats.publish_failed,
+        stats.congested,
+        stats.gaps,
+        stats.refused,
+        stats.slow_consumer,
+        stats.fenced,
+        stats.stale
+    );
+    let fenced = cluster.fenced();
     cluster.shutdown();
+    if fenced {
+        eprintln!(
+            "error: this node was declared dead by the cluster (paused or cut off for longer than the failure \
+             timeout) and ended its sessions; restart it to rejoin under a new node id"
+        );
+        return ExitCode::from(3);
+    }
     ExitCode::SUCCESS
 }
 

@@ -315,6 +315,7 @@ impl<P: Protocol> ServerBuilder<P> {
             io_inbox,
             io_handler: self.io_handler,
             stop_accepting: CancellationToken::new(),
+            logic_done: CancellationToken::new(),
             spare_lists: Arc::new(SpareLists::new()),
             directory: self.directory,
             close_notice: self.close_notice,
@@ -323,9 +324,12 @@ impl<P: Protocol> ServerBuilder<P> {
         let logic_shared = Arc::clone(&shared);
         // Built here, not on the new thread: a failure is this call's error instead of a panic nobody sees.
         let logic_runtime = logic::runtime()?;
-        let logic_thread = std::thread::Builder::new()
-            .name("packet-logic".into())
-            .spawn(move || logic::run(logic, inbox_rx, io_inbox_rx, logic_shared, logic_runtime))?;
+        let logic_thread = std::thread::Builder::new().name("packet-logic".into()).spawn(move || {
+            let done = logic_shared.logic_done.clone();
+            // Cancelled also if the logic thread dies: whoever waits for the end must not wait forever.
+            let _done = done.drop_guard();
+            logic::run(logic, inbox_rx, io_inbox_rx, logic_shared, logic_runtime)
+        })?;
         runtime.spawn(acceptor::run(listener, Arc::clone(&shared)));
         Ok(ServerHandle { shared, runtime: Some(runtime), logic_thread: Some(logic_thread), local_addr: None })
     }
@@ -358,6 +362,8 @@ pub(crate) struct ServerShared<P: Protocol> {
     pub(crate) io_inbox: mpsc::Sender<LogicEvent<P>>,
     pub(crate) io_handler: Arc<dyn IoHandler<P>>,
     pub(crate) stop_accepting: CancellationToken,
+    /// Cancelled when the logic thread exits: the ordered shutdown is done but for the IO threads' last flush.
+    pub(crate) logic_done: CancellationToken,
     /// Frame lists the drivers hand back to the logic thread's outbox once drained.
     pub(crate) spare_lists: Arc<SpareLists>,
     /// How to reach sessions of other shards (a cluster's shard only).
@@ -427,6 +433,33 @@ impl<P: Protocol> fmt::Debug for ServerHandle<P> {
     }
 }
 
+/// Starts a server's ordered shutdown and waits for it, from anywhere: [`ServerHandle::shutdown_handle`]. Cheap to
+/// clone.
+#[derive(Clone)]
+pub struct ShutdownHandle {
+    start: Arc<dyn Fn() + Send + Sync>,
+    logic_done: CancellationToken,
+}
+
+impl fmt::Debug for ShutdownHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ShutdownHandle").field("finished", &self.logic_done.is_cancelled()).finish()
+    }
+}
+
+impl ShutdownHandle {
+    /// Starts the ordered shutdown, as [`ServerHandle::shutdown`] does. Idempotent.
+    pub fn shutdown(&self) {
+        (self.start)();
+    }
+
+    /// Resolves once the logic thread has exited: every session's `on_disconnect` ran (or the thread died). What
+    /// is left for [`ServerHandle::join`] is the IO threads' last flush.
+    pub async fn finished(&self) {
+        self.logic_done.cancelled().await;
+    }
+}
+
 /// What [`ServerHandle::join`] reports.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
@@ -464,6 +497,13 @@ impl<P: Protocol> ServerHandle<P> {
     /// Starts the ordered shutdown. Returns at once; idempotent.
     pub fn shutdown(&self) {
         self.shared.shutdown();
+    }
+
+    /// A handle that starts this server's shutdown from anywhere (another thread, a task, a callback) and can
+    /// wait for its logic side to finish, while the `ServerHandle` itself stays with whoever will [`join`](Self::join).
+    pub fn shutdown_handle(&self) -> ShutdownHandle {
+        let shared = Arc::clone(&self.shared);
+        ShutdownHandle { start: Arc::new(move || shared.shutdown()), logic_done: self.shared.logic_done.clone() }
     }
 
     /// Installs SIGINT/SIGTERM handling: the first signal starts [`shutdown`](Self::shutdown), a second one exits

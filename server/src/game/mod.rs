@@ -35,6 +35,7 @@
 //! - `stats`: [`GameStats`], the game's counters, and the log throttle.
 //! - `io`: [`GameIo`], the IO-thread hook.
 
+mod arrivals;
 mod io;
 mod names;
 mod players;
@@ -48,6 +49,7 @@ use packet_runtime::prost::encoding::encoded_len_varint;
 use packet_runtime::session::SendError;
 use packet_runtime::{CloseReason, Context, HandOverError, Logic, PacketOf, Session, SessionId};
 
+use arrivals::{Arrivals, Held};
 pub use io::{GameIo, NoticeLimits, close_notice};
 pub use names::MAX_NAME_CHARS;
 use players::{Player, Players};
@@ -87,6 +89,10 @@ pub struct Game {
     /// Largest encoded `S_ENTER_ROOM` page, frame header included.
     page_bytes: usize,
     out: Sends,
+    /// Rooms moving here whole from a draining shard, their packets held until every player arrived.
+    arrivals: Arrivals,
+    /// This shard is draining: the players handed over leave their rooms without a despawn (the whole room goes).
+    draining: bool,
 }
 
 /// Where every send goes through, so that none fails unnoticed: counted in [`GameStats`] and logged.
@@ -118,6 +124,8 @@ impl Game {
             last_status: Instant::now(),
             page_bytes: (max_frame.min(COMPACT_FRAME_LIMIT) / 2).max(MIN_PAGE_BYTES),
             out: Sends { stats: GameStats::default(), encode_failures: Throttle::per(Duration::from_secs(1)) },
+            arrivals: Arrivals::default(),
+            draining: false,
         }
     }
 
@@ -138,6 +146,45 @@ impl Game {
         let despawn = SDespawn { player_ids: vec![player.id] };
         self.rooms.leave(room, session);
         self.out.broadcast(ctx, self.rooms.members(room).iter().copied(), &despawn);
+    }
+
+    /// A player of a room moving here whole (`moving_with`): it joins the room as it was, without a listing or a
+    /// spawn (its room is the same, only its shard changed), except towards players who entered the room here
+    /// meanwhile and do not know it, nor it them. The room's packets are held until the whole group is here.
+    fn arrive_with_room(
+        &mut self,
+        ctx: &mut Context<'_, GameProtocol>,
+        session: &Session<GameProtocol>,
+        room: u32,
+        group: &[u64],
+    ) {
+        let me = session.id();
+        let members = self.rooms.members(room).to_vec();
+        let in_group = |game: &Game, other: &SessionId| game.players.get(*other).is_some_and(|p| group.contains(&p.id));
+        let first = !members.iter().any(|other| in_group(self, other));
+        let strangers: Vec<SessionId> = members.iter().copied().filter(|other| !in_group(self, other)).collect();
+        let Some(player) = self.players.get_mut(me) else { return };
+        player.room = Some(room);
+        let (player_id, info) = (player.id, player.info());
+        if !strangers.is_empty() {
+            self.out.broadcast(ctx, strangers.iter().copied(), &SSpawn { players: vec![info] });
+            let known: Vec<_> =
+                strangers.iter().filter_map(|&other| self.players.get(other)).map(Player::info).collect();
+            self.out.send(session, &SSpawn { players: known });
+        }
+        self.rooms.join(room, me);
+        if let Some(held) = self.arrivals.arrived(room, player_id, group, first) {
+            self.replay(ctx, held);
+        }
+    }
+
+    /// Handles packets held while their room was arriving, in the order they came.
+    fn replay(&mut self, ctx: &mut Context<'_, GameProtocol>, held: Held) {
+        for (session, packet) in held {
+            if self.players.is_logged_in(session.id()) {
+                packet.dispatch(self, &mut Req { ctx, session: &session });
+            }
+        }
     }
 
     /// `others` as `S_ENTER_ROOM` pages of at most [`Game::page_bytes`] each (one page, possibly empty, at least).
@@ -287,6 +334,13 @@ impl Logic for Game {
             }
             return;
         }
+        let packet = match self.players.get(session.id()).and_then(|p| p.room) {
+            Some(room) => match self.arrivals.hold(room, session, packet) {
+                Ok(()) => return,
+                Err(packet) => packet,
+            },
+            None => packet,
+        };
         packet.dispatch(self, &mut Req { ctx, session });
     }
 
@@ -304,7 +358,9 @@ impl Logic for Game {
         }
         let player = Player { id: state.player_id, name: state.name, pos: state.pos.unwrap_or_default(), room: None };
         self.players.arrive(session.id(), player);
-        if state.in_room {
+        if state.in_room && !state.moving_with.is_empty() {
+            self.arrive_with_room(ctx, session, state.room_id, &state.moving_with);
+        } else if state.in_room {
             self.enter_room(ctx, session, state.room_id);
         }
     }
@@ -315,6 +371,12 @@ impl Logic for Game {
         session: &Session<GameProtocol>,
         reason: &CloseReason,
     ) {
+        if self.draining && *reason == CloseReason::HandedOver {
+            // Its whole room moved with it: nobody here is told of a despawn.
+            if let Some(room) = self.players.get_mut(session.id()).and_then(|p| p.room.take()) {
+                self.rooms.leave(room, session.id());
+            }
+        }
         self.leave_room(ctx, session.id());
         if let Some(player) = self.players.remove(session.id()) {
             tracing::debug!(player = player.id, name = ?player.name, %reason, "player left");
@@ -322,6 +384,14 @@ impl Logic for Game {
     }
 
     fn on_tick(&mut self, ctx: &mut Context<'_, GameProtocol>) {
+        for (room, held) in self.arrivals.overdue() {
+            tracing::warn!(
+                room,
+                held = held.len(),
+                "a moving room's players did not all arrive; going on without them"
+            );
+            self.replay(ctx, held);
+        }
         if self.last_status.elapsed() >= STATUS_EVERY {
             self.last_status = Instant::now();
             let metrics = ctx.metrics();
@@ -347,7 +417,18 @@ impl Logic for Game {
     /// the close notice the runtime sends every local session (`io::close_notice`): one per close, so nothing is
     /// sent from here.
     fn on_shutdown(&mut self, ctx: &mut Context<'_, GameProtocol>) {
+        self.draining = true;
         let sessions: Vec<_> = ctx.sessions().cloned().collect();
+        // Each room moves whole: every player of it carries the ids of all of them, so that the room's new owner
+        // holds their packets until all are there (`arrivals`).
+        let mut groups: std::collections::HashMap<u32, Vec<u64>> = std::collections::HashMap::new();
+        for session in &sessions {
+            if let Some(player) = self.players.get(session.id())
+                && let Some(room) = player.room
+            {
+                groups.entry(room).or_default().push(player.id);
+            }
+        }
         let mut handed = 0usize;
         for session in &sessions {
             let state = match self.players.get(session.id()) {
@@ -357,6 +438,7 @@ impl Logic for Game {
                     pos: Some(player.pos),
                     room_id: player.room.unwrap_or(0),
                     in_room: player.room.is_some(),
+                    moving_with: player.room.and_then(|room| groups.get(&room)).cloned().unwrap_or_default(),
                 },
                 // Not logged in: it moves with nothing to carry.
                 None => PlayerState::default(),
@@ -429,6 +511,7 @@ impl ClientPacketHandler<Req<'_, '_>> for Game {
                 pos: Some(player.pos),
                 room_id: room,
                 in_room: true,
+                moving_with: Vec::new(),
             };
             match req.ctx.hand_over(req.session, &room_key(room), &state) {
                 // `on_disconnect` runs here next (the player leaves its room); `on_arrive` there enters the room.

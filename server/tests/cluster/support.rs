@@ -22,6 +22,8 @@ pub(crate) struct Nats {
     pub(crate) port: u16,
     monitor: u16,
     _store: TempDir,
+    /// The routing flags of a broker in a NATS cluster (empty for a lone one).
+    cluster_args: Vec<String>,
 }
 
 impl Nats {
@@ -31,15 +33,47 @@ impl Nats {
         let port = free_port();
         let monitor = free_port();
         let store = TempDir::new("nats");
-        let child = Nats::spawn(port, monitor, &store);
-        let nats = Nats { child, port, monitor, _store: store };
+        let child = Nats::spawn(port, monitor, &store, &[]);
+        let nats = Nats { child, port, monitor, _store: store, cluster_args: Vec::new() };
         nats.wait_listening();
         nats
     }
 
-    fn spawn(port: u16, monitor: u16, store: &TempDir) -> Child {
+    /// `n` brokers routed into one NATS cluster (JetStream clustered, so the cluster's KV bucket gets three
+    /// replicas), each on its own ports.
+    pub(crate) fn start_cluster(n: usize) -> Vec<Nats> {
+        let routes: Vec<u16> = (0..n).map(|_| free_port()).collect();
+        let route_urls = routes.iter().map(|p| format!("nats://127.0.0.1:{p}")).collect::<Vec<_>>().join(",");
+        let name = format!("pk{}", free_port());
+        let brokers: Vec<Nats> = routes
+            .iter()
+            .enumerate()
+            .map(|(i, route)| {
+                let (port, monitor, store) = (free_port(), free_port(), TempDir::new("nats"));
+                let cluster_args = vec![
+                    "--server_name".to_owned(),
+                    format!("{name}-{i}"),
+                    "--cluster_name".to_owned(),
+                    name.clone(),
+                    "--cluster".to_owned(),
+                    format!("nats://127.0.0.1:{route}"),
+                    "--routes".to_owned(),
+                    route_urls.clone(),
+                ];
+                let child = Nats::spawn(port, monitor, &store, &cluster_args);
+                Nats { child, port, monitor, _store: store, cluster_args }
+            })
+            .collect();
+        for broker in &brokers {
+            broker.wait_listening();
+        }
+        brokers
+    }
+
+    fn spawn(port: u16, monitor: u16, store: &TempDir, cluster_args: &[String]) -> Child {
         Command::new("nats-server")
             .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-m", &monitor.to_string()])
+            .args(cluster_args)
             .arg("-sd")
             .arg(&store.0)
             .stdout(Stdio::null())
@@ -62,14 +96,21 @@ impl Nats {
         }
     }
 
-    /// SIGKILLs the broker (everything in flight is lost), waits `outage`, and starts it again on the same ports
-    /// with the same JetStream directory.
-    pub(crate) fn kill_and_restart(&mut self, outage: Duration) {
+    /// Starts the broker again (after [`kill`](Self::kill)) on the same ports and JetStream directory.
+    pub(crate) fn restart(&mut self) {
+        self.child = Nats::spawn(self.port, self.monitor, &self._store, &self.cluster_args);
+        self.wait_listening();
+    }
+
+    /// SIGKILLs the broker for good.
+    pub(crate) fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        std::thread::sleep(outage);
-        self.child = Nats::spawn(self.port, self.monitor, &self._store);
-        self.wait_listening();
+    }
+
+    /// Client connections the broker holds now (`num_connections` of its `/connz`).
+    pub(crate) fn connections(&self) -> u64 {
+        self.monitor_number("/connz", "num_connections")
     }
 
     pub(crate) fn url(&self) -> String {
@@ -78,11 +119,16 @@ impl Nats {
 
     /// Messages published into the broker so far (`in_msgs` of its `/varz`): every NATS message any node sent.
     pub(crate) fn messages_in(&self) -> u64 {
+        self.monitor_number("/varz", "in_msgs")
+    }
+
+    fn monitor_number(&self, path: &str, field: &str) -> u64 {
         let mut stream = TcpStream::connect(("127.0.0.1", self.monitor)).expect("monitoring port");
-        stream.write_all(b"GET /varz HTTP/1.0\r\nHost: localhost\r\n\r\n").unwrap();
+        stream.write_all(format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").as_bytes()).unwrap();
         let mut body = String::new();
         stream.read_to_string(&mut body).unwrap();
-        let at = body.find("\"in_msgs\":").expect("in_msgs in /varz") + "\"in_msgs\":".len();
+        let key = format!("\"{field}\":");
+        let at = body.find(&key).unwrap_or_else(|| panic!("{field} in {path}")) + key.len();
         body[at..].trim_start().split(|c: char| !c.is_ascii_digit()).next().unwrap().parse().expect("a count")
     }
 }
@@ -119,6 +165,8 @@ pub(crate) struct Node {
     /// The node id it printed (`node {:016x}`).
     pub(crate) id: u64,
     stderr: Option<std::thread::JoinHandle<String>>,
+    /// Every line the node printed to stdout after it was ready (its shutdown summary, for one).
+    stdout: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 /// Extra flags every node of the suite gets: 1 IO thread (the machine has 2 cores), no rate limit.
@@ -128,8 +176,13 @@ impl Node {
     /// Starts `server --nats URL --cluster NAME --role ROLE` and waits for it to say it is ready (`shard ready`
     /// and/or `listening on ADDR`).
     pub(crate) fn start(nats: &Nats, cluster: &str, role: &str, extra: &[&str]) -> Node {
+        Node::start_on(&nats.url(), cluster, role, extra)
+    }
+
+    /// [`start`](Self::start) on the NATS servers `urls` (comma-separated).
+    pub(crate) fn start_on(urls: &str, cluster: &str, role: &str, extra: &[&str]) -> Node {
         let mut command = Command::new(env!("CARGO_BIN_EXE_server"));
-        command.args(["--nats", &nats.url(), "--cluster", cluster, "--role", role]).args(COMMON).args(extra);
+        command.args(["--nats", urls, "--cluster", cluster, "--role", role]).args(COMMON).args(extra);
         if role != "shard" {
             command.args(["--addr", "127.0.0.1:0"]);
         }
@@ -149,6 +202,8 @@ impl Node {
         let (tx, rx) = mpsc::channel();
         let wants_shard = role != "gateway";
         let wants_addr = role != "shard";
+        let printed = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let later = std::sync::Arc::clone(&printed);
         std::thread::spawn(move || {
             let mut lines = BufReader::new(stdout).lines();
             let (mut shard, mut addr, mut id) = (!wants_shard, None, 0);
@@ -166,9 +221,11 @@ impl Node {
                 }
             }
             // Keep draining so the child never blocks on a full pipe.
-            for _ in lines {}
+            for line in lines.map_while(Result::ok) {
+                later.lock().unwrap().push(line);
+            }
         });
-        let mut node = Node { child, addr: None, id: 0, stderr: Some(stderr) };
+        let mut node = Node { child, addr: None, id: 0, stderr: Some(stderr), stdout: printed };
         match rx.recv_timeout(Duration::from_secs(30)) {
             Ok((addr, id)) => {
                 node.addr = addr;
@@ -192,16 +249,36 @@ impl Node {
 
     /// SIGTERM, then waits (at most 30 s) for the exit status.
     pub(crate) fn terminate(&mut self) -> ExitStatus {
-        let status = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().expect("kill runs");
-        assert!(status.success(), "kill -TERM failed");
-        let deadline = Instant::now() + Duration::from_secs(30);
+        self.signal("TERM");
+        self.wait_exit(Duration::from_secs(30), "SIGTERM")
+    }
+
+    /// Sends `kill -<name>` (TERM, STOP, CONT, ...).
+    pub(crate) fn signal(&self, name: &str) {
+        let status = Command::new("kill").arg(format!("-{name}")).arg(self.child.id().to_string()).status();
+        assert!(status.expect("kill runs").success(), "kill -{name} failed");
+    }
+
+    /// Waits at most `limit` for the process to exit, failing with `after` in the message.
+    pub(crate) fn wait_exit(&mut self, limit: Duration, after: &str) -> ExitStatus {
+        let deadline = Instant::now() + limit;
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
                 return status;
             }
-            assert!(Instant::now() < deadline, "still running 30 s after SIGTERM");
+            assert!(Instant::now() < deadline, "still running {limit:?} after {after}");
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// What the node printed to stdout after it was ready, so far.
+    pub(crate) fn printed(&self) -> Vec<String> {
+        self.stdout.lock().unwrap().clone()
+    }
+
+    /// What the node wrote to stderr (call after it exited).
+    pub(crate) fn stderr(&mut self) -> String {
+        self.stderr.take().map(|h| h.join().unwrap_or_default()).unwrap_or_default()
     }
 
     /// The gateway's client address.
