@@ -63,7 +63,8 @@ pub struct ClusterConfig {
     /// How long this node may be without its NATS connection before it gives up the sessions it holds: a gateway
     /// tells its clients `"lost connection to the game servers"` and closes them, a shard ends its sessions.
     /// Until then everything waits in bounded buffers (see docs/CLUSTER.md, faults) and is delivered when the
-    /// connection is back. Default 10 s.
+    /// connection is back. Default 12 s: a broker outage of up to 10 s is survived (reconnection is retried every
+    /// 500 ms at most, and detection takes up to one heartbeat interval).
     pub outage_limit: Duration,
 }
 
@@ -74,7 +75,7 @@ impl ClusterConfig {
             urls: urls.into_iter().map(Into::into).collect(),
             name: name.into(),
             failure_timeout: Duration::from_secs(3),
-            outage_limit: Duration::from_secs(10),
+            outage_limit: Duration::from_secs(12),
         }
     }
 }

@@ -50,8 +50,8 @@ struct Args {
     #[arg(long, default_value = "3s", value_parser = parse_duration, requires = "nats")]
     failure_timeout: humantime::Duration,
     /// Without its NATS connection for this long, a node gives up its sessions (a gateway tells its clients
-    /// "lost connection to the game servers"); shorter outages are waited out (e.g. `10s`).
-    #[arg(long, default_value = "10s", value_parser = parse_duration, requires = "nats")]
+    /// "lost connection to the game servers"); shorter outages are waited out (e.g. `12s`).
+    #[arg(long, default_value = "12s", value_parser = parse_duration, requires = "nats")]
     outage_limit: humantime::Duration,
     /// IO worker threads, at least 1 [default: the number of CPUs].
     #[arg(long)]
