@@ -27,6 +27,7 @@ pub struct ShardHandle<P: Protocol> {
     server: ServerHandle<P>,
     sessions: RemoteSessions<P>,
     core: Arc<Core>,
+    by_gateway: Arc<Mutex<HashMap<u64, usize>>>,
 }
 
 impl<P: Protocol> std::fmt::Debug for ShardHandle<P> {
@@ -44,6 +45,12 @@ impl<P: Protocol> ShardHandle<P> {
     /// Remote sessions this shard serves now.
     pub fn session_count(&self) -> u64 {
         self.sessions.open_count()
+    }
+
+    /// Sessions this shard serves now, per gateway node id (gateways with none are not listed). A gateway found
+    /// dead drops to none at once: each of its sessions is disconnected here, once.
+    pub fn sessions_by_gateway(&self) -> HashMap<u64, usize> {
+        self.by_gateway.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// Starts the ordered shutdown, draining the shard: it announces first that it takes no new sessions or keys
@@ -107,7 +114,9 @@ pub(crate) fn start<P: Protocol, L: Logic<Protocol = P>>(
         .runtime
         .block_on(core.client.subscribe(subject))
         .map_err(|e| ClusterError::Connect { urls: "(connected)".into(), reason: e.to_string() })?;
+    let by_gateway = Arc::new(Mutex::new(HashMap::new()));
     let inbound = Inbound {
+        by_gateway: Arc::clone(&by_gateway),
         host: sessions.clone(),
         links,
         sessions: IdMap::default(),
@@ -120,7 +129,7 @@ pub(crate) fn start<P: Protocol, L: Logic<Protocol = P>>(
     });
     core.runtime.spawn(inbound.run(subscription, events_rx));
     core.runtime.block_on(core.announce(Roles { gateway: false, shard: true }));
-    Ok(ShardHandle { server, sessions, core })
+    Ok(ShardHandle { server, sessions, core, by_gateway })
 }
 
 /// The task that feeds gateways' envelopes to the logic thread.
@@ -131,9 +140,29 @@ struct Inbound<P: Protocol> {
     /// Envelope headers and per-gateway sequence numbers (a gap is a lost message).
     receipts: Receipts,
     core: Arc<Core>,
+    /// `sessions` counted per gateway, for [`ShardHandle::sessions_by_gateway`].
+    by_gateway: Arc<Mutex<HashMap<u64, usize>>>,
 }
 
 impl<P: Protocol> Inbound<P> {
+    fn insert(&mut self, id: RemoteId, session: Session<P>) {
+        if self.sessions.insert(id, session).is_none() {
+            *self.by_gateway.lock().unwrap_or_else(|e| e.into_inner()).entry(id >> GATEWAY_SHIFT).or_default() += 1;
+        }
+    }
+
+    fn remove(&mut self, id: RemoteId) -> Option<Session<P>> {
+        let session = self.sessions.remove(&id)?;
+        let mut counts = self.by_gateway.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(count) = counts.get_mut(&(id >> GATEWAY_SHIFT)) {
+            *count -= 1;
+            if *count == 0 {
+                counts.remove(&(id >> GATEWAY_SHIFT));
+            }
+        }
+        Some(session)
+    }
+
     async fn run(
         mut self,
         mut subscription: async_nats::Subscriber,
@@ -169,7 +198,7 @@ impl<P: Protocol> Inbound<P> {
         }
         tracing::warn!(sessions = lost.len(), why, "sessions end");
         for id in lost {
-            if let Some(session) = self.sessions.remove(&id) {
+            if let Some(session) = self.remove(id) {
                 let reason = CloseReason::Relayed { kind: CloseKind::Io, detail: why.to_owned() };
                 self.host.closed(&session, reason);
             }
@@ -188,12 +217,12 @@ impl<P: Protocol> Inbound<P> {
                 Ok(Op::Open { session, addr }) => {
                     let peer = PeerAddr::Remote { gateway, addr: addr.to_owned() };
                     let opened = self.host.open(Arc::clone(&link), session, peer);
-                    self.sessions.insert(session, opened);
+                    self.insert(session, opened);
                 }
                 Ok(Op::Arrive { session, addr, state }) => {
                     let peer = PeerAddr::Remote { gateway, addr: addr.to_owned() };
                     let arrived = self.host.arrive(Arc::clone(&link), session, peer, state.to_vec());
-                    self.sessions.insert(session, arrived);
+                    self.insert(session, arrived);
                 }
                 Ok(Op::Frame { session, seq, frame }) => {
                     if let Some(target) = self.sessions.get(&session) {
@@ -203,7 +232,7 @@ impl<P: Protocol> Inbound<P> {
                     }
                 }
                 Ok(Op::Closed { session, kind, detail }) => {
-                    if let Some(closed) = self.sessions.remove(&session) {
+                    if let Some(closed) = self.remove(session) {
                         self.host.closed(&closed, close_reason(kind, detail));
                     }
                 }

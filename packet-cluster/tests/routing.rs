@@ -88,3 +88,81 @@ fn the_applications_router_places_every_new_session() {
         shard.join();
     }
 }
+
+/// Counts the game's connects and disconnects.
+#[derive(Clone, Default)]
+struct Counted(std::sync::Arc<(AtomicU64, AtomicU64)>);
+
+impl Logic for Counted {
+    type Protocol = GameProtocol;
+
+    fn on_connect(&mut self, _: &mut Context<'_, GameProtocol>, _: &Session<GameProtocol>) {
+        self.0.0.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn on_packet(&mut self, _: &mut Context<'_, GameProtocol>, _: &Session<GameProtocol>, _: ClientPacket) {}
+
+    fn on_disconnect(
+        &mut self,
+        _: &mut Context<'_, GameProtocol>,
+        _: &Session<GameProtocol>,
+        _: &packet_runtime::CloseReason,
+    ) {
+        self.0.1.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Polls `check` every 20 ms for at most 10 s.
+fn eventually(what: &str, check: impl Fn() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !check() {
+        assert!(std::time::Instant::now() < deadline, "not within 10 s: {what}");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn a_gateway_gone_silent_loses_each_of_its_sessions_on_the_shard_once() {
+    use packet_cluster::envelope::{Op, put_header, put_op};
+    use packet_cluster::{CLUSTER_VERSION, Heartbeat, NodeState, Roles, subjects::Subjects};
+    use packet_runtime::Protocol;
+
+    let cluster = name("silent");
+    let mut config = ClusterConfig::new([nats_url()], &cluster);
+    config.failure_timeout = std::time::Duration::from_secs(1);
+    let node = Cluster::<GameProtocol>::join(config).expect("joins");
+    let game = Counted::default();
+    let shard = node.start_shard(Server::<GameProtocol>::builder().workers(1), game.clone()).expect("a shard");
+    // The test is the gateway: it announces itself, opens two sessions on the shard, then falls silent (as a
+    // SIGKILLed process would: no close, no goodbye).
+    const GATEWAY: u64 = 0x00ff_fff1;
+    let subjects = Subjects::new(&cluster);
+    test_support::runtime().block_on(async {
+        let nats = async_nats::connect(nats_url()).await.expect("the test connects");
+        let beat = Heartbeat {
+            version: CLUSTER_VERSION,
+            node: GATEWAY,
+            roles: Roles { gateway: true, shard: false },
+            fingerprint: GameProtocol::FINGERPRINT,
+            state: NodeState::Live,
+        };
+        nats.publish(subjects.heartbeat(), beat.encode().into()).await.unwrap();
+        let mut message = Vec::new();
+        put_header(&mut message, GATEWAY, 1);
+        for counter in 1..=2 {
+            put_op(&mut message, &Op::Open { session: GATEWAY << 40 | counter, addr: "192.0.2.1:5000" });
+        }
+        nats.publish(subjects.shard(node.node_id()), message.into()).await.unwrap();
+        nats.flush().await.unwrap();
+    });
+    eventually("the shard serves the two sessions", || shard.sessions_by_gateway().get(&GATEWAY) == Some(&2));
+    assert_eq!(game.0.0.load(Ordering::Relaxed), 2);
+    eventually("the silent gateway's sessions end", || !shard.sessions_by_gateway().contains_key(&GATEWAY));
+    eventually("on_disconnect ran for both", || game.0.1.load(Ordering::Relaxed) == 2);
+    // Once each: another failure timeout later nothing more has run.
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    assert_eq!(game.0.1.load(Ordering::Relaxed), 2, "each session disconnected exactly once");
+    shard.shutdown();
+    shard.join();
+    node.shutdown();
+}
