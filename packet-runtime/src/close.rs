@@ -188,6 +188,32 @@ pub enum BadFrame {
     /// The header was fine but the id is unknown or the payload does not decode. The frame boundary is known.
     #[error(transparent)]
     Decode(#[from] DecodeError),
+    /// The transport refused what carried the frames (a WebSocket text message, a frame split across messages).
+    /// The session always closes.
+    #[error(transparent)]
+    Transport(#[from] TransportFault),
+}
+
+/// What a message-based transport (WebSocket) refuses before any frame is looked at. A transport reports it as
+/// the `io::Error` source of a failed read (`io::Error::new(InvalidData, fault)`); the driver turns it into
+/// [`BadFrame::Transport`], so the peer gets the close notice like for any bad frame.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TransportFault {
+    /// A text message: the protocol's frames are binary.
+    #[error("a text message (frames travel in binary messages)")]
+    TextMessage,
+    /// A message that ends inside a frame: each message must carry whole frames.
+    #[error("a message ending inside a frame (each message carries whole frames)")]
+    SplitFrame,
+    /// A message longer than the transport accepts.
+    #[error("a message of {size} bytes over the {max}-byte limit")]
+    MessageTooLarge {
+        /// Its size, as far as it was read.
+        size: usize,
+        /// The limit.
+        max: usize,
+    },
 }
 
 impl BadFrame {

@@ -35,7 +35,7 @@
 //!     BadFrameAction, Context, ForwardAll, IoAction, IoHandler, Listener, Logic, MetricsSnapshot, RateLimit,
 //!     Request, Server, ServerBuilder, ServerConfig, ServerHandle, ShutdownHandle, ShutdownReport,
 //!     // sessions and why they close
-//!     BadFrame, CloseKind, CloseReason, Encoded, FrameError, PeerAddr, SendError, Session, SessionId,
+//!     BadFrame, CloseKind, CloseReason, TransportFault, Encoded, FrameError, PeerAddr, SendError, Session, SessionId,
 //!     // the cluster seam: remote sessions, hand-over, the gateway hooks
 //!     FrameAction, HandOver, HandOverError, RemoteDirectory, RemoteId, RemoteLink, RemoteSessions,
 //!     // the client
@@ -65,7 +65,7 @@ pub mod __private;
 
 // Everything a root item names in its signature is exported here too (the doc test at the top keeps it so).
 pub use client::{Client, ClientError, ClientReader, ClientWriter};
-pub use close::{BadFrame, CloseKind, CloseReason};
+pub use close::{BadFrame, CloseKind, CloseReason, TransportFault};
 pub use frame::{Compact, FrameFault, FrameHeader, FrameTooLarge, HeaderKind, Wide};
 pub use metrics::MetricsSnapshot;
 pub use packet::Packet;

@@ -37,6 +37,14 @@ struct Args {
     /// line). Not with `--role shard`, which opens no listener.
     #[arg(long)]
     addr: Option<SocketAddr>,
+    /// Also serve browsers on this address: the browser demo at `/` over plain HTTP, the game's WebSocket endpoint
+    /// at `/ws` (prints `web listening on ADDR`; port 0 picks a free port).
+    #[arg(long)]
+    web: Option<SocketAddr>,
+    /// With `--web`: the only `Origin`s allowed to open a WebSocket (comma-separated, e.g.
+    /// `https://game.example`); default any.
+    #[arg(long, value_delimiter = ',', requires = "web")]
+    web_origin: Vec<String>,
     /// Join a cluster over these NATS servers (comma-separated, for failover) instead of running embedded.
     #[arg(long, value_delimiter = ',')]
     nats: Vec<String>,
@@ -124,7 +132,19 @@ pub fn main() -> ExitCode {
     if !args.nats.is_empty() {
         return run_clustered(&args, &options);
     }
-    let handle = match options.start() {
+    let web = match args.web.map(std::net::TcpListener::bind).transpose() {
+        Ok(web) => web,
+        Err(error) => {
+            eprintln!("error: cannot listen on {} (--web): {error}", args.web.expect("bound only with --web"));
+            return ExitCode::FAILURE;
+        }
+    };
+    let web_addr = web.as_ref().and_then(|web| web.local_addr().ok());
+    let started = match web {
+        Some(web) => options.builder().start_with_websocket(options.game(), web, crate::web::config(&args.web_origin)),
+        None => options.start(),
+    };
+    let handle = match started {
         Ok(handle) => handle,
         Err(error) => {
             eprintln!("error: cannot listen on {}: {error}", options.addr);
@@ -153,6 +173,9 @@ pub fn main() -> ExitCode {
         "server started"
     );
     println!("listening on {addr}");
+    if let Some(web) = web_addr {
+        println!("web listening on {web}");
+    }
 
     let report = handle.join();
     print_summary(&report);

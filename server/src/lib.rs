@@ -8,6 +8,7 @@
 //! - [`options`]: [`ServerOptions`], the settings the binary reads from its flags, and the one place a server is
 //!   assembled ([`ServerOptions::builder`], [`ServerOptions::start`]), so tests and tools run exactly what the binary
 //!   runs.
+//! - [`web`]: the browser demo (plain files embedded in the binary) and the WebSocket settings of `--web`.
 //! - [`cli`]: the `server` binary's command line and life (`main.rs` only calls [`cli::main`]).
 
 #![forbid(unsafe_code)]
@@ -15,6 +16,7 @@
 pub mod cli;
 pub mod game;
 pub mod options;
+pub mod web;
 
 pub use game::{Game, GameIo, GameStats, GameStatsSnapshot, NoticeLimits, close_notice};
 pub use options::ServerOptions;

@@ -39,6 +39,7 @@ use super::ServerShared;
 use super::io_hook::{BadFrameAction, FrameAction, IoAction};
 use super::logic::LogicEvent;
 use super::rate_limit::TokenBucket;
+use crate::close::TransportFault;
 use crate::frame::{FrameHeader, RawFrame, parse_frame, with_header};
 use crate::packet_ptr::PacketPtr;
 use crate::session::io_reply::ReplyScope;
@@ -584,7 +585,14 @@ impl<P: Protocol, S: AsyncRead + AsyncWrite + Unpin> Driver<P, S> {
                     }
                     return Poll::Pending;
                 }
-                Poll::Ready(Err(e)) => return Poll::Ready(Err(CloseReason::Io(e.kind()))),
+                Poll::Ready(Err(e)) => {
+                    if let Some(fault) = e.get_ref().and_then(|inner| inner.downcast_ref::<TransportFault>()) {
+                        // Refused by the transport (a WebSocket text message, say): a bad frame, with the notice.
+                        self.bad_frame(BadFrame::Transport(fault.clone()));
+                        return Poll::Ready(Ok(false));
+                    }
+                    return Poll::Ready(Err(CloseReason::Io(e.kind())));
+                }
                 Poll::Ready(Ok(())) => {}
             }
             let data = buf.filled();

@@ -277,6 +277,33 @@ impl<P: Protocol> ServerBuilder<P> {
         Ok(handle)
     }
 
+    /// [`start`](Self::start) with a WebSocket listener beside the TCP one: browsers connect to `web` (bound by the
+    /// caller, who knows its address), native clients to [`bind`](Self::bind). Both kinds of session are the same
+    /// to the game and live under the same limits. `config.header` is set to this server's.
+    #[cfg(feature = "websocket")]
+    pub fn start_with_websocket<L: Logic<Protocol = P>>(
+        self,
+        logic: L,
+        web: std::net::TcpListener,
+        mut config: crate::transport::websocket::WebSocketConfig,
+    ) -> io::Result<ServerHandle<P>> {
+        use crate::transport::{Either, websocket::WebSocketListener};
+        let addr = self.bind;
+        config.header = self.config.header;
+        let mut local = None;
+        let mut handle = self.start_on(
+            || {
+                let std_listener = std::net::TcpListener::bind(addr)?;
+                std_listener.set_nonblocking(true)?;
+                local = Some(std_listener.local_addr()?);
+                Ok(Either(tokio::net::TcpListener::from_std(std_listener)?, WebSocketListener::new(web, config)?))
+            },
+            logic,
+        )?;
+        handle.local_addr = local;
+        Ok(handle)
+    }
+
     /// Starts a shard: the logic thread and no listener. Its sessions are remote (their connections held by
     /// gateways in other processes) and come in through the returned [`RemoteSessions`]; everything else (the
     /// `Logic`, ticks, the ordered shutdown) is as for [`start`](Self::start).
@@ -377,7 +404,9 @@ impl<P: Protocol> ServerShared<P> {
     /// Counts a new connection from `peer` against `max_connections_per_address`: `Ok(Some(ip))` to release when
     /// it closes, `Ok(None)` when there is no limit (or no IP address), `Err` when the address is full.
     pub(crate) fn admit_address(&self, peer: &crate::PeerAddr) -> Result<Option<std::net::IpAddr>, ()> {
-        let (Some(max), crate::PeerAddr::Tcp(addr)) = (self.config.max_connections_per_address, peer) else {
+        let (Some(max), crate::PeerAddr::Tcp(addr) | crate::PeerAddr::WebSocket(addr)) =
+            (self.config.max_connections_per_address, peer)
+        else {
             return Ok(None);
         };
         let mut open = self.per_address.lock().unwrap_or_else(std::sync::PoisonError::into_inner);

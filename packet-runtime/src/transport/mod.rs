@@ -1,8 +1,8 @@
 //! The swappable IO layer: where connections come from.
 //!
 //! The session driver only needs `AsyncRead + AsyncWrite`; a [`Listener`] hands out such streams. TCP is the default,
-//! Unix sockets and in-memory pipes ([`memory`]) are provided, and TLS or WebSocket streams plug in the same way
-//! without touching the logic side.
+//! Unix sockets and in-memory pipes ([`memory`]) are provided, WebSocket for browsers (`websocket`, behind the
+//! `websocket` feature), and [`Either`] serves two listeners at once (TCP and WebSocket on one server).
 
 use std::future::Future;
 use std::{fmt, io};
@@ -15,6 +15,8 @@ use tokio::io::{AsyncRead, AsyncWrite};
 pub enum PeerAddr {
     /// A TCP peer.
     Tcp(std::net::SocketAddr),
+    /// A WebSocket peer (a browser): the TCP address it connected from.
+    WebSocket(std::net::SocketAddr),
     /// A Unix-socket peer (usually unnamed).
     Unix(Option<std::path::PathBuf>),
     /// An in-memory peer, numbered in connection order.
@@ -33,6 +35,7 @@ impl fmt::Display for PeerAddr {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             PeerAddr::Tcp(addr) => addr.fmt(f),
+            PeerAddr::WebSocket(addr) => write!(f, "ws:{addr}"),
             PeerAddr::Unix(Some(path)) => write!(f, "unix:{}", path.display()),
             PeerAddr::Unix(None) => f.write_str("unix:(unnamed)"),
             PeerAddr::Memory(n) => write!(f, "memory:{n}"),
@@ -185,3 +188,107 @@ pub mod memory {
         }
     }
 }
+
+/// Two listeners as one: connections from either, in the order they come. A server on TCP for native clients and
+/// WebSocket for browsers is `Either(tcp, websocket)`.
+#[derive(Debug)]
+pub struct Either<A, B>(pub A, pub B);
+
+/// A connection of an [`Either`] listener.
+#[derive(Debug)]
+pub enum EitherStream<A, B> {
+    /// From the first listener.
+    A(A),
+    /// From the second.
+    B(B),
+}
+
+impl<A: Listener, B: Listener> Listener for Either<A, B> {
+    type Stream = EitherStream<A::Stream, B::Stream>;
+
+    async fn accept(&mut self) -> io::Result<(Self::Stream, PeerAddr)> {
+        tokio::select! {
+            accepted = self.0.accept() => accepted.map(|(stream, peer)| (EitherStream::A(stream), peer)),
+            accepted = self.1.accept() => accepted.map(|(stream, peer)| (EitherStream::B(stream), peer)),
+        }
+    }
+
+    fn limit_send_buffer(stream: &Self::Stream, bytes: usize) -> io::Result<()> {
+        match stream {
+            EitherStream::A(a) => A::limit_send_buffer(a, bytes),
+            EitherStream::B(b) => B::limit_send_buffer(b, bytes),
+        }
+    }
+
+    fn abortive_close(stream: &Self::Stream) {
+        match stream {
+            EitherStream::A(a) => A::abortive_close(a),
+            EitherStream::B(b) => B::abortive_close(b),
+        }
+    }
+
+    fn unacknowledged(stream: &Self::Stream) -> Option<usize> {
+        match stream {
+            EitherStream::A(a) => A::unacknowledged(a),
+            EitherStream::B(b) => B::unacknowledged(b),
+        }
+    }
+}
+
+macro_rules! either_io {
+    ($self:ident, $inner:ident => $call:expr) => {
+        match $self.get_mut() {
+            EitherStream::A($inner) => $call,
+            EitherStream::B($inner) => $call,
+        }
+    };
+}
+
+impl<A: AsyncRead + Unpin, B: AsyncRead + Unpin> AsyncRead for EitherStream<A, B> {
+    fn poll_read(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        either_io!(self, s => std::pin::Pin::new(s).poll_read(cx, buf))
+    }
+}
+
+impl<A: AsyncWrite + Unpin, B: AsyncWrite + Unpin> AsyncWrite for EitherStream<A, B> {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<io::Result<usize>> {
+        either_io!(self, s => std::pin::Pin::new(s).poll_write(cx, buf))
+    }
+
+    fn poll_write_vectored(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> std::task::Poll<io::Result<usize>> {
+        either_io!(self, s => std::pin::Pin::new(s).poll_write_vectored(cx, bufs))
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        match self {
+            EitherStream::A(a) => a.is_write_vectored(),
+            EitherStream::B(b) => b.is_write_vectored(),
+        }
+    }
+
+    fn poll_flush(self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<io::Result<()>> {
+        either_io!(self, s => std::pin::Pin::new(s).poll_flush(cx))
+    }
+
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        either_io!(self, s => std::pin::Pin::new(s).poll_shutdown(cx))
+    }
+}
+
+#[cfg(feature = "websocket")]
+pub mod websocket;
