@@ -133,6 +133,33 @@ impl ProtoPackets {
         self
     }
 
+    /// Parses the file and reads its packet table, nothing more.
+    fn read(&self, includes: &[PathBuf]) -> Result<(protox::Compiler, String, PacketTable), BuildError> {
+        let mut compiler = protox::Compiler::new(includes)?;
+        compiler.include_source_info(true).include_imports(true).open_file(&self.file)?;
+        let root = compiler.files().find(|file| !file.is_import()).map(|file| file.name().to_owned());
+        let root = root.expect("protox returns the file it was asked to open");
+        let pool = compiler.descriptor_pool();
+        let file = pool.get_file_by_name(&root).expect("the compiled file is in its pool");
+        let table = PacketTable::read(&file, &self.id_enum, &self.client_prefix, &self.server_prefix)
+            .map_err(|problems| BuildError::Packets { file: root.clone(), problems })?;
+        Ok((compiler, root, table))
+    }
+
+    /// The packet table for clients in other languages ([`ClientTable`](crate::ClientTable): TypeScript, C#,
+    /// C++), read from the file without compiling anything. Outside build scripts too (no `OUT_DIR` needed).
+    pub fn client_table(&self) -> Result<crate::ClientTable, BuildError> {
+        let includes = if self.includes.is_empty() {
+            vec![self.file.parent().map_or_else(|| PathBuf::from("."), Path::to_path_buf)]
+        } else {
+            self.includes.clone()
+        };
+        let (_, root, table) = self.read(&includes)?;
+        let stem = Path::new(&root).file_stem().and_then(|s| s.to_str()).unwrap_or("packets").to_owned();
+        let protocol = self.protocol.clone().unwrap_or_else(|| format!("{}Protocol", stem.to_upper_camel_case()));
+        Ok(crate::ClientTable::new(protocol, table.package, table.packets))
+    }
+
     /// Compiles the file and writes prost-build's output and the `define_packets!` invocation to the output
     /// directory.
     pub fn compile(mut self) -> Result<CompiledPackets, BuildError> {
@@ -152,14 +179,7 @@ impl ProtoPackets {
             }
         }
 
-        let mut compiler = protox::Compiler::new(&includes)?;
-        compiler.include_source_info(true).include_imports(true).open_file(&self.file)?;
-        let root = compiler.files().find(|file| !file.is_import()).map(|file| file.name().to_owned());
-        let root = root.expect("protox returns the file it was asked to open");
-        let pool = compiler.descriptor_pool();
-        let file = pool.get_file_by_name(&root).expect("the compiled file is in its pool");
-        let table = PacketTable::read(&file, &self.id_enum, &self.client_prefix, &self.server_prefix)
-            .map_err(|problems| BuildError::Packets { file: root.clone(), problems })?;
+        let (compiler, root, table) = self.read(&includes)?;
 
         let mut config = self.config.take().unwrap_or_default();
         config.out_dir(&out_dir).prost_path(self.prost_path.as_str());

@@ -121,6 +121,7 @@
 #![warn(missing_docs)]
 
 mod builder;
+mod clients;
 mod emit;
 mod error;
 mod names;
@@ -130,5 +131,6 @@ mod table;
 mod tests;
 
 pub use builder::{CompiledPackets, ProtoPackets};
+pub use clients::ClientTable;
 pub use error::{BuildError, Problem};
 pub use table::{Direction, PacketDef};
