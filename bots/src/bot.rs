@@ -209,7 +209,7 @@ pub async fn run(index: usize, config: Arc<BotConfig>, link: FleetLink, latency:
     bot.finish(result)
 }
 
-/// What ended a bot's run: the fleet stopping it, or a failure it does not come back from.
+/// How a bot's run ended when the fleet stopped it (a failure it does not come back from is a [`Failure`]).
 enum End {
     /// Connected when the fleet stopped.
     Stopped,

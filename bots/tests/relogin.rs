@@ -32,23 +32,26 @@ fn main() -> ExitCode {
     if std::env::var_os(AS_SERVER).is_some() {
         return server::cli::main();
     }
-    // The libtest flags cargo may pass are accepted; a name filter that does not match skips the test.
+    // The libtest flags cargo may pass are accepted; a name filter that does not match, or a `--skip` that does,
+    // skips the test.
     let mut args = std::env::args().skip(1);
-    let mut filters = Vec::new();
+    let (mut filters, mut skips) = (Vec::new(), Vec::new());
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--list" => {
                 println!("{TEST}: test");
                 return ExitCode::SUCCESS;
             }
-            "--test-threads" | "--color" | "--format" | "--logfile" | "--skip" | "-Z" => {
+            "--skip" => skips.extend(args.next()),
+            "--test-threads" | "--color" | "--format" | "--logfile" | "-Z" => {
                 args.next();
             }
             flag if flag.starts_with('-') => {}
             _ => filters.push(arg),
         }
     }
-    if !filters.is_empty() && !filters.iter().any(|f| TEST.contains(f.as_str())) {
+    let filtered_out = !filters.is_empty() && !filters.iter().any(|f| TEST.contains(f.as_str()));
+    if filtered_out || skips.iter().any(|s| TEST.contains(s.as_str())) {
         println!("running 0 tests");
         return ExitCode::SUCCESS;
     }
