@@ -149,10 +149,12 @@ class Setup:
         """Runs the bots, CLIENTS in rooms of ROOM, spread evenly over the gateways (each room spans all of them)."""
         per = CLIENTS // len(self.gateways)
         room = ROOM // len(self.gateways)
-        runs = [subprocess.Popen([BOTS, "--addr", g, "--clients", str(per), "--room-size", str(room), "--scenario",
-                                  "chat", "--duration", f"{seconds}s", "--warmup", "1s", "--rate", str(rate), "--json"],
+        # A name prefix per process: names are unique per shard, so two fleets' `bot-N` would refuse each other.
+        runs = [subprocess.Popen([BOTS, "--addr", g, "--name-prefix", f"bot{i}", "--clients", str(per), "--room-size",
+                                  str(room), "--scenario", "chat", "--duration", f"{seconds}s", "--warmup", "1s",
+                                  "--rate", str(rate), "--json"],
                                  stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-                for g in self.gateways]
+                for i, g in enumerate(self.gateways)]
         return [json.loads(r.communicate()[0]) for r in runs]
 
     def close(self):
