@@ -11,6 +11,16 @@
 //!   are `f32`), so S_MOVE broadcasts are only counted (throughput), and the S_PONG is both the reply that frees the
 //!   window slot and the latency sample. The latency is the ping's round trip behind the move, not the move's fan-out.
 //!
+//! # Losing the session, and logging in again
+//! A bot whose session ends before the run does (S_KICK, the server closing or resetting the connection, no reply
+//! within the timeout) counts a disconnect and, without `relogin`, stops there. With `relogin` it forgets what it
+//! had in flight (counted as abandoned), waits a backoff ([`RELOGIN_BACKOFF_FIRST`] doubling to
+//! [`RELOGIN_BACKOFF_MAX`]), connects again to its own address, logs in under the same name, re-enters its room
+//! and goes on with its load; a failed attempt (refused connection, a kick such as "no game server available", a
+//! refused name while the server still holds the old session, no answer) is counted and retried after the next,
+//! longer, backoff, until the run's drain begins. The first login is not retried: a bot that never got in fails
+//! the setup as before. A packet the bot cannot decode ends it in either case: logging in again would hide a bug.
+//!
 //! # Window and pacing
 //! At most `in_flight` requests are outstanding; a reply frees a slot. With `rate = 0` the window is refilled at
 //! once (closed loop); otherwise one request is sent per `1/rate` tick when a slot is free, and ticks that find the
@@ -67,6 +77,18 @@ pub struct BotConfig {
     /// The server is a raw byte mirror (`raw_echo`), not a game server: no login and no room; the bot's own
     /// `C_ECHO` frame coming back is the reply. Only meaningful for [`Scenario::Echo`].
     pub mirror: bool,
+    /// Log in again after a kick, a close or a timeout, and go on (see the module docs); otherwise the bot stops.
+    pub relogin: bool,
+}
+
+/// The wait before the first attempt to log in again.
+pub const RELOGIN_BACKOFF_FIRST: Duration = Duration::from_millis(100);
+/// The longest wait between attempts to log in again; each failed attempt doubles the wait up to this.
+pub const RELOGIN_BACKOFF_MAX: Duration = Duration::from_secs(2);
+
+/// The wait after `failed` failed attempts to log in again.
+fn relogin_backoff(failed: u32) -> Duration {
+    RELOGIN_BACKOFF_FIRST.saturating_mul(1 << failed.min(16)).min(RELOGIN_BACKOFF_MAX)
 }
 
 /// Where the whole fleet is. Bots follow it through a `watch` channel.
@@ -143,7 +165,7 @@ pub struct FleetLink {
 type Reader = ClientReader<GameProtocol, ReadHalf<TcpStream>>;
 type Writer = ClientWriter<GameProtocol, WriteHalf<TcpStream>>;
 
-/// Why a bot stopped early.
+/// Why a bot's session ended early, or an attempt to start one failed.
 enum Failure {
     ConnectFailed,
     Rejected,
@@ -151,6 +173,13 @@ enum Failure {
     Kicked(String),
     Decode,
     Timeout,
+}
+
+impl Failure {
+    /// Whether logging in again may help: not after a packet the bot cannot understand.
+    fn retryable(&self) -> bool {
+        !matches!(self, Failure::Decode)
+    }
 }
 
 impl From<ClientError> for Failure {
@@ -180,6 +209,14 @@ pub async fn run(index: usize, config: Arc<BotConfig>, link: FleetLink, latency:
     bot.finish(result)
 }
 
+/// How a bot's run ended when the fleet stopped it (a failure it does not come back from is a [`Failure`]).
+enum End {
+    /// Connected when the fleet stopped.
+    Stopped,
+    /// Not connected when the fleet stopped (its session was lost and the run drained before a new one).
+    Lost,
+}
+
 struct Bot {
     index: usize,
     room: u32,
@@ -196,11 +233,8 @@ struct Bot {
 }
 
 impl Bot {
-    async fn run(&mut self) -> Result<(), Failure> {
-        let (mut reader, mut writer) = match tokio::time::timeout(self.config.timeout, self.setup()).await {
-            Ok(result) => result?,
-            Err(_) => return Err(Failure::Timeout),
-        };
+    async fn run(&mut self) -> Result<End, Failure> {
+        let (mut reader, mut writer) = self.login().await?;
         self.counters.connected = 1;
         self.link.live.connected();
         if let Some(members) = self.link.rooms.get(self.room as usize) {
@@ -209,25 +243,97 @@ impl Bot {
             members.fetch_add(1, Ordering::Relaxed);
         }
         self.mark_ready();
-        let result = self.scenario(&mut reader, &mut writer).await;
-        self.link.live.disconnected();
-        // Best effort: the server sees a clean end of stream.
-        let _ = writer.shutdown().await;
-        result
+        loop {
+            let result = self.scenario(&mut reader, &mut writer).await;
+            self.link.live.disconnected();
+            // Best effort: the server sees a clean end of stream.
+            let _ = writer.shutdown().await;
+            let failure = match result {
+                Ok(()) => return Ok(End::Stopped),
+                Err(failure) => failure,
+            };
+            self.counters.disconnects += 1;
+            self.link.live.lost();
+            if self.link.clock.now_ns() >= self.link.clock.measure_from() {
+                self.counters.abandoned += self.in_flight as u64;
+            }
+            self.in_flight = 0;
+            if !(self.config.relogin && failure.retryable()) {
+                return Err(failure);
+            }
+            self.count(failure);
+            match self.relogin().await {
+                Some((r, w)) => (reader, writer) = (r, w),
+                None => return Ok(End::Lost),
+            }
+            self.counters.relogins += 1;
+            self.link.live.relogged_in();
+        }
     }
 
-    fn finish(mut self, result: Result<(), Failure>) -> Counters {
-        if let Err(failure) = result {
-            let errors = &mut self.counters.errors;
-            match failure {
-                Failure::ConnectFailed => errors.connect_failed += 1,
-                Failure::Rejected => errors.rejected += 1,
-                Failure::Closed => errors.closed_by_server += 1,
-                Failure::Kicked(reason) => *errors.kicked.entry(reason).or_default() += 1,
-                Failure::Decode => errors.decode += 1,
-                Failure::Timeout => errors.timeouts += 1,
+    /// Connects, logs in and enters the room, within the timeout.
+    async fn login(&mut self) -> Result<(Reader, Writer), Failure> {
+        match tokio::time::timeout(self.config.timeout, self.setup()).await {
+            Ok(result) => result,
+            Err(_) => Err(Failure::Timeout),
+        }
+    }
+
+    /// Logs in again after a backoff, retrying with longer ones, until it succeeds (the session) or the run
+    /// drains (`None`: the bot has nothing in flight and is settled).
+    async fn relogin(&mut self) -> Option<(Reader, Writer)> {
+        // A clone: the attempt itself borrows the bot.
+        let mut phase = self.link.phase.clone();
+        let mut failed = 0;
+        loop {
+            if *phase.borrow_and_update() >= Phase::Drain {
+                self.mark_settled();
+                return None;
             }
-            self.link.live.error();
+            let attempt = async {
+                tokio::time::sleep(relogin_backoff(failed)).await;
+                self.login().await
+            };
+            tokio::select! {
+                // Any phase change is checked at the top; a fleet that is gone has stopped.
+                changed = phase.changed() => if changed.is_err() {
+                    self.mark_settled();
+                    return None;
+                },
+                result = attempt => match result {
+                    Ok(session) => return Some(session),
+                    Err(failure) => {
+                        self.counters.relogin_failures += 1;
+                        self.count(failure);
+                        failed += 1;
+                    }
+                },
+            }
+        }
+    }
+
+    /// Counts a failure by kind.
+    fn count(&mut self, failure: Failure) {
+        let errors = &mut self.counters.errors;
+        match failure {
+            Failure::ConnectFailed => errors.connect_failed += 1,
+            Failure::Rejected => errors.rejected += 1,
+            Failure::Closed => errors.closed_by_server += 1,
+            Failure::Kicked(reason) => {
+                self.link.live.kicked(&reason);
+                *errors.kicked.entry(reason).or_default() += 1;
+            }
+            Failure::Decode => errors.decode += 1,
+            Failure::Timeout => errors.timeouts += 1,
+        }
+        self.link.live.error();
+    }
+
+    fn finish(mut self, result: Result<End, Failure>) -> Counters {
+        match result {
+            Ok(End::Stopped) => self.counters.connected_at_end = 1,
+            Ok(End::Lost) => {}
+            Err(failure) => self.count(failure),
         }
         self.mark_ready();
         self.mark_settled();
@@ -502,7 +608,28 @@ impl Requests {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_chat;
+    use super::*;
+
+    #[test]
+    fn relogin_backoff_doubles_from_100_ms_up_to_2_s() {
+        let waits: Vec<_> = (0..8).map(|failed| relogin_backoff(failed).as_millis()).collect();
+        assert_eq!(waits, [100, 200, 400, 800, 1_600, 2_000, 2_000, 2_000]);
+        assert_eq!(relogin_backoff(u32::MAX), RELOGIN_BACKOFF_MAX, "no overflow however long it fails");
+    }
+
+    #[test]
+    fn only_an_undecodable_packet_is_final() {
+        assert!(!Failure::Decode.retryable());
+        for failure in [
+            Failure::ConnectFailed,
+            Failure::Rejected,
+            Failure::Closed,
+            Failure::Kicked("game server lost".into()),
+            Failure::Timeout,
+        ] {
+            assert!(failure.retryable());
+        }
+    }
 
     #[test]
     fn chat_text_round_trips() {

@@ -20,12 +20,25 @@ const SINK_BATCH: usize = 256;
 
 /// Counters of one bot, or of all bots once merged. Only messages sent after the warmup count, and only replies
 /// and deliveries of such messages.
+///
+/// Sessions balance: `connected + relogins - disconnects = connected_at_end`, bot by bot and so for the fleet.
 #[derive(Debug, Default, Clone, PartialEq, Eq, Serialize)]
 pub struct Counters {
     /// Bots started.
     pub bots: u64,
     /// Bots that connected, logged in and entered their room.
     pub connected: u64,
+    /// Bots connected (and in their room) when the run stopped.
+    pub connected_at_end: u64,
+    /// Sessions that ended before the run did: kicked, closed by the server, given up after the timeout without a
+    /// reply, or ended by a packet the bot could not decode. Once per session; the cause is in `errors`.
+    pub disconnects: u64,
+    /// Sessions started again after a disconnect (`relogin`): connected, logged in and back in the room.
+    pub relogins: u64,
+    /// Attempts to log in again that failed (the cause is in `errors` too); each is retried after a backoff.
+    pub relogin_failures: u64,
+    /// Requests outstanding when their session ended early, never to be answered; counted while measuring.
+    pub abandoned: u64,
     /// Scenario messages sent (C_ECHO, C_CHAT or C_MOVE).
     pub sent: u64,
     /// Replies to a bot's own requests: S_ECHO, its own S_CHAT, or the S_PONG after a C_MOVE.
@@ -45,6 +58,11 @@ impl Counters {
     pub fn merge(&mut self, other: &Counters) {
         self.bots += other.bots;
         self.connected += other.connected;
+        self.connected_at_end += other.connected_at_end;
+        self.disconnects += other.disconnects;
+        self.relogins += other.relogins;
+        self.relogin_failures += other.relogin_failures;
+        self.abandoned += other.abandoned;
         self.sent += other.sent;
         self.replies += other.replies;
         self.deliveries += other.deliveries;
@@ -54,7 +72,8 @@ impl Counters {
     }
 }
 
-/// Failures by kind. A bot stops at its first failure, so each bot contributes at most one.
+/// Failures by kind, one count each time one happens. Without `relogin` a bot stops at its first failure, so each
+/// bot contributes at most one; with it, every kick, close, timeout and failed attempt to log in again counts.
 #[derive(Debug, Default, Clone, PartialEq, Eq, Serialize)]
 pub struct Errors {
     /// The TCP connection could not be established.
@@ -102,6 +121,10 @@ pub struct LiveCounters {
     sent: AtomicU64,
     received: AtomicU64,
     errors: AtomicU64,
+    disconnects: AtomicU64,
+    relogins: AtomicU64,
+    /// S_KICKs by reason. A lock, not atomics: kicks are rare, and their reasons are not known in advance.
+    kicks: Mutex<BTreeMap<String, u64>>,
 }
 
 /// A reading of [`LiveCounters`].
@@ -115,6 +138,12 @@ pub struct LiveSnapshot {
     pub received: u64,
     /// Failures so far.
     pub errors: u64,
+    /// Sessions that ended early so far (see [`Counters::disconnects`]).
+    pub disconnects: u64,
+    /// Sessions started again so far (see [`Counters::relogins`]).
+    pub relogins: u64,
+    /// S_KICKs received so far, all reasons.
+    pub kicked: u64,
 }
 
 // Relaxed everywhere: the counters are statistics, read for display; no other memory is published through them.
@@ -139,13 +168,44 @@ impl LiveCounters {
         self.errors.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// A session ended before the run did (it was counted [`disconnected`](Self::disconnected) too).
+    pub fn lost(&self) {
+        self.disconnects.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A bot logged in again and is back in its room.
+    pub fn relogged_in(&self) {
+        self.relogins.fetch_add(1, Ordering::Relaxed);
+        self.connected();
+    }
+
+    /// A bot got S_KICK with this reason.
+    pub fn kicked(&self, reason: &str) {
+        let mut kicks = self.kicks.lock().unwrap_or_else(PoisonError::into_inner);
+        match kicks.get_mut(reason) {
+            Some(n) => *n += 1,
+            None => {
+                kicks.insert(reason.to_owned(), 1);
+            }
+        }
+    }
+
+    /// S_KICKs so far, by reason.
+    pub fn kicks(&self) -> BTreeMap<String, u64> {
+        self.kicks.lock().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
     /// Reads every counter.
     pub fn snapshot(&self) -> LiveSnapshot {
+        let kicked = self.kicks.lock().unwrap_or_else(PoisonError::into_inner).values().sum();
         LiveSnapshot {
             connected: self.connected.load(Ordering::Relaxed),
             sent: self.sent.load(Ordering::Relaxed),
             received: self.received.load(Ordering::Relaxed),
             errors: self.errors.load(Ordering::Relaxed),
+            disconnects: self.disconnects.load(Ordering::Relaxed),
+            relogins: self.relogins.load(Ordering::Relaxed),
+            kicked,
         }
     }
 }
@@ -257,5 +317,56 @@ mod tests {
         assert_eq!(a.sent, 3);
         assert_eq!(a.errors.kicked["spam"], 3);
         assert_eq!(a.errors.total(), 4);
+    }
+
+    #[test]
+    fn counters_merge_adds_sessions_lost_and_regained() {
+        // A bot kicked twice and back both times, one kicked and lost at the end, one that never lost its session.
+        let mut twice = Counters {
+            bots: 1,
+            connected: 1,
+            connected_at_end: 1,
+            disconnects: 2,
+            relogins: 2,
+            relogin_failures: 1,
+            abandoned: 3,
+            ..Counters::default()
+        };
+        twice.errors.kicked.insert("game server lost".into(), 2);
+        twice.errors.connect_failed = 1;
+        let mut lost = Counters { bots: 1, connected: 1, disconnects: 1, abandoned: 1, ..Counters::default() };
+        lost.errors.kicked.insert("server shutting down".into(), 1);
+        let steady = Counters { bots: 1, connected: 1, connected_at_end: 1, ..Counters::default() };
+        let mut fleet = Counters::default();
+        for bot in [&twice, &lost, &steady] {
+            fleet.merge(bot);
+        }
+        assert_eq!(
+            (fleet.bots, fleet.connected, fleet.connected_at_end, fleet.disconnects, fleet.relogins),
+            (3, 3, 2, 3, 2)
+        );
+        assert_eq!((fleet.relogin_failures, fleet.abandoned), (1, 4));
+        assert_eq!(fleet.connected + fleet.relogins - fleet.disconnects, fleet.connected_at_end, "sessions balance");
+        let kicked = BTreeMap::from([("game server lost".to_owned(), 2), ("server shutting down".to_owned(), 1)]);
+        assert_eq!(fleet.errors.kicked, kicked);
+        assert_eq!(fleet.errors.total(), 4);
+    }
+
+    #[test]
+    fn live_counters_follow_kicks_and_relogins() {
+        let live = LiveCounters::default();
+        live.connected();
+        live.connected();
+        live.disconnected();
+        live.lost();
+        live.kicked("game server lost");
+        live.error();
+        live.relogged_in();
+        live.kicked("game server lost");
+        live.kicked("server shutting down");
+        let s = live.snapshot();
+        assert_eq!((s.connected, s.disconnects, s.relogins, s.kicked, s.errors), (2, 1, 1, 3, 1));
+        let kicks = BTreeMap::from([("game server lost".to_owned(), 2), ("server shutting down".to_owned(), 1)]);
+        assert_eq!(live.kicks(), kicks);
     }
 }

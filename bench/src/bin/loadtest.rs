@@ -484,6 +484,7 @@ fn measure(
             payload: load.payload,
             timeout: Duration::from_secs(10),
             mirror: contender == Contender::RawEcho,
+            relogin: false,
         },
         clients: load.clients,
         duration: args.duration,

@@ -69,6 +69,19 @@ pub(crate) struct Args {
     #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..))]
     pub(crate) connect_parallel: u32,
 
+    /// Log in again after a kick (S_KICK), a closed connection or a timeout: wait 100 ms (doubling to 2 s after
+    /// each failed attempt), reconnect to the same address, log in under the same name, re-enter the room and go
+    /// on. Without it a bot stops at its first failure. The report counts disconnects, kicks by reason and
+    /// re-logins either way.
+    #[arg(long)]
+    pub(crate) relogin: bool,
+
+    /// Print a status line to stderr this often (e.g. 1s): elapsed time, bots connected, messages sent and
+    /// received, errors, disconnects, kicks by reason, re-logins. For logs and scripts; the live progress line on
+    /// a terminal shows the same. 0 (the default) prints none.
+    #[arg(long, default_value = "0s", value_parser = humantime::parse_duration)]
+    pub(crate) status_every: Duration,
+
     /// Print the report as one JSON object on stdout (no progress line).
     #[arg(long)]
     pub(crate) json: bool,
@@ -119,13 +132,24 @@ mod tests {
             "--warmup",
             "2s",
             "--json",
+            "--relogin",
+            "--status-every",
+            "500ms",
         ])
         .unwrap();
         assert_eq!((args.clients, args.room_size, args.in_flight), (500, 50, 4));
         assert_eq!(args.scenario, Scenario::Move);
         assert_eq!((args.duration, args.warmup), (Duration::from_secs(30), Duration::from_secs(2)));
-        assert!(args.json);
+        assert!(args.json && args.relogin);
+        assert_eq!(args.status_every, Duration::from_millis(500));
         args.validate().unwrap();
+    }
+
+    #[test]
+    fn relogin_and_status_lines_are_off_by_default() {
+        let args = Args::try_parse_from(["bots"]).unwrap();
+        assert!(!args.relogin);
+        assert_eq!(args.status_every, Duration::ZERO);
     }
 
     #[test]

@@ -6,8 +6,18 @@
 //! ```
 //!
 //! `--help` documents every flag. The report goes to stdout (a table, or one JSON object with `--json`); the live
-//! progress line goes to stderr when it is a terminal. Ctrl-C stops early and still reports; a second Ctrl-C exits
-//! at once. Exits with status 1 when no client could connect, 2 on bad flags.
+//! progress line goes to stderr when it is a terminal, and `--status-every 1s` prints a plain status line there
+//! instead, for logs. Ctrl-C stops early and still reports; a second Ctrl-C exits at once. Exits with status 1 when
+//! no client could connect, 2 on bad flags.
+//!
+//! With `--relogin` a bot that is kicked, disconnected or left without replies logs in again and goes on (see
+//! `bots::bot`); the progress line, the status lines and the report count disconnects, kicks by reason and
+//! re-logins, so a rolling restart can be watched from here:
+//!
+//! ```text
+//! bots --addr 127.0.0.1:7777,127.0.0.1:7778 --clients 1000 --rate 10 --duration 10m --relogin --status-every 1s
+//! status 41.0s: connected 988/1000 | sent 409102 | ... | disconnects 12 | relogins 0 | kicked 12 (game server lost 12)
+//! ```
 //!
 //! # Layout
 //! The bots themselves live in the library (`bots`: `bot`, `fleet`, `stats`), which the benchmark
@@ -67,6 +77,7 @@ fn main() -> ExitCode {
             payload: args.payload,
             timeout: args.timeout,
             mirror: false,
+            relogin: args.relogin,
         },
         clients: args.clients as usize,
         duration: args.duration,
@@ -83,13 +94,18 @@ fn main() -> ExitCode {
     let show_progress = !args.json && std::io::stderr().is_terminal();
     let result = runtime.block_on(async {
         let live = Arc::new(LiveCounters::default());
-        let progress = show_progress.then(|| spawn_progress(Arc::clone(&live), config.clients as u64));
+        let progress = show_progress.then(|| spawn_progress(Arc::clone(&live), config.clients as u64, args.relogin));
+        let status = (!args.status_every.is_zero())
+            .then(|| tokio::spawn(print_status(Arc::clone(&live), config.clients as u64, args.status_every)));
         let stop = Arc::new(Notify::new());
         tokio::spawn(watch_ctrl_c(Arc::clone(&stop)));
         let result = fleet::run(&config, live, async move { stop.notified().await }).await;
         if let Some((bar, task)) = progress {
             task.abort();
             bar.finish_and_clear();
+        }
+        if let Some(task) = status {
+            task.abort();
         }
         result
     });
@@ -124,8 +140,19 @@ async fn watch_ctrl_c(stop: Arc<Notify>) {
     }
 }
 
-/// The live progress line on stderr: connected bots, send and receive rates, errors. Updated twice a second.
-fn spawn_progress(live: Arc<LiveCounters>, clients: u64) -> (ProgressBar, tokio::task::JoinHandle<()>) {
+/// `--status-every`: a status line on stderr every `period` until aborted.
+async fn print_status(live: Arc<LiveCounters>, clients: u64, period: Duration) {
+    let start = tokio::time::Instant::now();
+    let mut ticker = tokio::time::interval_at(start + period, period);
+    loop {
+        ticker.tick().await;
+        eprintln!("{}", report::status_line(start.elapsed(), &live.snapshot(), &live.kicks(), clients));
+    }
+}
+
+/// The live progress line on stderr: connected bots, send and receive rates, errors, and with `relogin` (or once
+/// any session was lost) disconnects, re-logins and kicks. Updated twice a second.
+fn spawn_progress(live: Arc<LiveCounters>, clients: u64, relogin: bool) -> (ProgressBar, tokio::task::JoinHandle<()>) {
     let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
     bar.set_style(ProgressStyle::with_template("{spinner} {elapsed:>4} {msg}").expect("valid template"));
     let task_bar = bar.clone();
@@ -137,13 +164,17 @@ fn spawn_progress(live: Arc<LiveCounters>, clients: u64) -> (ProgressBar, tokio:
             ticker.tick().await;
             let now = live.snapshot();
             let rate = |a: u64, b: u64| (a.saturating_sub(b)) as f64 / PERIOD.as_secs_f64();
-            task_bar.set_message(format!(
+            let mut line = format!(
                 "connected {}/{clients} | sent {:.0} msg/s | received {:.0} /s | errors {}",
                 now.connected,
                 rate(now.sent, last.sent),
                 rate(now.received, last.received),
                 now.errors
-            ));
+            );
+            if relogin || now.disconnects > 0 {
+                line = format!("{line} | {}", report::sessions(&now, &live.kicks()));
+            }
+            task_bar.set_message(line);
             task_bar.tick();
             last = now;
         }

@@ -1,5 +1,6 @@
 //! The end-of-run report: built from a [`FleetResult`], rendered as a table or serialised as one JSON object.
 
+use std::collections::BTreeMap;
 use std::fmt::{self, Write};
 use std::time::Duration;
 
@@ -8,7 +9,7 @@ use serde::Serialize;
 
 use bots::bot::Scenario;
 use bots::fleet::{FleetConfig, FleetResult};
-use bots::stats::Errors;
+use bots::stats::{Errors, LiveSnapshot};
 
 /// Everything a run reports. Field names are the JSON keys.
 #[derive(Debug, Clone, Serialize)]
@@ -21,6 +22,18 @@ pub(crate) struct Report {
     pub(crate) clients: u64,
     /// Bots that connected, logged in and entered their room.
     pub(crate) connected: u64,
+    /// Bots connected when the run stopped (`connected + relogins - disconnects`).
+    pub(crate) connected_at_end: u64,
+    /// Whether bots logged in again after losing their session (`--relogin`).
+    pub(crate) relogin: bool,
+    /// Sessions that ended before the run did (kicked, closed, timed out); the causes are in `errors`.
+    pub(crate) disconnects: u64,
+    /// Sessions started again after a disconnect.
+    pub(crate) relogins: u64,
+    /// Attempts to log in again that failed and were retried.
+    pub(crate) relogin_failures: u64,
+    /// Requests in flight when their session ended early: sent, never answered.
+    pub(crate) abandoned: u64,
     /// Bots per room.
     pub(crate) room_size: usize,
     /// Requests outstanding per bot.
@@ -107,6 +120,12 @@ impl Report {
             scenario,
             clients: c.bots,
             connected: c.connected,
+            connected_at_end: c.connected_at_end,
+            relogin: config.bot.relogin,
+            disconnects: c.disconnects,
+            relogins: c.relogins,
+            relogin_failures: c.relogin_failures,
+            abandoned: c.abandoned,
             room_size: config.bot.room_size,
             in_flight: config.bot.in_flight,
             rate: config.bot.rate,
@@ -142,7 +161,17 @@ impl fmt::Display for Report {
         };
         let rate = if self.rate > 0.0 { format!("{}/s per client", self.rate) } else { "unpaced".to_owned() };
         writeln!(f, "scenario      {scenario} against {} ({rate}, {} in flight)", self.addr, self.in_flight)?;
-        writeln!(f, "clients       {} connected of {} (rooms of {})", self.connected, self.clients, self.room_size)?;
+        writeln!(
+            f,
+            "clients       {} connected of {} (rooms of {}), {} at the end",
+            self.connected, self.clients, self.room_size, self.connected_at_end
+        )?;
+        let relogin = if self.relogin { "on" } else { "off" };
+        writeln!(
+            f,
+            "sessions      disconnects {}  re-logins {} (--relogin {relogin})  failed re-logins {}  abandoned requests {}",
+            self.disconnects, self.relogins, self.relogin_failures, self.abandoned
+        )?;
         let note = if self.interrupted { " (interrupted)" } else { "" };
         writeln!(f, "duration      {}{note}, after {} warmup", secs(self.duration_secs), secs(self.warmup_secs))?;
         writeln!(f, "sent          {:>12}  {:>12.0} msg/s", self.sent, self.sent_per_sec)?;
@@ -185,6 +214,53 @@ impl fmt::Display for Report {
     }
 }
 
+/// One status line (`--status-every`): `elapsed` since the start, then the live counters.
+pub(crate) fn status_line(
+    elapsed: Duration,
+    live: &LiveSnapshot,
+    kicks: &BTreeMap<String, u64>,
+    clients: u64,
+) -> String {
+    format!(
+        "status {:.1}s: connected {}/{clients} | sent {} | received {} | errors {} | {}",
+        elapsed.as_secs_f64(),
+        live.connected,
+        live.sent,
+        live.received,
+        live.errors,
+        sessions(live, kicks)
+    )
+}
+
+/// `disconnects D | relogins R | kicked K (reason n, ...)`: how sessions ended and began again, for the status
+/// line and the progress line.
+pub(crate) fn sessions(live: &LiveSnapshot, kicks: &BTreeMap<String, u64>) -> String {
+    let mut line = format!("disconnects {} | relogins {} | kicked {}", live.disconnects, live.relogins, live.kicked);
+    if !kicks.is_empty() {
+        let reasons: Vec<_> = kicks.iter().map(|(reason, n)| format!("{reason} {n}")).collect();
+        let _ = write!(line, " ({})", reasons.join(", "));
+    }
+    line
+}
+
 fn secs(s: f64) -> String {
     humantime::format_duration(Duration::from_millis((s * 1000.0).round() as u64)).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_status_line_names_every_count_and_each_kick_reason() {
+        let live =
+            LiveSnapshot { connected: 38, sent: 120, received: 480, errors: 3, disconnects: 3, relogins: 1, kicked: 3 };
+        let kicks = BTreeMap::from([("game server lost".to_owned(), 2), ("server shutting down".to_owned(), 1)]);
+        assert_eq!(
+            status_line(Duration::from_millis(2_540), &live, &kicks, 40),
+            "status 2.5s: connected 38/40 | sent 120 | received 480 | errors 3 | disconnects 3 | relogins 1 | \
+             kicked 3 (game server lost 2, server shutting down 1)"
+        );
+        assert_eq!(sessions(&LiveSnapshot::default(), &BTreeMap::new()), "disconnects 0 | relogins 0 | kicked 0");
+    }
 }

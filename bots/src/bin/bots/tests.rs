@@ -36,6 +36,7 @@ fn config(addr: std::net::SocketAddr, scenario: Scenario) -> FleetConfig {
             payload: 32,
             timeout: Duration::from_secs(5),
             mirror: false,
+            relogin: false,
         },
         clients: 4,
         duration: Duration::from_millis(700),
@@ -147,4 +148,107 @@ fn several_addresses_share_the_fleet_and_a_prefix_names_it() {
         server.shutdown();
         server.join();
     }
+}
+
+/// A free port below Linux's ephemeral range (32768 and up by default), so that no outgoing connection takes it
+/// while the server that had it is down.
+fn port_outside_the_ephemeral_range() -> std::net::SocketAddr {
+    let start = 20_000 + (std::process::id() % 10_000) as u16;
+    (0..10_000u16)
+        .map(|i| 20_000 + (start - 20_000 + i) % 10_000)
+        .find_map(|port| std::net::TcpListener::bind(("127.0.0.1", port)).ok()?.local_addr().ok())
+        .expect("a free port between 20000 and 30000")
+}
+
+fn start_server_on(addr: std::net::SocketAddr) -> ServerHandle<GameProtocol> {
+    let options = ServerOptions { addr, workers: 1, rate_limit: None, ..ServerOptions::default() };
+    options.start().expect("server starts")
+}
+
+/// Polls the live counters until `done` holds (at most 30 s: a bound against hanging, not a timing assertion).
+fn wait_live(live: &LiveCounters, what: &str, done: impl Fn(&bots::stats::LiveSnapshot) -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !done(&live.snapshot()) {
+        assert!(std::time::Instant::now() < deadline, "not {what} within 30 s: {:?}", live.snapshot());
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn relogin_bots_come_back_after_the_server_restarts() {
+    let addr = port_outside_the_ephemeral_range();
+    let first = start_server_on(addr);
+    let mut config = config(addr, Scenario::Chat);
+    config.bot.relogin = true;
+    config.bot.rate = 50.0;
+    config.warmup = Duration::ZERO;
+    // Ended by the stop below.
+    config.duration = Duration::from_secs(3600);
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    let live = Arc::new(LiveCounters::default());
+    let stop = Arc::new(tokio::sync::Notify::new());
+    let fleet = runtime.spawn({
+        let (config, live, stop) = (config.clone(), Arc::clone(&live), Arc::clone(&stop));
+        async move { fleet::run(&config, live, async move { stop.notified().await }).await }
+    });
+
+    wait_live(&live, "all four chatting", |s| s.connected == 4 && s.sent > 0);
+    // The demo's shutdown kicks every session with "server shutting down"; the bots' attempts to come back are
+    // refused until the second server listens on the same port.
+    first.shutdown();
+    first.join();
+    wait_live(&live, "all four kicked", |s| s.disconnects == 4);
+    let second = start_server_on(addr);
+    wait_live(&live, "all four back", |s| s.relogins == 4 && s.connected == 4);
+    let back = live.snapshot().sent;
+    wait_live(&live, "sending again", |s| s.sent >= back + 8);
+    stop.notify_one();
+    let result = runtime.block_on(fleet).unwrap();
+
+    let c = &result.counters;
+    assert_eq!((c.connected, c.disconnects, c.relogins, c.connected_at_end), (4, 4, 4, 4), "{c:?}");
+    let kicked = std::collections::BTreeMap::from([("server shutting down".to_owned(), 4)]);
+    assert_eq!(c.errors.kicked, kicked, "{c:?}");
+    // The kicks, and each failed attempt to come back (refused while no server listened) with its cause.
+    assert_eq!(c.errors.total(), 4 + c.relogin_failures, "{c:?}");
+    assert_eq!(c.replies + c.abandoned, c.sent, "answered, or in flight when the server went: {c:?}");
+    assert!(c.abandoned <= 4 * 2, "at most the window of each lost session: {c:?}");
+    // The second server saw every bot log in again.
+    assert_eq!(second.metrics().connections_total, 4);
+    let report = Report::new(&config, &result);
+    assert!(report.to_string().contains("disconnects 4  re-logins 4 (--relogin on)"), "{report}");
+    let json: serde_json::Value = serde_json::from_str(&report.to_json()).unwrap();
+    assert_eq!((json["relogins"].as_u64(), json["connected_at_end"].as_u64()), (Some(4), Some(4)));
+    second.shutdown();
+    second.join();
+}
+
+#[test]
+fn without_relogin_a_kicked_bot_stops_and_is_counted_once() {
+    let server = start_server();
+    let mut config = config(server.local_addr().unwrap(), Scenario::Echo);
+    config.warmup = Duration::ZERO;
+    config.duration = Duration::from_secs(3600);
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    let live = Arc::new(LiveCounters::default());
+    let fleet = runtime.spawn({
+        let (config, live) = (config.clone(), Arc::clone(&live));
+        // With every bot stopped, the fleet's drain has nothing to wait for; the run ends at its duration, so stop it.
+        async move {
+            let stopped = async {
+                while live.snapshot().disconnects < 4 {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+            };
+            fleet::run(&config, Arc::clone(&live), stopped).await
+        }
+    });
+    wait_live(&live, "all four sending", |s| s.connected == 4 && s.sent > 0);
+    server.shutdown();
+    server.join();
+    let result = runtime.block_on(fleet).unwrap();
+    let c = &result.counters;
+    assert_eq!((c.connected, c.disconnects, c.relogins, c.connected_at_end), (4, 4, 0, 0), "{c:?}");
+    assert_eq!(c.errors.kicked, std::collections::BTreeMap::from([("server shutting down".to_owned(), 4)]));
+    assert_eq!((c.errors.total(), c.relogin_failures), (4, 0), "one failure per bot: {c:?}");
 }
