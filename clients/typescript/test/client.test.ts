@@ -1,0 +1,94 @@
+// The TypeScript client against the real demo server, over TCP (Node); the browser suite covers WebSocket.
+
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { PacketClient, type Received } from "../src/client.js";
+import { tcp } from "../src/node.js";
+import * as game from "../src/gen/packets.js";
+import { startServer } from "./server.js";
+
+type GameClient = PacketClient<typeof game.clientToServer, typeof game.serverToClient>;
+
+/** Resolves with the next `name` packet `client` receives. */
+function next<K extends keyof typeof game.serverToClient & string>(client: GameClient, name: K) {
+  return new Promise<Received<typeof game.serverToClient, K>>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no ${name} within 10 s`)), 10_000);
+    const off = client.on(name, (message) => {
+      clearTimeout(timer);
+      off();
+      resolve(message);
+    });
+  });
+}
+
+test("the generated table is the server's protocol: same fingerprint", async () => {
+  const server = await startServer();
+  try {
+    assert.equal(game.FINGERPRINT, server.fingerprint);
+  } finally {
+    await server.stop();
+  }
+});
+
+test("two clients log in, meet in a room and chat", async () => {
+  const server = await startServer();
+  const ann: GameClient = new PacketClient(game, tcp("127.0.0.1", server.port));
+  const bob: GameClient = new PacketClient(game, tcp("127.0.0.1", server.port));
+  try {
+    await ann.open();
+    await bob.open();
+    const annLogin = next(ann, "S_LOGIN");
+    ann.send("C_LOGIN", { name: "ann" });
+    const annId = (await annLogin).playerId;
+    assert.ok(annId > 0n);
+    const bobLogin = next(bob, "S_LOGIN");
+    bob.send("C_LOGIN", { name: "bob" });
+    assert.equal((await bobLogin).success, true);
+
+    const annIn = next(ann, "S_ENTER_ROOM");
+    ann.send("C_ENTER_ROOM", { roomId: 5 });
+    assert.equal((await annIn).success, true);
+    const spawn = next(ann, "S_SPAWN");
+    const bobIn = next(bob, "S_ENTER_ROOM");
+    bob.send("C_ENTER_ROOM", { roomId: 5 });
+    assert.deepEqual((await bobIn).players.map((p) => p.playerId), [annId]);
+    assert.equal((await spawn).players[0].name, "bob");
+
+    const heard = next(bob, "S_CHAT");
+    ann.send("C_CHAT", { msg: "hello from TypeScript" });
+    const chat = await heard;
+    assert.equal(chat.playerId, annId);
+    assert.equal(chat.msg, "hello from TypeScript");
+  } finally {
+    ann.close();
+    bob.close();
+    await server.stop();
+  }
+});
+
+test("with reconnect on, a client comes back by itself after the server restarts", async () => {
+  const first = await startServer();
+  const port = first.port;
+  const client: GameClient = new PacketClient(game, tcp("127.0.0.1", port), { initialDelayMs: 50, maxDelayMs: 500 });
+  let opens = 0;
+  const reopened = new Promise<void>((resolve) =>
+    client.onOpen(() => {
+      opens += 1;
+      if (opens === 2) resolve();
+    }),
+  );
+  const kicked = next(client, "S_KICK");
+  await client.open();
+  await first.stop();
+  assert.equal((await kicked).reason, "server shutting down", "told why before the close");
+  const second = await startServer(port);
+  try {
+    await reopened;
+    const login = next(client, "S_LOGIN");
+    client.send("C_LOGIN", { name: "again" });
+    assert.equal((await login).success, true);
+  } finally {
+    client.close();
+    await second.stop();
+  }
+});
