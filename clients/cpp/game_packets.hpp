@@ -7,7 +7,7 @@
 #include <string_view>
 #include <vector>
 
-namespace game {
+namespace game::packets {
 
 enum class PacketId : std::uint16_t {
     C_LOGIN = 1000,
@@ -111,4 +111,4 @@ inline std::optional<FrameView> read_frame(const std::uint8_t* data, std::size_t
     return FrameView{id, data + kHeaderLength, static_cast<std::size_t>(size) - kHeaderLength, static_cast<std::size_t>(size)};
 }
 
-}  // namespace game
+}  // namespace game::packets

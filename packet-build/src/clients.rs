@@ -96,17 +96,26 @@ impl ClientTable {
         out
     }
 
-    fn namespace(&self, given: Option<&str>, separator: &str) -> String {
-        let base = given.map(str::to_owned).unwrap_or_else(|| {
-            if self.package.is_empty() { "Packets".to_owned() } else { self.package.replace('.', separator) }
-        });
-        base
+    /// The namespace: `given`, or the package's with a `packets` part (so that it never clashes with protoc's
+    /// own output for the package, which has the id enum too): `game::packets` in C++, `Game.Packets` in C#.
+    fn namespace(&self, given: Option<&str>, csharp: bool) -> String {
+        if let Some(given) = given {
+            return given.to_owned();
+        }
+        let mut parts: Vec<String> = self.package.split('.').filter(|p| !p.is_empty()).map(str::to_owned).collect();
+        parts.push("packets".to_owned());
+        if csharp {
+            use heck::ToUpperCamelCase;
+            parts.iter().map(|p| p.to_upper_camel_case()).collect::<Vec<_>>().join(".")
+        } else {
+            parts.join("::")
+        }
     }
 
     /// C# 7 (what Unity and mono's `mcs` compile): `enum PacketId`, names and directions, the fingerprint, and a
-    /// frame reader/writer, in `namespace` (default: the `.proto` package).
+    /// frame reader/writer, in `namespace` (default: the `.proto` package's, with a `packets` part).
     pub fn csharp(&self, namespace: Option<&str>) -> String {
-        let ns = self.namespace(namespace, ".");
+        let ns = self.namespace(namespace, true);
         let size_type = if self.wide_header { "uint" } else { "ushort" };
         let max_frame = if self.wide_header { "uint.MaxValue" } else { "ushort.MaxValue" };
         let mut out = self.generated_by("//");
@@ -116,12 +125,18 @@ impl ClientTable {
         for packet in &self.packets {
             writeln!(out, "        {} = {},", packet.proto_name, packet.id).unwrap();
         }
-        out.push_str("    }\n\n    public enum Direction\n    {\n        ClientToServer,\n        ServerToClient,\n    }\n\n");
+        out.push_str(
+            "    }\n\n    public enum Direction\n    {\n        ClientToServer,\n        ServerToClient,\n    }\n\n",
+        );
         out.push_str("    public static class PacketTable\n    {\n");
         writeln!(out, "        public const string Protocol = {:?};", self.protocol).unwrap();
         writeln!(out, "        public const ulong Fingerprint = 0x{:016x}UL;", self.fingerprint()).unwrap();
-        out.push_str("\n        /// <summary>The packet's name, or null for an id the protocol does not have.</summary>\n");
-        out.push_str("        public static string Name(ushort id)\n        {\n            switch (id)\n            {\n");
+        out.push_str(
+            "\n        /// <summary>The packet's name, or null for an id the protocol does not have.</summary>\n",
+        );
+        out.push_str(
+            "        public static string Name(ushort id)\n        {\n            switch (id)\n            {\n",
+        );
         for packet in &self.packets {
             writeln!(out, "                case {}: return {:?};", packet.id, packet.proto_name).unwrap();
         }
@@ -189,9 +204,9 @@ impl ClientTable {
     }
 
     /// A C++17 header: `enum class PacketId`, a constexpr table of names and directions, the fingerprint, and a
-    /// frame reader/writer, in `namespace` (default: the `.proto` package).
+    /// frame reader/writer, in `namespace` (default: the `.proto` package's, with a `packets` part).
     pub fn cpp(&self, namespace: Option<&str>) -> String {
-        let ns = self.namespace(namespace, "::");
+        let ns = self.namespace(namespace, false);
         let header_len = self.header_len();
         let max_frame = if self.wide_header { "0xffffffffu" } else { "0xffffu" };
         let size_bytes = if self.wide_header { 4 } else { 2 };
@@ -206,7 +221,9 @@ impl ClientTable {
         writeln!(out, "inline constexpr std::string_view kProtocol = {:?};", self.protocol).unwrap();
         writeln!(out, "inline constexpr std::uint64_t kFingerprint = 0x{:016x}ull;", self.fingerprint()).unwrap();
         writeln!(out, "inline constexpr std::size_t kHeaderLength = {header_len};\n").unwrap();
-        out.push_str("struct PacketInfo {\n    PacketId id;\n    std::string_view name;\n    Direction direction;\n};\n\n");
+        out.push_str(
+            "struct PacketInfo {\n    PacketId id;\n    std::string_view name;\n    Direction direction;\n};\n\n",
+        );
         out.push_str("inline constexpr PacketInfo kPackets[] = {\n");
         for packet in &self.packets {
             let direction = match packet.direction {

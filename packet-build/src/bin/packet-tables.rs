@@ -50,7 +50,8 @@ fn run(args: Vec<String>) -> Result<(), String> {
         builder = builder.protocol(protocol);
     }
     let table = builder.client_table().map_err(|e| e.to_string())?;
-    let write = |path: &PathBuf, text: String| std::fs::write(path, text).map_err(|e| format!("{}: {e}", path.display()));
+    let write =
+        |path: &PathBuf, text: String| std::fs::write(path, text).map_err(|e| format!("{}: {e}", path.display()));
     if let Some(path) = &ts {
         write(path, table.typescript(&ts_messages.unwrap_or_else(|| format!("./{stem}_pb.js"))))?;
     }
