@@ -166,12 +166,20 @@ pub fn route_by_session_id(remote: u64, live: &[u64]) -> Option<u64> {
     rendezvous(remote, live)
 }
 
+/// A WebSocket listener for a gateway's browsers, beside its TCP listener (the `websocket` feature).
+#[cfg(feature = "websocket")]
+pub type Web = (std::net::TcpListener, packet_runtime::transport::websocket::WebSocketConfig);
+/// Without the `websocket` feature, a gateway has no WebSocket listener.
+#[cfg(not(feature = "websocket"))]
+pub type Web = std::convert::Infallible;
+
 pub(crate) fn start<P: Protocol, H: IoHandler<P>>(
     core: Arc<Core>,
     builder: ServerBuilder<P>,
     hook: H,
     notice: impl Fn(&Session<P>, &str) + Send + Sync + 'static,
     router: Option<Box<Router<P>>>,
+    web: Option<Web>,
 ) -> Result<GatewayHandle<P>, ClusterError> {
     let pool = MessagePool::new(PoolConfig::default());
     let gateway = Arc::new(Gateway {
@@ -206,7 +214,14 @@ pub(crate) fn start<P: Protocol, H: IoHandler<P>>(
     });
     let local = hook.local_ids().to_vec();
     let io = GatewayIo { gateway: Arc::clone(&gateway), inner: hook, local };
-    let server = builder.pool(pool).tick(None).io_handler(io).start(Relay(PhantomData))?;
+    let builder = builder.pool(pool).tick(None).io_handler(io);
+    let server = match web {
+        #[cfg(feature = "websocket")]
+        Some((listener, config)) => builder.start_with_websocket(Relay(PhantomData), listener, config)?,
+        #[cfg(not(feature = "websocket"))]
+        Some(never) => match never {},
+        None => builder.start(Relay(PhantomData))?,
+    };
     let _ = gateway.shutdown.set(server.shutdown_handle());
     core.runtime.block_on(core.announce(Roles { gateway: true, shard: false }));
     Ok(GatewayHandle { server, gateway })

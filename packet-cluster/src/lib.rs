@@ -413,7 +413,20 @@ impl<P: Protocol> Cluster<P> {
         hook: H,
         notice: impl Fn(&packet_runtime::Session<P>, &str) + Send + Sync + 'static,
     ) -> Result<GatewayHandle<P>, ClusterError> {
-        gateway::start(Arc::clone(&self.core), builder, hook, notice, None)
+        gateway::start(Arc::clone(&self.core), builder, hook, notice, None, None)
+    }
+
+    /// [`start_gateway`](Self::start_gateway) with a WebSocket listener for browsers beside the TCP one (`web`:
+    /// bound by the caller, and its settings): both kinds of client are relayed alike.
+    #[cfg(feature = "websocket")]
+    pub fn start_gateway_with_web<H: packet_runtime::IoHandler<P>>(
+        &self,
+        builder: packet_runtime::server::ServerBuilder<P>,
+        hook: H,
+        notice: impl Fn(&packet_runtime::Session<P>, &str) + Send + Sync + 'static,
+        web: gateway::Web,
+    ) -> Result<GatewayHandle<P>, ClusterError> {
+        gateway::start(Arc::clone(&self.core), builder, hook, notice, None, Some(web))
     }
 
     /// [`start_gateway`](Self::start_gateway) with the application's choice of shard for each new session
@@ -426,7 +439,7 @@ impl<P: Protocol> Cluster<P> {
         notice: impl Fn(&packet_runtime::Session<P>, &str) + Send + Sync + 'static,
         router: impl Fn(&packet_runtime::Session<P>, &[u64]) -> u64 + Send + Sync + 'static,
     ) -> Result<GatewayHandle<P>, ClusterError> {
-        gateway::start(Arc::clone(&self.core), builder, hook, notice, Some(Box::new(router)))
+        gateway::start(Arc::clone(&self.core), builder, hook, notice, Some(Box::new(router)), None)
     }
 
     /// Leaves: stops heartbeats and the NATS tasks. Blocking; call after the gateway and shard handles joined.

@@ -189,6 +189,10 @@ pub fn main() -> ExitCode {
 /// `--nats`: a gateway, a shard or both, joined to the cluster. Exits 2 when the cluster runs another protocol.
 fn run_clustered(args: &Args, options: &ServerOptions) -> ExitCode {
     let role = args.role.unwrap_or(Role::Both);
+    if role == Role::Shard && args.web.is_some() {
+        eprintln!("error: --web is for gateways: a shard (--role shard) opens no listener");
+        return ExitCode::from(2);
+    }
     if role == Role::Shard && args.addr.is_some() {
         eprintln!("error: --addr is for gateways: a shard (--role shard) opens no listener");
         return ExitCode::from(2);
@@ -225,12 +229,30 @@ fn run_clustered(args: &Args, options: &ServerOptions) -> ExitCode {
         }
         println!("shard ready");
     }
+    let mut web_addr = None;
     let gateway = match role {
         Role::Gateway | Role::Both => {
             let notice = |session: &Session<GameProtocol>, reason: &str| {
                 let _ = session.send(&SKick { reason: reason.to_owned() });
             };
-            match cluster.start_gateway(options.builder(), GameIo, notice) {
+            let web = match args.web.map(std::net::TcpListener::bind).transpose() {
+                Ok(web) => web,
+                Err(error) => {
+                    eprintln!("error: cannot listen on {} (--web): {error}", args.web.expect("bound only with --web"));
+                    return ExitCode::FAILURE;
+                }
+            };
+            web_addr = web.as_ref().and_then(|web| web.local_addr().ok());
+            let started = match web {
+                Some(web) => cluster.start_gateway_with_web(
+                    options.builder(),
+                    GameIo,
+                    notice,
+                    (web, crate::web::config(&args.web_origin)),
+                ),
+                None => cluster.start_gateway(options.builder(), GameIo, notice),
+            };
+            match started {
                 Ok(gateway) => Some(gateway),
                 Err(error) => {
                     eprintln!("error: cannot listen on {}: {error}", options.addr);
@@ -250,6 +272,9 @@ fn run_clustered(args: &Args, options: &ServerOptions) -> ExitCode {
             return ExitCode::FAILURE;
         }
         println!("listening on {}", gateway.local_addr().expect("a TCP gateway has a local address"));
+        if let Some(web) = web_addr {
+            println!("web listening on {web}");
+        }
     }
     // One signal: the shard part drains (its players go to the other shards), then the gateway part shuts down.
     if let Some(shard) = shard {

@@ -5,6 +5,7 @@
 
 mod faults;
 mod support;
+mod web;
 
 use std::collections::HashSet;
 use std::time::Duration;

@@ -162,6 +162,8 @@ pub(crate) struct Node {
     child: Child,
     /// The gateway's address, for gateways.
     pub(crate) addr: Option<SocketAddr>,
+    /// Its `--web` address, if it printed one (`web listening on ADDR`, right after `listening on`).
+    pub(crate) web: Option<SocketAddr>,
     /// The node id it printed (`node {:016x}`).
     pub(crate) id: u64,
     stderr: Option<std::thread::JoinHandle<String>>,
@@ -202,11 +204,13 @@ impl Node {
         let (tx, rx) = mpsc::channel();
         let wants_shard = role != "gateway";
         let wants_addr = role != "shard";
+        let extra_has_web = extra.contains(&"--web");
         let printed = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
         let later = std::sync::Arc::clone(&printed);
         std::thread::spawn(move || {
             let mut lines = BufReader::new(stdout).lines();
             let (mut shard, mut addr, mut id) = (!wants_shard, None, 0);
+            let wants_web = extra_has_web;
             while let Some(Ok(line)) = lines.next() {
                 shard |= line == "shard ready";
                 if let Some(hex) = line.strip_prefix("node ") {
@@ -215,8 +219,9 @@ impl Node {
                 if let Some(bound) = line.strip_prefix("listening on ") {
                     addr = bound.parse::<SocketAddr>().ok();
                 }
-                if shard && (addr.is_some() || !wants_addr) {
-                    let _ = tx.send((addr, id));
+                let web = line.strip_prefix("web listening on ").and_then(|w| w.parse::<SocketAddr>().ok());
+                if shard && (addr.is_some() || !wants_addr) && (web.is_some() || !wants_web) {
+                    let _ = tx.send((addr, id, web));
                     break;
                 }
             }
@@ -225,11 +230,12 @@ impl Node {
                 later.lock().unwrap().push(line);
             }
         });
-        let mut node = Node { child, addr: None, id: 0, stderr: Some(stderr), stdout: printed };
+        let mut node = Node { child, addr: None, web: None, id: 0, stderr: Some(stderr), stdout: printed };
         match rx.recv_timeout(Duration::from_secs(30)) {
-            Ok((addr, id)) => {
+            Ok((addr, id, web)) => {
                 node.addr = addr;
                 node.id = id;
+                node.web = web;
             }
             Err(_) => {
                 let _ = node.child.kill();
