@@ -152,6 +152,9 @@ async fn client(
     }
 }
 
+/// One run's messages per second, server CPU per message and load generator CPU per message.
+type Run = (f64, f64, f64);
+
 fn cpu(pid: u32) -> f64 {
     bench::probe::cpu_secs(&pid.to_string()).unwrap_or(0.0)
 }
@@ -178,7 +181,7 @@ fn main() {
     }
     let addrs = (tcp.unwrap(), web.unwrap());
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
-    let mut results: Vec<(&str, &str, Vec<(f64, f64, f64)>)> =
+    let mut results: Vec<(&str, &str, Vec<Run>)> =
         [("echo", "tcp"), ("echo", "websocket"), ("chat", "tcp"), ("chat", "websocket")]
             .into_iter()
             .map(|(load, name)| (load, name, Vec::new()))
