@@ -515,6 +515,29 @@ impl<P: Protocol, S: AsyncRead + AsyncWrite + Unpin> Driver<P, S> {
         }
     }
 
+    /// Moves every command already in the queue into the batch, in order, without parking the thread.
+    ///
+    /// Not `try_recv`: when a sender on another thread has taken the next slot of the queue and not yet written it,
+    /// tokio's `try_recv` parks the IO thread until it has (with a thread parker it allocates on a thread's first
+    /// such wait), and wakes this very task first. Nor plain `poll_recv`, which stops at tokio's cooperative budget
+    /// and would leave part of the queue behind. Unconstrained `poll_recv` with a no-op waker (see
+    /// [`poll_send`](Self::poll_send) for why no-op), and a yield while a send is half done: its sender is between
+    /// two instructions of `send`, and the commands behind it may be this thread's own (which must not be
+    /// overtaken, see [`on_bytes`](Self::on_bytes)).
+    fn drain_queue(&mut self) {
+        let mut quiet = Context::from_waker(Waker::noop());
+        loop {
+            let polled = pin!(tokio::task::unconstrained(poll_fn(|cx| self.rx.poll_recv(cx)))).poll(&mut quiet);
+            match polled {
+                Poll::Ready(Some(command)) => self.on_command(command),
+                // The session's shared state owns a sender, so the queue never ends while we run.
+                Poll::Ready(None) => return,
+                Poll::Pending if self.rx.is_empty() => return,
+                Poll::Pending => std::thread::yield_now(),
+            }
+        }
+    }
+
     /// Registers the task's waker on the send queue, last thing before the driver returns `Pending`, so that a
     /// later send (or `Session::close`, or an abort) wakes it. Returns whether a command had arrived first (it is
     /// taken; the caller must poll again). This holds with a full batch too: a peer that does not read keeps the
@@ -634,11 +657,8 @@ impl<P: Protocol, S: AsyncRead + AsyncWrite + Unpin> Driver<P, S> {
         let replies = ReplyScope::enter(self.session.shared());
         let parsed = self.parse_bytes(data);
         if replies.has_replies() {
-            // What is queued was sent before this parse: it goes first (see `ReplyScope::leave_into`). `try_recv`,
-            // not `poll_recv`: the latter stops at tokio's cooperative budget and would leave part of it behind.
-            while let Ok(command) = self.rx.try_recv() {
-                self.on_command(command);
-            }
+            // What is queued was sent before this parse: it goes first (see `ReplyScope::leave_into`).
+            self.drain_queue();
         }
         replies.leave_into(&mut self.batch);
         parsed
