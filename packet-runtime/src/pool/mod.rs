@@ -500,6 +500,37 @@ impl MessagePool {
         self.inner().drain();
     }
 
+    /// Allocates blocks of the class serving frames of `block_size` bytes (header included) into its global free
+    /// list until it holds `blocks`, or the class's [`PoolConfig::global_cap`]; returns how many it holds. A pool
+    /// otherwise allocates a block whenever more are in use at once (in flight, and in threads' L1 caches) than ever
+    /// before, however long it has run; reserved ahead of a load, a pool allocates none until the load needs more
+    /// than the reserve. A size beyond the largest class reserves nothing: such frames are never pooled.
+    ///
+    /// ```
+    /// use packet_runtime::pool::{MessagePool, PoolConfig};
+    /// use packet_runtime::PacketBuilder;
+    ///
+    /// let pool = MessagePool::new(PoolConfig::default());
+    /// assert_eq!(pool.reserve(64, 100), 100);
+    /// let held: Vec<_> = (0..100).map(|_| PacketBuilder::with_capacity_in(&pool, 64)).collect();
+    /// assert_eq!(pool.stats().total.misses, 0);
+    /// # drop(held);
+    /// ```
+    pub fn reserve(&self, block_size: usize, blocks: usize) -> usize {
+        let Some(class) = size_class::class_for(block_size) else { return 0 };
+        let shared = self.inner();
+        let Some(queue) = shared.queue(class) else { return 0 };
+        let wanted = blocks.min(shared.config.global_capacity[class]);
+        while queue.len() < wanted {
+            // Counted in `refs` while outside the list, as every block is; `push_global` drops that reference.
+            let block = PoolShared::allocate(self.shared, class);
+            // SAFETY: the block was just allocated, so we own it and its reference; this handle keeps the pool
+            // alive, and not abandoned, so the block is kept unless the list filled up meanwhile (then it is freed).
+            unsafe { PoolShared::push_global(self.shared, class, &[block], 0) };
+        }
+        queue.len()
+    }
+
     /// Whether `self` and `other` are handles to the same pool.
     pub fn same_pool(&self, other: &MessagePool) -> bool {
         self.shared == other.shared
