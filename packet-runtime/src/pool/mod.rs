@@ -531,6 +531,14 @@ impl MessagePool {
         queue.len()
     }
 
+    /// Binds the calling thread's L1 cache of this pool now instead of at the thread's first acquisition or release,
+    /// which allocates (the pool registers the cache's counters): for threads that must not allocate once they
+    /// work, a server's IO threads.
+    pub(crate) fn bind_thread_cache(&self) {
+        #[cfg(not(packet_loom))]
+        let _ = local::with_cache(self.shared, |_| ());
+    }
+
     /// Whether `self` and `other` are handles to the same pool.
     pub fn same_pool(&self, other: &MessagePool) -> bool {
         self.shared == other.shared
