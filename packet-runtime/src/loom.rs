@@ -12,7 +12,7 @@ pub(crate) mod sync {
     pub(crate) use std::sync::Mutex;
 
     pub(crate) mod atomic {
-        pub(crate) use std::sync::atomic::{AtomicUsize, Ordering, fence};
+        pub(crate) use std::sync::atomic::{AtomicUsize, Ordering};
     }
 }
 
@@ -21,7 +21,7 @@ pub(crate) mod sync {
     pub(crate) use loom::sync::Mutex;
 
     pub(crate) mod atomic {
-        pub(crate) use loom::sync::atomic::{AtomicUsize, Ordering, fence};
+        pub(crate) use loom::sync::atomic::{AtomicUsize, Ordering};
     }
 }
 

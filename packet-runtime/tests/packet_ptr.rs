@@ -301,3 +301,48 @@ fn encode_set_in_frames_the_held_packet() {
     let chat = PacketPtr::encode_set(&ToClient::Chat(Chat { text: "set".into() })).unwrap();
     assert_eq!(chat.packet_id(), Some(Chat::ID));
 }
+
+/// Handles read and dropped on two threads while a third reuses the block once it is back: every read happens
+/// before the reuse writes (the `Release` decrement of each handle and the `Acquire` load of the last one). The
+/// values prove that a reader never saw the next frame's bytes; the ordering itself is what ThreadSanitizer and
+/// Miri check when `.ci/run` runs this file under them (a `Relaxed` decrement is reported there).
+#[test]
+fn reads_on_other_threads_happen_before_the_block_is_reused() {
+    const ROUNDS: u8 = if cfg!(miri) { 5 } else { 200 };
+    // No L1: a released block goes back to the global list, where the next acquisition finds it.
+    let pool = MessagePool::new(PoolConfig::default().uniform_caps(64, 0));
+    let frame_of = |byte: u8| {
+        let mut builder = PacketBuilder::with_capacity_in(&pool, 64);
+        builder.extend_from_slice(&[byte; 64]);
+        builder.freeze()
+    };
+    for round in 0..ROUNDS {
+        let frame = frame_of(round);
+        let block = frame.as_ptr();
+        let readers: Vec<_> = (0..2)
+            .map(|_| {
+                let copy = frame.clone();
+                std::thread::spawn(move || copy.iter().map(|&byte| u32::from(byte)).sum::<u32>())
+            })
+            .collect();
+        drop(frame);
+        // Acquire until the same block comes back; nothing else orders this thread after the readers.
+        let mut held = Vec::new();
+        let reused = loop {
+            let next = frame_of(!round);
+            if next.as_ptr() == block {
+                break next;
+            }
+            held.push(next);
+            if held.len() == 32 {
+                held.clear();
+                std::thread::yield_now();
+            }
+        };
+        assert_eq!(&reused[..], &[!round; 64]);
+        for reader in readers {
+            assert_eq!(reader.join().unwrap(), u32::from(round) * 64, "a reader saw the next frame's bytes");
+        }
+    }
+    assert_eq!(pool.stats().outstanding(), 0);
+}

@@ -43,6 +43,21 @@ fn l1_spills_to_and_refills_from_the_global_list_in_batches() {
 }
 
 #[test]
+fn a_reserve_serves_a_load_without_allocating() {
+    let pool = small_pool(64, 4);
+    assert_eq!(pool.reserve(100, 40), 40);
+    assert_eq!(pool.reserve(100, 1000), 64, "up to the global cap");
+    assert_eq!(pool.reserve(1 << 20, 1), 0, "oversize frames are never pooled");
+    let before = pool.stats();
+    assert_eq!((before.classes[0].retained, before.outstanding()), (64, 0));
+    let held: Vec<_> = (0..64).map(|_| PacketBuilder::with_capacity_in(&pool, 100)).collect();
+    let stats = pool.stats().classes[0];
+    assert_eq!((stats.misses, stats.acquisitions(), stats.outstanding), (0, 64, 64), "{stats:?}");
+    drop(held);
+    assert_eq!(pool.stats().outstanding(), 0);
+}
+
+#[test]
 fn outstanding_counts_builders_and_packets_until_dropped() {
     let pool = MessagePool::new(PoolConfig::default());
     let a = PacketPtr::encode_in::<Compact, _>(&pool, &Chat { text: "a".into() }).unwrap();

@@ -12,7 +12,11 @@
 //!   after a partial write. Frames of 512 bytes and more are slices of their own, not copied; runs of smaller ones
 //!   are copied into the IO thread's gather buffer and go as one slice (the kernel's cost per slice is far above a
 //!   copy of a few dozen bytes). The queue's waker is registered last, even when the batch is full, so a close or
-//!   an abort always wakes the driver.
+//!   an abort always wakes the driver. The batch's buffer is a frame list borrowed from the server's spare lists
+//!   while it holds frames (`write_batch`): an idle session holds no write buffer either.
+//! - Nothing here allocates in the steady state: the IO thread's own buffers are set up when it starts
+//!   ([`prepare_io_thread`]), the batch borrows lists made at their full size, and the queue is drained without
+//!   tokio's `try_recv` (which can park the thread on a parker it allocates; see `drain_queue`).
 //! - One timer serves the idle timeout and, once closing, the flush deadline.
 //! - `Drop` drops whatever was still queued and the disconnect is reported to the logic thread exactly once,
 //!   whatever ended the driver (including the IO runtime being shut down), after the socket itself is closed (the
@@ -39,9 +43,11 @@ use super::ServerShared;
 use super::io_hook::{BadFrameAction, FrameAction, IoAction};
 use super::logic::LogicEvent;
 use super::rate_limit::TokenBucket;
+use super::write_batch::WriteBatch;
 use crate::close::TransportFault;
 use crate::frame::{FrameHeader, RawFrame, parse_frame, with_header};
 use crate::packet_ptr::PacketPtr;
+use crate::pool::MessagePool;
 use crate::session::io_reply::ReplyScope;
 use crate::session::{BadFrame, CloseReason, Command, Session, SessionId};
 use crate::{PacketSet, Protocol};
@@ -88,8 +94,9 @@ pub(crate) struct Driver<P: Protocol, S> {
     server: Arc<ServerShared<P>>,
     /// Bytes of a frame that is not complete yet.
     partial: Vec<u8>,
-    /// Frames taken from the queue, not yet fully written; `head_written` bytes of the first are on the wire.
-    batch: VecDeque<PacketPtr>,
+    /// Frames taken from the queue, not yet fully written; `head_written` bytes of the first are on the wire. Its
+    /// buffer is borrowed from the server's spare lists while it holds frames (see `write_batch`).
+    batch: WriteBatch,
     head_written: usize,
     needs_flush: bool,
     /// Whether the close notice (the application's last packet before a close the runtime initiates) was queued.
@@ -203,7 +210,7 @@ impl<P: Protocol, S: AsyncRead + AsyncWrite + Unpin> Driver<P, S> {
             rx,
             server,
             partial: Vec::new(),
-            batch: VecDeque::new(),
+            batch: WriteBatch::new(),
             head_written: 0,
             needs_flush: false,
             notice_queued: false,
@@ -234,6 +241,10 @@ impl<P: Protocol, S: AsyncRead + AsyncWrite + Unpin> Driver<P, S> {
                 // A command slipped in before the waker was registered: come back for it at once.
                 cx.waker().wake_by_ref();
                 poll = Poll::Pending;
+            }
+            if poll.is_pending() {
+                // Waiting: a batch written out gives its buffer back, so an idle session holds none.
+                self.batch.release(&self.session.shared().spares);
             }
             self.flush_counters();
             poll
@@ -275,8 +286,9 @@ impl<P: Protocol, S: AsyncRead + AsyncWrite + Unpin> Driver<P, S> {
                             // Everything queued before the close is written: the notice goes last.
                             self.notice_queued = true;
                             if let Some(frame) = self.server.notice_for(&self.close_reason()) {
-                                self.session.shared().handover.queued_bytes.fetch_add(frame.len(), Ordering::Relaxed);
-                                self.batch.push_back(frame);
+                                let shared = self.session.shared();
+                                shared.handover.queued_bytes.fetch_add(frame.len(), Ordering::Relaxed);
+                                self.batch.for_pushing(&shared.spares).push_back(frame);
                                 continue;
                             }
                         }
@@ -499,20 +511,39 @@ impl<P: Protocol, S: AsyncRead + AsyncWrite + Unpin> Driver<P, S> {
     }
 
     fn on_command(&mut self, command: Command) {
+        let shared = self.session.shared();
         match command {
-            Command::Frame(frame) => self.batch.push_back(frame),
-            Command::Frames(mut frames) => {
-                self.batch.extend(frames.drain(..));
-                self.session.shared().spares.give_back(frames);
-            }
+            Command::Frame(frame) => self.batch.for_pushing(&shared.spares).push_back(frame),
+            Command::Frames(frames) => self.batch.append(&shared.spares, frames),
             Command::TakePending => {
-                let shared = self.session.shared();
-                if let Some(mut frames) = shared.take_pending() {
-                    self.batch.extend(frames.drain(..));
-                    shared.spares.give_back(frames);
+                if let Some(frames) = shared.take_pending() {
+                    self.batch.append(&shared.spares, frames);
                 }
             }
             Command::Close => self.begin_close(None),
+        }
+    }
+
+    /// Moves every command already in the queue into the batch, in order, without parking the thread.
+    ///
+    /// Not `try_recv`: when a sender on another thread has taken the next slot of the queue and not yet written it,
+    /// tokio's `try_recv` parks the IO thread until it has (with a thread parker it allocates on a thread's first
+    /// such wait), and wakes this very task first. Nor plain `poll_recv`, which stops at tokio's cooperative budget
+    /// and would leave part of the queue behind. Unconstrained `poll_recv` with a no-op waker (see
+    /// [`poll_send`](Self::poll_send) for why no-op), and a yield while a send is half done: its sender is between
+    /// two instructions of `send`, and the commands behind it may be this thread's own (which must not be
+    /// overtaken, see [`on_bytes`](Self::on_bytes)).
+    fn drain_queue(&mut self) {
+        let mut quiet = Context::from_waker(Waker::noop());
+        loop {
+            let polled = pin!(tokio::task::unconstrained(poll_fn(|cx| self.rx.poll_recv(cx)))).poll(&mut quiet);
+            match polled {
+                Poll::Ready(Some(command)) => self.on_command(command),
+                // The session's shared state owns a sender, so the queue never ends while we run.
+                Poll::Ready(None) => return,
+                Poll::Pending if self.rx.is_empty() => return,
+                Poll::Pending => std::thread::yield_now(),
+            }
         }
     }
 
@@ -543,9 +574,9 @@ impl<P: Protocol, S: AsyncRead + AsyncWrite + Unpin> Driver<P, S> {
         let stream = Pin::new(&mut self.stream);
         self.counters.write_calls += 1;
         let written = GATHER.with(|gather| match gather.try_borrow_mut() {
-            Ok(mut gather) => write_gathered(stream, cx, &self.batch, self.head_written, &mut gather),
+            Ok(mut gather) => write_gathered(stream, cx, self.batch.frames(), self.head_written, &mut gather),
             // Not reachable (nothing in a write calls back into a driver), but a plain vectored write will do.
-            Err(_) => write_gathered(stream, cx, &self.batch, self.head_written, &mut Vec::new()),
+            Err(_) => write_gathered(stream, cx, self.batch.frames(), self.head_written, &mut Vec::new()),
         });
         let written = ready!(written)?;
         if written == 0 {
@@ -642,13 +673,10 @@ impl<P: Protocol, S: AsyncRead + AsyncWrite + Unpin> Driver<P, S> {
         let replies = ReplyScope::enter(self.session.shared());
         let parsed = self.parse_bytes(data);
         if replies.has_replies() {
-            // What is queued was sent before this parse: it goes first (see `ReplyScope::leave_into`). `try_recv`,
-            // not `poll_recv`: the latter stops at tokio's cooperative budget and would leave part of it behind.
-            while let Ok(command) = self.rx.try_recv() {
-                self.on_command(command);
-            }
+            // What is queued was sent before this parse: it goes first (see `ReplyScope::leave_into`).
+            self.drain_queue();
+            replies.leave_into(self.batch.for_pushing(&self.session.shared().spares));
         }
-        replies.leave_into(&mut self.batch);
         parsed
     }
 
@@ -778,6 +806,14 @@ impl<P: Protocol, S: AsyncRead + AsyncWrite + Unpin> Driver<P, S> {
     }
 }
 
+/// Sets up an IO thread's own state when the thread starts, so that the first packets it handles allocate nothing:
+/// its gather buffer, the IO hook's reply list, and its cache of `pool`'s blocks.
+pub(crate) fn prepare_io_thread(pool: &MessagePool) {
+    let _ = GATHER.try_with(|gather| gather.try_borrow_mut().map(|mut gather| gather.reserve_exact(GATHER_CAP)));
+    crate::session::io_reply::prepare_thread();
+    pool.bind_thread_cache();
+}
+
 thread_local! {
     /// Each IO thread's gather buffer: the small frames of the write in progress, copied end to end. It holds
     /// nothing between writes (the kernel has copied the bytes when `write_vectored` returns), so one per thread
@@ -851,8 +887,9 @@ impl<P: Protocol, S> Drop for Driver<P, S> {
         shared.close_quietly();
         let mut dropped = self.batch.len() as u64;
         // A partly written head frame is still counted whole (`poll_write_batch` subtracts whole frames).
-        let mut bytes: usize = self.batch.iter().map(|frame| frame.len()).sum();
+        let mut bytes: usize = self.batch.frames().iter().map(|frame| frame.len()).sum();
         self.batch.clear();
+        self.batch.release(&shared.spares);
         self.rx.close();
         while let Ok(command) = self.rx.try_recv() {
             match command {

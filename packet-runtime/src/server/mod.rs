@@ -19,7 +19,7 @@
 //! - `config`: [`ServerConfig`] and [`RateLimit`], the defaults.
 //! - `logic`: [`Logic`], [`Context`], the logic thread.
 //! - `io_hook`: [`IoHandler`], the IO-thread hook (ping/echo without the hop; bad-frame decisions).
-//! - `acceptor`: the accept loop. `driver`: the per-session IO task.
+//! - `acceptor`: the accept loop. `driver`: the per-session IO task; `write_batch`: its frames waiting to be written.
 
 mod acceptor;
 mod config;
@@ -28,6 +28,7 @@ mod io_hook;
 mod logic;
 mod rate_limit;
 mod remote;
+mod write_batch;
 
 use std::marker::PhantomData;
 use std::net::SocketAddr;
@@ -322,9 +323,12 @@ impl<P: Protocol> ServerBuilder<P> {
     {
         let mut config = self.config;
         config.max_frame = config.max_frame.min(config.header.max_frame_len()).max(config.header.header_len());
+        let pool = self.pool.unwrap_or_else(|| MessagePool::new(PoolConfig::default()));
+        let io_pool = pool.clone();
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(config.workers)
             .thread_name("packet-io")
+            .on_thread_start(move || driver::prepare_io_thread(&io_pool))
             .enable_all()
             .build()?;
         let listener = {
@@ -336,7 +340,7 @@ impl<P: Protocol> ServerBuilder<P> {
         let shared = Arc::new(ServerShared {
             config,
             metrics: Arc::new(Metrics::default()),
-            pool: self.pool.unwrap_or_else(|| MessagePool::new(PoolConfig::default())),
+            pool,
             ids: SessionIds::default(),
             inbox,
             io_inbox,

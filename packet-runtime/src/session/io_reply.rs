@@ -21,6 +21,14 @@ thread_local! {
     static REPLIES: RefCell<Vec<PacketPtr>> = const { RefCell::new(Vec::new()) };
 }
 
+/// Replies one parse can collect before the list grows (an 8 KiB read of 64-byte pings holds 128).
+const REPLIES_CAPACITY: usize = 128;
+
+/// Gives this thread's reply list its room now, so that the thread's first replies allocate nothing.
+pub(crate) fn prepare_thread() {
+    let _ = REPLIES.try_with(|replies| replies.try_borrow_mut().map(|mut replies| replies.reserve(REPLIES_CAPACITY)));
+}
+
 /// While alive, sends on this thread to `session` are collected for its driver instead of queued.
 #[must_use = "the scope ends when dropped"]
 pub(crate) struct ReplyScope {

@@ -155,6 +155,8 @@ impl SessionShared {
         spares: Arc<SpareLists>,
     ) -> (Arc<Self>, mpsc::UnboundedReceiver<Command>) {
         let (tx, rx) = mpsc::unbounded_channel();
+        // The lists the session can hold at once come with it, so that the steady state allocates none.
+        spares.provision(outbox::LISTS_PER_SESSION);
         (Self::build(id, peer, tx, queue_limit, header, pool, metrics, spares, None), rx)
     }
 

@@ -8,11 +8,13 @@
 //! recipient's list is handed over whole and its driver woken once, and writes them together. docs/BENCHMARKS.md
 //! has the before and after: 1.39x the deliveries per second of the same runtime handing frames over one by one.
 //!
-//! The hand-over (`SessionShared::deliver`): each session has one `pending` slot, an `AtomicCell` holding at most
+//! The hand-over (`SessionShared::deliver`): each session has one `pending` slot, an atomic pointer holding at most
 //! one list. If the driver has not taken the previous list yet, the new frames are appended to it, so a driver that
-//! falls behind finds one longer list, not one list per batch, and the lists in circulation stay at most one per
-//! session (they come back through [`SpareLists`], so the steady state allocates none). A `TakePending` command in
-//! the session's channel tells the driver to look; a flag keeps it to one in the channel at a time.
+//! falls behind finds one longer list, not one list per batch, and the lists in circulation stay at most three per
+//! session (staged, pending, and the one its driver writes from). They come back through [`SpareLists`], which
+//! makes them with room for [`LIST_CAPACITY`] frames and is provisioned with [`LISTS_PER_SESSION`] per session, so
+//! the steady state allocates none. A `TakePending` command in the session's channel tells the driver to look; a
+//! flag keeps it to one in the channel at a time.
 //!
 //! Order: the frames a session gets from the logic thread keep their order (one list per session per batch; lists
 //! are handed over in batch order), and [`Session::close`](super::Session::close) on the logic thread hands over that
@@ -38,9 +40,16 @@ use crate::packet_ptr::PacketPtr;
 
 /// Emptied lists kept for reuse, per server.
 const SPARE_LISTS: usize = 1024;
+/// Frames a new list has room for: what one session is sent in a batch of events, or has waiting in its driver's
+/// write batch, in all but unusual bursts (a driver writes up to 64 slices per call). Set when a list is made, so
+/// that a list does not grow one reallocation at a time in the steady state: 512 bytes a list.
+pub(crate) const LIST_CAPACITY: usize = 64;
 /// Lists that grew beyond this many frames are freed rather than kept (bounds what the spares hold to 2 MiB per
 /// server). A batch of 256 chats to rooms of half the server gives each recipient ~128 frames, so that size is kept.
 const MAX_KEPT_CAPACITY: usize = 256;
+/// Lists a local session can hold at once: the one the outbox stages for it during a batch of events, the one
+/// waiting in its pending slot, and the one its driver writes from ([`SpareLists::provision`]).
+pub(crate) const LISTS_PER_SESSION: usize = 3;
 
 /// A list of frames for one session, boxed so that the `pending` slot holding it is one pointer wide (lock-free).
 pub(crate) type FrameList = Box<Vec<PacketPtr>>;
@@ -54,8 +63,9 @@ impl SpareLists {
         SpareLists(ArrayQueue::new(SPARE_LISTS))
     }
 
+    /// An empty list with room for at least [`LIST_CAPACITY`] frames.
     pub(crate) fn take(&self) -> FrameList {
-        self.0.pop().unwrap_or_default()
+        self.0.pop().unwrap_or_else(|| Box::new(Vec::with_capacity(LIST_CAPACITY)))
     }
 
     /// Keeps `list` for reuse if it is not oversized and there is room; frees it otherwise.
@@ -65,11 +75,28 @@ impl SpareLists {
             let _ = self.0.push(list);
         }
     }
+
+    /// Makes `lists` new lists for a session that starts (up to what the spares keep), so that the lists in use
+    /// at once, at most [`LISTS_PER_SESSION`] per session, never find the spares empty: the steady state allocates
+    /// none, however the lists in circulation peak. Past [`SPARE_LISTS`] (a server of more than 341 sessions
+    /// that all have frames in flight at once) the excess is allocated and freed as before.
+    pub(crate) fn provision(&self, lists: usize) {
+        for _ in 0..lists {
+            if self.0.is_full() || self.0.push(Box::new(Vec::with_capacity(LIST_CAPACITY))).is_err() {
+                return;
+            }
+        }
+    }
+
+    /// Lists kept for reuse now.
+    pub(crate) fn kept(&self) -> usize {
+        self.0.len()
+    }
 }
 
 impl std::fmt::Debug for SpareLists {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SpareLists").field("kept", &self.0.len()).finish()
+        f.debug_struct("SpareLists").field("kept", &self.kept()).finish()
     }
 }
 

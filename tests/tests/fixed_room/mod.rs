@@ -12,7 +12,8 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use packet_runtime::prost::bytes::{Buf, BufMut};
 use packet_runtime::prost::encoding::{DecodeContext, WireType};
 use packet_runtime::{
-    Context, IoAction, IoHandler, Logic, Packet, PacketPtr, Server, ServerHandle, Session, SessionId,
+    Context, IoAction, IoHandler, Logic, MessagePool, Packet, PacketPtr, PoolConfig, Server, ServerHandle, Session,
+    SessionId,
 };
 
 /// Echo, answered on the IO thread by [`EchoOnIo`].
@@ -170,9 +171,18 @@ impl IoHandler<FixedProtocol> for EchoOnIo {
     }
 }
 
-/// A server with nothing timed (no tick, no idle timeout, no rate limit) and `members` room for the room.
+/// Blocks the test server's pool holds from the start (all its frames come from the smallest class): more than
+/// the tests ever have in flight and in the threads' caches at once (a few hundred), so that no block is allocated
+/// however that peaks.
+pub const RESERVED_BLOCKS: usize = 1024;
+
+/// A server with nothing timed (no tick, no idle timeout, no rate limit), `members` room for the room, and a pool
+/// with [`RESERVED_BLOCKS`].
 pub fn start(members: usize) -> ServerHandle<FixedProtocol> {
+    let pool = MessagePool::new(PoolConfig::default());
+    assert_eq!(pool.reserve(CHAT_LEN, RESERVED_BLOCKS), RESERVED_BLOCKS);
     Server::<FixedProtocol>::builder()
+        .pool(pool)
         .workers(2)
         .rate_limit(None)
         .idle_timeout(None)
