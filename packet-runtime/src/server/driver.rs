@@ -39,6 +39,7 @@ use super::ServerShared;
 use super::io_hook::{BadFrameAction, FrameAction, IoAction};
 use super::logic::LogicEvent;
 use super::rate_limit::TokenBucket;
+use crate::export::{Exported, PacketRun};
 use crate::frame::{FrameHeader, RawFrame, parse_frame, with_header};
 use crate::packet_ptr::PacketPtr;
 use crate::session::io_reply::ReplyScope;
@@ -139,9 +140,7 @@ impl<P: Protocol> Drop for EndReport<P> {
             self.server.release_address(ip);
         }
         let metrics = &self.server.metrics;
-        metrics.frames_dropped.fetch_add(self.dropped, Ordering::Relaxed);
-        metrics.connections_open.fetch_sub(1, Ordering::Relaxed);
-        metrics.closed(reason.kind());
+        metrics.ended(reason.kind(), self.dropped);
         tracing::debug!(session = %self.id, %reason, dropped = self.dropped, "session closed");
         let _ = self.server.inbox.send(LogicEvent::Disconnected(self.id, reason, Some(self.sent)));
     }
@@ -175,6 +174,9 @@ struct Counters {
     bytes_out: u64,
     /// `write_vectored` calls, for `MetricsSnapshot::write_calls` (how batched the writes are).
     write_calls: u64,
+    /// Frames read and written per packet, when the server exports metrics (`crate::export`).
+    in_run: PacketRun,
+    out_run: PacketRun,
 }
 
 impl<P: Protocol, S: AsyncRead + AsyncWrite + Unpin> Driver<P, S> {
@@ -564,6 +566,12 @@ impl<P: Protocol, S: AsyncRead + AsyncWrite + Unpin> Driver<P, S> {
             freed += front.len();
             self.head_written = 0;
             self.counters.frames_out += 1;
+            if let Some(export) = &self.server.metrics.export {
+                // The packet id is in the frame's header, just before the payload.
+                let at = self.server.config.header.header_len() - 2;
+                let id = u16::from_le_bytes([front[at], front[at + 1]]);
+                self.counters.out_run.add(export, id, Exported::frames_out);
+            }
             self.batch.pop_front();
         }
         self.session.shared().handover.queued_bytes.fetch_sub(freed, Ordering::Relaxed);
@@ -697,6 +705,9 @@ impl<P: Protocol, S: AsyncRead + AsyncWrite + Unpin> Driver<P, S> {
 
     fn on_frame(&mut self, frame: RawFrame<'_>, whole: &[u8]) -> Result<(), CloseReason> {
         self.counters.frames_in += 1;
+        if let Some(export) = &self.server.metrics.export {
+            self.counters.in_run.add(export, frame.id, Exported::frames_in);
+        }
         if P::ClientToServer::contains(frame.id) {
             let hook = &*self.server.io_handler;
             let session = &self.session;
@@ -758,7 +769,7 @@ impl<P: Protocol, S: AsyncRead + AsyncWrite + Unpin> Driver<P, S> {
     }
 
     fn flush_counters(&mut self) {
-        let c = std::mem::take(&mut self.counters);
+        let mut c = std::mem::take(&mut self.counters);
         let m = &self.server.metrics;
         if c.frames_in | c.bytes_in | c.frames_out | c.bytes_out | c.write_calls != 0 {
             m.frames_in.fetch_add(c.frames_in, Ordering::Relaxed);
@@ -766,6 +777,12 @@ impl<P: Protocol, S: AsyncRead + AsyncWrite + Unpin> Driver<P, S> {
             m.frames_out.fetch_add(c.frames_out, Ordering::Relaxed);
             m.bytes_out.fetch_add(c.bytes_out, Ordering::Relaxed);
             m.write_calls.fetch_add(c.write_calls, Ordering::Relaxed);
+            if let Some(export) = &m.export {
+                export.bytes_in.increment(c.bytes_in);
+                export.bytes_out.increment(c.bytes_out);
+                c.in_run.take(export, Exported::frames_in);
+                c.out_run.take(export, Exported::frames_out);
+            }
         }
     }
 }

@@ -25,7 +25,7 @@ use crate::frame::with_header;
 use crate::metrics::MetricsSnapshot;
 use crate::packet_ptr::{EncodeError, PacketPtr};
 use crate::session::{CloseReason, Encoded, Session, SessionId, outbox};
-use crate::{PacketOf, Protocol};
+use crate::{PacketOf, PacketSet, Protocol};
 
 /// The game: implemented by the application, run on the logic thread.
 ///
@@ -408,37 +408,50 @@ pub(crate) fn run<L: Logic>(
             let metrics = &this.shared.metrics;
             metrics.inbox_depth.store(depth, Ordering::Relaxed);
             metrics.inbox_peak.fetch_max(depth, Ordering::Relaxed);
+            if let Some(export) = &metrics.export {
+                export.inbox_depth.set(depth as f64);
+            }
             let deadline = this.shutdown_deadline;
-            tokio::select! {
+            // When the batch started (with metrics on), for its time.
+            let batch_started = tokio::select! {
                 biased;
                 received = inbox.recv_many(&mut events, 256) => {
                     if received == 0 {
                         break;
                     }
+                    let started = this.timer();
                     outbox::begin();
                     for event in events.drain(..) {
                         this.handle(event);
                     }
+                    started
                 }
                 received = io_inbox.recv_many(&mut io_events, 256) => {
                     if received == 0 {
                         break;
                     }
+                    let started = this.timer();
                     outbox::begin();
                     for event in io_events.drain(..) {
                         this.handle_io(event);
                     }
+                    started
                 }
                 _ = next_tick(&mut ticker) => {
+                    let started = this.timer();
                     outbox::begin();
                     this.on_tick();
+                    started
                 }
                 _ = sleep_until_opt(deadline) => {
                     tracing::warn!(left = this.sessions.live, "shutdown timeout: closing the remaining sessions");
                     break;
                 }
-            }
+            };
             outbox::flush();
+            if let (Some(started), Some(export)) = (batch_started, &this.shared.metrics.export) {
+                export.batch.record(started.elapsed().as_secs_f64());
+            }
             if this.finished() {
                 break;
             }
@@ -495,6 +508,12 @@ macro_rules! context {
 }
 
 impl<L: Logic> LogicLoop<L> {
+    /// Now, when the server exports metrics (handler and batch times); `None` (no clock read) otherwise.
+    #[inline]
+    fn timer(&self) -> Option<std::time::Instant> {
+        self.shared.metrics.export.as_ref().map(|_| std::time::Instant::now())
+    }
+
     /// Shutdown is done once every session is gone, including those handed over here and not yet confirmed by
     /// their gateway (until then this shard may still have their in-flight packets to give back).
     fn finished(&self) -> bool {
@@ -625,12 +644,17 @@ impl<L: Logic> LogicLoop<L> {
                     // Closing (kicked, panicked, shutting down): what it still sends is not acted on.
                     return;
                 }
+                let started = self.timer();
+                let packet_id = packet.id();
                 let mut ctx = context!(self);
                 let logic = &mut self.logic;
                 if catch_unwind(AssertUnwindSafe(|| logic.on_packet(&mut ctx, session, packet))).is_err() {
                     self.report.handler_panics += 1;
                     tracing::error!(session = %id, "packet handler panicked; closing the session");
                     session.shared().close(CloseReason::HandlerPanic);
+                }
+                if let (Some(started), Some(export)) = (started, &self.shared.metrics.export) {
+                    export.handled(packet_id, started.elapsed().as_secs_f64());
                 }
             }
             LogicEvent::ReadClosed(id, _) => {
