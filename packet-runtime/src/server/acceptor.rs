@@ -72,8 +72,10 @@ pub(crate) async fn run<P: Protocol, L: Listener>(mut listener: L, server: Arc<S
                     Arc::clone(&server.spare_lists),
                 );
                 let session = Session::<P>::from_shared(shared);
-                let span = tracing::debug_span!("session", id = %id, peer = %session.peer());
-                span.in_scope(|| tracing::debug!("connected"));
+                // Info, the default level: every line logged on behalf of the session on its IO thread (its driver
+                // runs in the span) names it; the logic thread enters a span of its own around its handlers.
+                let span = tracing::info_span!("session", id = %id, peer = %session.peer());
+                span.in_scope(|| tracing::info!("connected"));
                 // Connected is queued before the driver can queue anything, so the logic sees it first.
                 permit.send(LogicEvent::Connected(session.clone()));
                 let driver = Driver::new(stream, StreamHooks::of::<L>(), session, rx, Arc::clone(&server), address);

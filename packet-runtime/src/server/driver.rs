@@ -141,7 +141,8 @@ impl<P: Protocol> Drop for EndReport<P> {
         }
         let metrics = &self.server.metrics;
         metrics.ended(reason.kind(), self.dropped);
-        tracing::debug!(session = %self.id, %reason, dropped = self.dropped, "session closed");
+        // In the session's span: the driver (and so this report) is dropped inside it.
+        tracing::info!(%reason, dropped = self.dropped, "session closed");
         let _ = self.server.inbox.send(LogicEvent::Disconnected(self.id, reason, Some(self.sent)));
     }
 }

@@ -282,6 +282,9 @@ impl<P: Protocol> std::fmt::Debug for Request<'_, '_, P> {
 /// The logic thread's table of live sessions, indexed by slot.
 struct Sessions<P: Protocol> {
     slots: Vec<Option<Session<P>>>,
+    /// Per slot, the session's `session` span (info level: id and peer), entered around each of its handlers so
+    /// that every line they log names the session. Created once per session, not per packet.
+    spans: Vec<tracing::Span>,
     live: usize,
 }
 
@@ -294,17 +297,31 @@ impl<P: Protocol> Sessions<P> {
         let index = session.id().index();
         if self.slots.len() <= index {
             self.slots.resize_with(index + 1, || None);
+            self.spans.resize_with(index + 1, tracing::Span::none);
         }
         debug_assert!(self.slots[index].is_none(), "slot reused before release");
+        self.spans[index] = tracing::info_span!("session", id = %session.id(), peer = %session.peer());
         self.slots[index] = Some(session);
         self.live += 1;
     }
 
-    fn remove(&mut self, id: SessionId) -> Option<Session<P>> {
-        let slot = self.slots.get_mut(id.index())?;
+    /// The session's span (a disabled one if the id is not live).
+    fn span(&self, id: SessionId) -> &tracing::Span {
+        const NONE: &tracing::Span = &tracing::Span::none();
+        match self.slots.get(id.index()) {
+            Some(Some(session)) if session.id() == id => &self.spans[id.index()],
+            _ => NONE,
+        }
+    }
+
+    /// Takes the session out, with its span (for its `on_disconnect`).
+    fn remove(&mut self, id: SessionId) -> Option<(Session<P>, tracing::Span)> {
+        let index = id.index();
+        let slot = self.slots.get_mut(index)?;
         if slot.as_ref().is_some_and(|s| s.id() == id) {
             self.live -= 1;
-            slot.take()
+            let span = std::mem::replace(&mut self.spans[index], tracing::Span::none());
+            slot.take().map(|session| (session, span))
         } else {
             None
         }
@@ -380,7 +397,7 @@ pub(crate) fn run<L: Logic>(
 ) -> LogicReport {
     let mut this = LogicLoop {
         logic,
-        sessions: Sessions { slots: Vec::new(), live: 0 },
+        sessions: Sessions { slots: Vec::new(), spans: Vec::new(), live: 0 },
         handed_over: RefCell::new(Vec::new()),
         moved: HashMap::new(),
         shared,
@@ -591,8 +608,8 @@ impl<L: Logic> LogicLoop<L> {
     fn finish_hand_overs(&mut self) {
         loop {
             let Some(id) = self.handed_over.borrow_mut().pop() else { return };
-            let Some(session) = self.sessions.remove(id) else { continue };
-            self.disconnect_keeping_id(&session, &CloseReason::HandedOver);
+            let Some((session, span)) = self.sessions.remove(id) else { continue };
+            self.disconnect_keeping_id(&session, &span, &CloseReason::HandedOver);
             self.moved.insert(id, session);
         }
     }
@@ -603,6 +620,7 @@ impl<L: Logic> LogicLoop<L> {
                 let id = session.id();
                 self.sessions.insert(session);
                 let session = self.sessions.get(id).cloned().expect("just inserted");
+                let _span = self.sessions.span(id).enter();
                 let mut ctx = context!(self);
                 let logic = &mut self.logic;
                 if catch_unwind(AssertUnwindSafe(|| logic.on_connect(&mut ctx, &session))).is_err() {
@@ -617,6 +635,7 @@ impl<L: Logic> LogicLoop<L> {
                 let id = session.id();
                 self.sessions.insert(session);
                 let session = self.sessions.get(id).cloned().expect("just inserted");
+                let _span = self.sessions.span(id).enter();
                 let mut ctx = context!(self);
                 let logic = &mut self.logic;
                 if catch_unwind(AssertUnwindSafe(|| logic.on_arrive(&mut ctx, &session, &state))).is_err() {
@@ -644,6 +663,7 @@ impl<L: Logic> LogicLoop<L> {
                     // Closing (kicked, panicked, shutting down): what it still sends is not acted on.
                     return;
                 }
+                let _span = self.sessions.span(id).enter();
                 let started = self.timer();
                 let packet_id = packet.id();
                 let mut ctx = context!(self);
@@ -668,21 +688,22 @@ impl<L: Logic> LogicLoop<L> {
                     self.shared.ids.release(id);
                     return;
                 }
-                let Some(session) = self.sessions.remove(id) else { return };
-                self.disconnect(&session, &reason);
+                let Some((session, span)) = self.sessions.remove(id) else { return };
+                self.disconnect(&session, &span, &reason);
             }
             LogicEvent::AcceptorStopped => self.acceptor_stopped = true,
             LogicEvent::Shutdown => self.start_shutdown(),
         }
     }
 
-    fn disconnect(&mut self, session: &Session<L::Protocol>, reason: &CloseReason) {
-        self.disconnect_keeping_id(session, reason);
+    fn disconnect(&mut self, session: &Session<L::Protocol>, span: &tracing::Span, reason: &CloseReason) {
+        self.disconnect_keeping_id(session, span, reason);
         self.shared.ids.release(session.id());
     }
 
     /// `on_disconnect` without releasing the id (a handed-over session's id is released when its gateway confirms).
-    fn disconnect_keeping_id(&mut self, session: &Session<L::Protocol>, reason: &CloseReason) {
+    fn disconnect_keeping_id(&mut self, session: &Session<L::Protocol>, span: &tracing::Span, reason: &CloseReason) {
+        let _span = span.enter();
         let mut ctx = context!(self);
         let logic = &mut self.logic;
         if catch_unwind(AssertUnwindSafe(|| logic.on_disconnect(&mut ctx, session, reason))).is_err() {
@@ -726,9 +747,9 @@ impl<L: Logic> LogicLoop<L> {
     fn disconnect_remaining(&mut self) {
         let remaining: Vec<_> = self.sessions.iter().map(|s| s.id()).collect();
         for id in remaining {
-            if let Some(session) = self.sessions.remove(id) {
+            if let Some((session, span)) = self.sessions.remove(id) {
                 session.shared().abort(CloseReason::ServerShutdown);
-                self.disconnect(&session, &CloseReason::ServerShutdown);
+                self.disconnect(&session, &span, &CloseReason::ServerShutdown);
             }
         }
     }
