@@ -15,8 +15,8 @@
 //! | `packet_sessions` | gauge | | a session opened / ended (driver; a shard's remote sessions) |
 //! | `packet_connections_total` | counter | | a connection became a session |
 //! | `packet_connections_rejected_total` | counter | | `max_connections` or `max_connections_per_address` |
-//! | `packet_frames_in_total` | counter | `packet` | every complete frame read (`unknown` for an id not in the protocol) |
-//! | `packet_frames_out_total` | counter | `packet` | every frame written whole |
+//! | `packet_frames_in_total` | counter | `packet` | every complete frame read (`unknown`: not a client-to-server id) |
+//! | `packet_frames_out_total` | counter | `packet` | every frame written whole (server-to-client packets) |
 //! | `packet_bytes_in_total`, `packet_bytes_out_total` | counter | | bytes read and written |
 //! | `packet_handler_seconds` | histogram | `packet` | `Logic::on_packet`, on the logic thread |
 //! | `packet_logic_batch_seconds` | histogram | | one batch of the logic thread (events, then the outbox flush) |
@@ -27,7 +27,10 @@
 //! | `packet_pool_blocks_outstanding`, `packet_pool_bytes_retained` | gauge | | sampled every `sample_every` |
 //! | `packet_build_info` | gauge (1) | `version`, `fingerprint` | at start |
 //!
-//! Every metric also carries the setting's own labels ([`MetricsExport::label`]).
+//! Every metric also carries the setting's own labels ([`MetricsExport::label`]). A `packet` label takes the names of
+//! one direction only, so no series exists that cannot count: frames in are the client-to-server packets, and an
+//! id that is not one of them is `unknown` (as [`DecodeError::UnknownId`](crate::DecodeError::UnknownId) calls a
+//! server-to-client id sent by a client); frames out are the server-to-client packets.
 
 use std::fmt;
 use std::time::Duration;
@@ -35,7 +38,7 @@ use std::time::Duration;
 use metrics::{Counter, Gauge, Histogram, Key, KeyName, Label, Level, Metadata, SharedString};
 
 use crate::close::CloseKind;
-use crate::{PacketInfo, Protocol};
+use crate::{Direction, PacketInfo, Protocol};
 
 /// The buckets of `packet_handler_seconds` and `packet_logic_batch_seconds`, in seconds: 1 us to 100 ms, about
 /// three per decade. The exporter is configured with them (buckets are the exporter's business in the `metrics`
@@ -105,7 +108,7 @@ const DESCRIPTIONS: &[(&str, &str)] = &[
     (SESSIONS, "Client sessions this server holds (on a shard: the sessions bound to it)."),
     (CONNECTIONS, "Connections that became sessions."),
     (REJECTED, "Connections refused at max_connections or max_connections_per_address."),
-    (FRAMES_IN, "Complete frames received, by packet name (unknown: an id the protocol does not have)."),
+    (FRAMES_IN, "Complete frames received, by packet name (unknown: not a client-to-server packet id)."),
     (FRAMES_OUT, "Frames written whole, by packet name."),
     (BYTES_IN, "Bytes received from clients."),
     (BYTES_OUT, "Bytes written to clients."),
@@ -185,12 +188,14 @@ impl MetricsExport {
 
 /// Every handle a server records into, resolved once at start.
 pub(crate) struct Exported {
-    /// The protocol's packet ids, sorted; `frames_in[i]` (and the others) belong to `ids[i]`, and the last entry of
-    /// each to [`UNKNOWN_PACKET`].
-    ids: Box<[u16]>,
+    /// The client-to-server packet ids, sorted: `frames_in[i]` and `handler[i]` belong to `in_ids[i]`, their last
+    /// entry to [`UNKNOWN_PACKET`].
+    in_ids: Box<[u16]>,
     frames_in: Box<[Counter]>,
-    frames_out: Box<[Counter]>,
     handler: Box<[Histogram]>,
+    /// The same for the server-to-client packets and `frames_out`.
+    out_ids: Box<[u16]>,
+    frames_out: Box<[Counter]>,
     pub(crate) sessions: Gauge,
     pub(crate) connections: Counter,
     pub(crate) rejected: Counter,
@@ -208,7 +213,10 @@ pub(crate) struct Exported {
 
 impl fmt::Debug for Exported {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Exported").field("packets", &self.ids.len()).finish_non_exhaustive()
+        f.debug_struct("Exported")
+            .field("in", &self.in_ids.len())
+            .field("out", &self.out_ids.len())
+            .finish_non_exhaustive()
     }
 }
 
@@ -216,8 +224,13 @@ impl Exported {
     /// Describes every metric and resolves every handle of a server of protocol `P`, with the recorder in effect
     /// now (the global one, or a local one around the server's start).
     pub(crate) fn register<P: Protocol>(settings: &MetricsExport) -> Exported {
-        let mut packets: Vec<PacketInfo> = P::PACKETS.to_vec();
-        packets.sort_by_key(|packet| packet.id);
+        let sorted = |direction: Direction| {
+            let mut packets: Vec<PacketInfo> =
+                P::PACKETS.iter().copied().filter(|p| p.direction == direction).collect();
+            packets.sort_by_key(|packet| packet.id);
+            packets
+        };
+        let (incoming, outgoing) = (sorted(Direction::ClientToServer), sorted(Direction::ServerToClient));
         let base: Vec<Label> = settings.labels.iter().map(|(k, v)| Label::new(k.clone(), v.clone())).collect();
         metrics::with_recorder(|recorder| {
             for &(name, help) in DESCRIPTIONS {
@@ -240,29 +253,24 @@ impl Exported {
             let gauge = |name, extra: &[(&'static str, String)]| recorder.register_gauge(&key(name, extra), &META);
             let histogram =
                 |name, extra: &[(&'static str, String)]| recorder.register_histogram(&key(name, extra), &META);
-            let names = packets.iter().map(|p| p.name).chain([UNKNOWN_PACKET]);
-            let per_packet = |make: &dyn Fn(&[(&'static str, String)]) -> _| -> Box<[_]> {
-                names.clone().map(|name| make(&[("packet", name.to_owned())])).collect()
-            };
+            fn per_packet<T>(packets: &[PacketInfo], make: impl Fn(&[(&'static str, String)]) -> T) -> Box<[T]> {
+                let names = packets.iter().map(|p| p.name).chain([UNKNOWN_PACKET]);
+                names.map(|name| make(&[("packet", name.to_owned())])).collect()
+            }
             let build_info = gauge(
                 BUILD_INFO,
                 &[("version", settings.version.clone()), ("fingerprint", format!("{:016x}", P::FINGERPRINT))],
             );
             build_info.set(1.0);
+            let mut handler = per_packet(&incoming, |extra| histogram(HANDLER, extra)).into_vec();
+            // An unknown id never reaches a handler: no series for it.
+            *handler.last_mut().expect("unknown's entry") = Histogram::noop();
             Exported {
-                ids: packets.iter().map(|p| p.id).collect(),
-                frames_in: per_packet(&|extra| counter(FRAMES_IN, extra)),
-                frames_out: per_packet(&|extra| counter(FRAMES_OUT, extra)),
-                // Only client-to-server packets have handlers: the others' series stay out of the exposition.
-                handler: names
-                    .clone()
-                    .map(|name| match packets.iter().find(|p| p.name == name) {
-                        Some(p) if p.direction == crate::Direction::ClientToServer => {
-                            histogram(HANDLER, &[("packet", name.to_owned())])
-                        }
-                        _ => Histogram::noop(),
-                    })
-                    .collect(),
+                in_ids: incoming.iter().map(|p| p.id).collect(),
+                frames_in: per_packet(&incoming, |extra| counter(FRAMES_IN, extra)),
+                handler: handler.into_boxed_slice(),
+                out_ids: outgoing.iter().map(|p| p.id).collect(),
+                frames_out: per_packet(&outgoing, |extra| counter(FRAMES_OUT, extra)),
                 sessions: gauge(SESSIONS, &[]),
                 connections: counter(CONNECTIONS, &[]),
                 rejected: counter(REJECTED, &[]),
@@ -283,10 +291,15 @@ impl Exported {
         })
     }
 
-    /// The index of packet `id` in the per-packet handles ([`UNKNOWN_PACKET`]'s for an id the protocol lacks).
+    /// The index of packet `id` in the per-packet handles of `direction` ([`UNKNOWN_PACKET`]'s for an id that is
+    /// not one of its packets).
     #[inline]
-    pub(crate) fn index(&self, id: u16) -> usize {
-        self.ids.binary_search(&id).unwrap_or(self.ids.len())
+    fn index(&self, direction: Direction, id: u16) -> usize {
+        let ids = match direction {
+            Direction::ClientToServer => &self.in_ids,
+            Direction::ServerToClient => &self.out_ids,
+        };
+        ids.binary_search(&id).unwrap_or(ids.len())
     }
 
     pub(crate) fn closed(&self, kind: CloseKind) {
@@ -296,53 +309,57 @@ impl Exported {
     /// `Logic::on_packet` for packet `id` took `seconds`.
     #[inline]
     pub(crate) fn handled(&self, id: u16, seconds: f64) {
-        self.handler[self.index(id)].record(seconds);
+        self.handler[self.index(Direction::ClientToServer, id)].record(seconds);
     }
 
     /// One frame of packet `id` received (a shard's remote sessions, one frame at a time).
     pub(crate) fn frame_in(&self, id: u16) {
-        self.frames_in[self.index(id)].increment(1);
+        self.frames_in[self.index(Direction::ClientToServer, id)].increment(1);
     }
 
-    pub(crate) fn frames_in(&self, run: &PacketRun) {
-        if run.count > 0 {
-            self.frames_in[run.index].increment(run.count);
+    fn add(&self, run: &PacketRun) {
+        if run.count == 0 {
+            return;
         }
-    }
-
-    pub(crate) fn frames_out(&self, run: &PacketRun) {
-        if run.count > 0 {
-            self.frames_out[run.index].increment(run.count);
+        match run.direction {
+            Direction::ClientToServer => self.frames_in[run.index].increment(run.count),
+            Direction::ServerToClient => self.frames_out[run.index].increment(run.count),
         }
     }
 }
 
 static META: Metadata<'static> = Metadata::new(module_path!(), Level::INFO, Some(module_path!()));
 
-/// Consecutive frames of one packet, counted locally and added to its counter at once (when another packet comes,
-/// or when the driver flushes its counters at the end of a poll).
-#[derive(Debug, Clone, Copy, Default)]
+/// Consecutive frames of one packet in one direction (frames in: client-to-server; out: server-to-client),
+/// counted locally and added to its counter at once, when another packet comes or when the driver flushes its
+/// counters at the end of a poll.
+#[derive(Debug, Clone, Copy)]
 pub(crate) struct PacketRun {
+    direction: Direction,
     id: u16,
     index: usize,
     count: u64,
 }
 
 impl PacketRun {
-    /// One more frame of packet `id`; `flush` gets the run before it when `id` is another packet's.
+    pub(crate) const fn new(direction: Direction) -> Self {
+        PacketRun { direction, id: 0, index: 0, count: 0 }
+    }
+
+    /// One more frame of packet `id`; the run before it is added to its counter when `id` is another packet's.
     #[inline]
-    pub(crate) fn add(&mut self, exported: &Exported, id: u16, flush: fn(&Exported, &PacketRun)) {
+    pub(crate) fn add(&mut self, exported: &Exported, id: u16) {
         if self.count > 0 && self.id == id {
             self.count += 1;
             return;
         }
-        flush(exported, self);
-        *self = PacketRun { id, index: exported.index(id), count: 1 };
+        exported.add(self);
+        *self = PacketRun { id, index: exported.index(self.direction, id), count: 1, ..*self };
     }
 
-    /// Hands the run to `flush` and starts over.
-    pub(crate) fn take(&mut self, exported: &Exported, flush: fn(&Exported, &PacketRun)) {
-        flush(exported, self);
+    /// Adds the run to its counter and starts over.
+    pub(crate) fn take(&mut self, exported: &Exported) {
+        exported.add(self);
         self.count = 0;
     }
 }

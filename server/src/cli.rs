@@ -8,8 +8,10 @@
 //! ```
 //!
 //! Prints the packet table and the protocol fingerprint, then `listening on ADDR` (the bound address, so
-//! `--addr 127.0.0.1:0` reports the port it got). Logs go to stderr (`RUST_LOG`, default `info`). On Ctrl-C or
-//! SIGTERM it shuts down in order and prints a summary; a second signal exits at once with status 130.
+//! `--addr 127.0.0.1:0` reports the port it got). With `--metrics-addr ADDR` it first prints `metrics listening on
+//! ADDR` and serves `/metrics`, `/healthz` and `/readyz` there ([`crate::metrics`]). Logs go to stderr (`RUST_LOG`,
+//! default `info`). On Ctrl-C or SIGTERM it shuts down in order and prints a summary; a second signal exits at once
+//! with status 130.
 //!
 //! It lives in the library, not in `main.rs`, so that the benchmark's contender (`bench`'s `game_server`) runs
 //! exactly this with a counting allocator and a statistics probe around it, while the `server` binary carries
@@ -21,8 +23,9 @@ use std::time::Duration;
 
 use clap::{CommandFactory, Parser};
 use demo_protocol::GameProtocol;
-use packet_runtime::{CloseKind, Protocol, ServerConfig, ShutdownReport};
+use packet_runtime::{CloseKind, MetricsExport, Protocol, ServerConfig, ShutdownReport};
 
+use crate::metrics::{MetricsEndpoint, default_node_name};
 use crate::{GameIo, ServerOptions};
 use demo_protocol::proto::SKick;
 use packet_cluster::{Cluster, ClusterConfig};
@@ -70,6 +73,13 @@ struct Args {
     /// Packets per second one client may send (bursts of twice that) before it is closed; 0 for no limit.
     #[arg(long, default_value_t = ServerConfig::DEFAULT_RATE_LIMIT.per_second)]
     rate_limit: u32,
+    /// Serve Prometheus metrics (`/metrics`), `/healthz` and `/readyz` over HTTP on this address (port 0 picks a
+    /// free port, printed in the `metrics listening on` line). Off without it.
+    #[arg(long)]
+    metrics_addr: Option<SocketAddr>,
+    /// This node's name in a cluster: the `node` label of every metric [default: host:pid].
+    #[arg(long, requires = "nats")]
+    node: Option<String>,
 }
 
 /// `--role`.
@@ -99,8 +109,15 @@ impl Args {
             idle_timeout: (!self.idle_timeout.is_zero()).then_some(*self.idle_timeout),
             tick: (self.tick_ms > 0).then(|| Duration::from_millis(self.tick_ms)),
             rate_limit: (self.rate_limit > 0).then_some(self.rate_limit),
+            export: self.metrics_addr.map(|_| MetricsExport::new().version(env!("CARGO_PKG_VERSION"))),
         }
     }
+}
+
+/// `options` for one part of a clustered node: its metrics carry `role` (a `--role both` process runs a gateway and
+/// a shard, whose series would otherwise be one).
+fn with_role(options: &ServerOptions, role: &str) -> ServerOptions {
+    ServerOptions { export: options.export.clone().map(|export| export.label("role", role)), ..options.clone() }
 }
 
 /// Runs the server the flags describe until a signal stops it; the exit status says how it ended. Exits the
@@ -117,6 +134,24 @@ pub fn main() -> ExitCode {
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi).init();
 
     print_packet_table();
+    // Before any server starts: the runtime resolves its metric handles with the recorder installed here.
+    let _endpoint = match args.metrics_addr {
+        Some(addr) => {
+            let node = (!args.nats.is_empty()).then(|| args.node.clone().unwrap_or_else(default_node_name));
+            match MetricsEndpoint::start(addr, node.as_deref()) {
+                Ok(endpoint) => {
+                    tracing::info!(addr = %endpoint.local_addr(), node, "metrics endpoint started");
+                    println!("metrics listening on {}", endpoint.local_addr());
+                    Some(endpoint)
+                }
+                Err(error) => {
+                    eprintln!("error: cannot serve metrics on {addr}: {error}");
+                    return ExitCode::FAILURE;
+                }
+            }
+        }
+        None => None,
+    };
     if !args.nats.is_empty() {
         return run_clustered(&args, &options);
     }
@@ -178,7 +213,7 @@ fn run_clustered(args: &Args, options: &ServerOptions) -> ExitCode {
     tracing::info!(node = format_args!("{:016x}", cluster.node_id()), cluster = %args.cluster, ?role, "joined the cluster");
     println!("node {:016x}", cluster.node_id());
     let shard = match role {
-        Role::Shard | Role::Both => match cluster.start_shard(options.builder(), options.game()) {
+        Role::Shard | Role::Both => match cluster.start_shard(with_role(options, "shard").builder(), options.game()) {
             Ok(shard) => Some(shard),
             Err(error) => {
                 eprintln!("error: cannot start the shard: {error}");
@@ -199,7 +234,7 @@ fn run_clustered(args: &Args, options: &ServerOptions) -> ExitCode {
             let notice = |session: &Session<GameProtocol>, reason: &str| {
                 let _ = session.send(&SKick { reason: reason.to_owned() });
             };
-            match cluster.start_gateway(options.builder(), GameIo, notice) {
+            match cluster.start_gateway(with_role(options, "gateway").builder(), GameIo, notice) {
                 Ok(gateway) => Some(gateway),
                 Err(error) => {
                     eprintln!("error: cannot listen on {}: {error}", options.addr);

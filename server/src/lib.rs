@@ -9,11 +9,13 @@
 //!   assembled ([`ServerOptions::builder`], [`ServerOptions::start`]), so tests and tools run exactly what the binary
 //!   runs.
 //! - [`cli`]: the `server` binary's command line and life (`main.rs` only calls [`cli::main`]).
+//! - [`metrics`]: `--metrics-addr`: the Prometheus recorder and the `/metrics`, `/healthz`, `/readyz` endpoint.
 
 #![forbid(unsafe_code)]
 
 pub mod cli;
 pub mod game;
+pub mod metrics;
 pub mod options;
 
 pub use game::{Game, GameIo, GameStats, GameStatsSnapshot, NoticeLimits, close_notice};

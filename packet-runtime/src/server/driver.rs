@@ -39,7 +39,7 @@ use super::ServerShared;
 use super::io_hook::{BadFrameAction, FrameAction, IoAction};
 use super::logic::LogicEvent;
 use super::rate_limit::TokenBucket;
-use crate::export::{Exported, PacketRun};
+use crate::export::PacketRun;
 use crate::frame::{FrameHeader, RawFrame, parse_frame, with_header};
 use crate::packet_ptr::PacketPtr;
 use crate::session::io_reply::ReplyScope;
@@ -167,7 +167,7 @@ enum State {
     },
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Counters {
     frames_in: u64,
     bytes_in: u64,
@@ -178,6 +178,20 @@ struct Counters {
     /// Frames read and written per packet, when the server exports metrics (`crate::export`).
     in_run: PacketRun,
     out_run: PacketRun,
+}
+
+impl Default for Counters {
+    fn default() -> Self {
+        Counters {
+            frames_in: 0,
+            bytes_in: 0,
+            frames_out: 0,
+            bytes_out: 0,
+            write_calls: 0,
+            in_run: PacketRun::new(crate::Direction::ClientToServer),
+            out_run: PacketRun::new(crate::Direction::ServerToClient),
+        }
+    }
 }
 
 impl<P: Protocol, S: AsyncRead + AsyncWrite + Unpin> Driver<P, S> {
@@ -571,7 +585,7 @@ impl<P: Protocol, S: AsyncRead + AsyncWrite + Unpin> Driver<P, S> {
                 // The packet id is in the frame's header, just before the payload.
                 let at = self.server.config.header.header_len() - 2;
                 let id = u16::from_le_bytes([front[at], front[at + 1]]);
-                self.counters.out_run.add(export, id, Exported::frames_out);
+                self.counters.out_run.add(export, id);
             }
             self.batch.pop_front();
         }
@@ -707,7 +721,7 @@ impl<P: Protocol, S: AsyncRead + AsyncWrite + Unpin> Driver<P, S> {
     fn on_frame(&mut self, frame: RawFrame<'_>, whole: &[u8]) -> Result<(), CloseReason> {
         self.counters.frames_in += 1;
         if let Some(export) = &self.server.metrics.export {
-            self.counters.in_run.add(export, frame.id, Exported::frames_in);
+            self.counters.in_run.add(export, frame.id);
         }
         if P::ClientToServer::contains(frame.id) {
             let hook = &*self.server.io_handler;
@@ -781,8 +795,8 @@ impl<P: Protocol, S: AsyncRead + AsyncWrite + Unpin> Driver<P, S> {
             if let Some(export) = &m.export {
                 export.bytes_in.increment(c.bytes_in);
                 export.bytes_out.increment(c.bytes_out);
-                c.in_run.take(export, Exported::frames_in);
-                c.out_run.take(export, Exported::frames_out);
+                c.in_run.take(export);
+                c.out_run.take(export);
             }
         }
     }
