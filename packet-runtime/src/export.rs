@@ -2,9 +2,13 @@
 //! (`ServerBuilder::export_metrics`), and the handles it resolves once at start.
 //!
 //! Off by default. Off, the hot paths pay one branch on an `Option` per frame and nothing else; on, every handle
-//! (one per packet and direction, per close kind, ...) is resolved when the server starts, so recording is an atomic
-//! add through the recorder's handle and never a lookup, a key or an allocation per frame. The driver adds frames
-//! per packet in runs ([`PacketRun`]): a poll that reads many frames of one packet adds them to its counter once.
+//! (one per packet and direction, per close kind, ...) is resolved when the server starts, so recording is never a
+//! lookup, a key or an allocation per frame. The busiest figures, frames per packet and bytes, are not recorded
+//! through the recorder at all on the IO threads: the driver adds frames per packet in runs ([`PacketRun`]: a poll
+//! that reads many frames of one packet adds them once) to the runtime's own counters, an array of atomics per
+//! direction, and bytes to the counters it keeps anyway; a sampler task copies them into the recorder's counters
+//! (`Counter::absolute`) every `sample_every`, with the pool gauges. Everything else (sessions, closes, handler and
+//! batch times, the inbox) is recorded where it happens.
 //!
 //! The application installs the recorder (any `metrics` recorder: the demo uses `metrics-exporter-prometheus`)
 //! *before* it starts the server: handles resolved without a recorder record nothing. What this module must never
@@ -15,16 +19,16 @@
 //! | `packet_sessions` | gauge | | a session opened / ended (driver; a shard's remote sessions) |
 //! | `packet_connections_total` | counter | | a connection became a session |
 //! | `packet_connections_rejected_total` | counter | | `max_connections` or `max_connections_per_address` |
-//! | `packet_frames_in_total` | counter | `packet` | every complete frame read (`unknown`: not a client-to-server id) |
-//! | `packet_frames_out_total` | counter | `packet` | every frame written whole (server-to-client packets) |
-//! | `packet_bytes_in_total`, `packet_bytes_out_total` | counter | | bytes read and written |
+//! | `packet_frames_in_total` | counter | `packet` | every complete frame read (`unknown`: not a client-to-server id); sampled |
+//! | `packet_frames_out_total` | counter | `packet` | every frame written whole (server-to-client packets); sampled |
+//! | `packet_bytes_in_total`, `packet_bytes_out_total` | counter | | bytes read and written; sampled |
 //! | `packet_handler_seconds` | histogram | `packet` | `Logic::on_packet`, on the logic thread |
 //! | `packet_logic_batch_seconds` | histogram | | one batch of the logic thread (events, then the outbox flush) |
 //! | `packet_logic_inbox_depth` | gauge | | the bounded inbox when the logic thread takes a batch |
 //! | `packet_closes_total` | counter | `reason` | a session ended, by [`CloseKind::as_str`] |
 //! | `packet_frames_dropped_total` | counter | | queued frames discarded because their session closed |
 //! | `packet_send_queue_overflows_total` | counter | | a session cut off for not draining its queue |
-//! | `packet_pool_blocks_outstanding`, `packet_pool_bytes_retained` | gauge | | sampled every `sample_every` |
+//! | `packet_pool_blocks_outstanding`, `packet_pool_bytes_retained` | gauge | | sampled |
 //! | `packet_build_info` | gauge (1) | `version`, `fingerprint` | at start |
 //!
 //! Every metric also carries the setting's own labels ([`MetricsExport::label`]). A `packet` label takes the names of
@@ -33,6 +37,7 @@
 //! server-to-client id sent by a client); frames out are the server-to-client packets.
 
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
 use metrics::{Counter, Gauge, Histogram, Key, KeyName, Label, Level, Metadata, SharedString};
@@ -152,7 +157,7 @@ impl MetricsExport {
     /// Default [`sample_every`](Self::sample_every): 1 s.
     pub const DEFAULT_SAMPLE_EVERY: Duration = Duration::from_secs(1);
 
-    /// No extra labels, this runtime's version, pool gauges sampled every second.
+    /// No extra labels, this runtime's version, sampled figures copied every second.
     pub fn new() -> Self {
         MetricsExport {
             labels: Vec::new(),
@@ -174,7 +179,8 @@ impl MetricsExport {
         self
     }
 
-    /// How often the pool gauges are sampled (on the IO threads, one snapshot of the pool). Default 1 s.
+    /// How often the sampled figures (frames per packet, bytes, the pool gauges) are copied into the recorder, on
+    /// an IO thread (one snapshot of the pool each time). Default 1 s: a scrape may be that far behind for them.
     pub fn sample_every(mut self, period: Duration) -> Self {
         self.sample_every = period.max(Duration::from_millis(1));
         self
@@ -196,11 +202,14 @@ pub(crate) struct Exported {
     /// The same for the server-to-client packets and `frames_out`.
     out_ids: Box<[u16]>,
     frames_out: Box<[Counter]>,
+    /// What the drivers counted per packet, copied into `frames_in` and `frames_out` by [`sample`](Self::sample).
+    counted_in: Box<[AtomicU64]>,
+    counted_out: Box<[AtomicU64]>,
     pub(crate) sessions: Gauge,
     pub(crate) connections: Counter,
     pub(crate) rejected: Counter,
-    pub(crate) bytes_in: Counter,
-    pub(crate) bytes_out: Counter,
+    bytes_in: Counter,
+    bytes_out: Counter,
     pub(crate) batch: Histogram,
     pub(crate) inbox_depth: Gauge,
     closes: Box<[Counter]>,
@@ -267,6 +276,8 @@ impl Exported {
             *handler.last_mut().expect("unknown's entry") = Histogram::noop();
             Exported {
                 in_ids: incoming.iter().map(|p| p.id).collect(),
+                counted_in: (0..=incoming.len()).map(|_| AtomicU64::new(0)).collect(),
+                counted_out: (0..=outgoing.len()).map(|_| AtomicU64::new(0)).collect(),
                 frames_in: per_packet(&incoming, |extra| counter(FRAMES_IN, extra)),
                 handler: handler.into_boxed_slice(),
                 out_ids: outgoing.iter().map(|p| p.id).collect(),
@@ -314,17 +325,31 @@ impl Exported {
 
     /// One frame of packet `id` received (a shard's remote sessions, one frame at a time).
     pub(crate) fn frame_in(&self, id: u16) {
-        self.frames_in[self.index(Direction::ClientToServer, id)].increment(1);
+        self.counted_in[self.index(Direction::ClientToServer, id)].fetch_add(1, Relaxed);
     }
 
     fn add(&self, run: &PacketRun) {
         if run.count == 0 {
             return;
         }
-        match run.direction {
-            Direction::ClientToServer => self.frames_in[run.index].increment(run.count),
-            Direction::ServerToClient => self.frames_out[run.index].increment(run.count),
+        let counted = match run.direction {
+            Direction::ClientToServer => &self.counted_in,
+            Direction::ServerToClient => &self.counted_out,
+        };
+        // Relaxed: statistics, read by the sampler; nothing is published through them.
+        counted[run.index].fetch_add(run.count, Relaxed);
+    }
+
+    /// Copies what the drivers counted (frames per packet, and `bytes`: in, out) into the recorder's counters.
+    pub(crate) fn sample(&self, bytes: (u64, u64)) {
+        for (counter, counted) in self.frames_in.iter().zip(&self.counted_in) {
+            counter.absolute(counted.load(Relaxed));
         }
+        for (counter, counted) in self.frames_out.iter().zip(&self.counted_out) {
+            counter.absolute(counted.load(Relaxed));
+        }
+        self.bytes_in.absolute(bytes.0);
+        self.bytes_out.absolute(bytes.1);
     }
 }
 

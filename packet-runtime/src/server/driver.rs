@@ -793,8 +793,6 @@ impl<P: Protocol, S: AsyncRead + AsyncWrite + Unpin> Driver<P, S> {
             m.bytes_out.fetch_add(c.bytes_out, Ordering::Relaxed);
             m.write_calls.fetch_add(c.write_calls, Ordering::Relaxed);
             if let Some(export) = &m.export {
-                export.bytes_in.increment(c.bytes_in);
-                export.bytes_out.increment(c.bytes_out);
                 c.in_run.take(export);
                 c.out_run.take(export);
             }

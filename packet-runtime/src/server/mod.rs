@@ -352,14 +352,20 @@ impl<P: Protocol> ServerBuilder<P> {
     }
 }
 
-/// Sets the pool gauges every `period` (a pool snapshot takes the pool's lock of thread caches: not per event).
-/// Ends with the IO runtime.
+/// Copies the sampled figures into the recorder every `period`: frames per packet and bytes (counted by the drivers
+/// without the recorder), and the pool gauges (a pool snapshot takes the pool's lock of thread caches: not per
+/// event). Ends with the IO runtime.
 async fn sample_pool<P: Protocol>(shared: Arc<ServerShared<P>>, period: Duration) {
     let mut ticker = tokio::time::interval(period);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     loop {
         ticker.tick().await;
         let Some(export) = &shared.metrics.export else { return };
+        let metrics = &shared.metrics;
+        export.sample((
+            metrics.bytes_in.load(std::sync::atomic::Ordering::Relaxed),
+            metrics.bytes_out.load(std::sync::atomic::Ordering::Relaxed),
+        ));
         let stats = shared.pool.stats();
         export.pool_outstanding.set(stats.outstanding() as f64);
         export.pool_retained.set(stats.total.bytes_retained as f64);
