@@ -2,7 +2,8 @@
 //! figures match what the bots did, and every other client's mischief is counted under its reason.
 //!
 //! The exposition scraped in the middle of the run is saved to `$CARGO_TARGET_TMPDIR/metrics-exposition.prom`:
-//! `.ci/run` checks it with `promtool check metrics` (Debian's `prometheus` package).
+//! `.ci/run` checks it with `promtool check metrics` (Debian's `prometheus` package). The Grafana dashboard in
+//! `docs/grafana/` asks only for metrics such a scrape shows.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
@@ -239,4 +240,165 @@ fn a_scrape_while_bots_play_matches_what_they_did() {
     }
     assert_eq!(get(metrics, "/nope").0, 404);
     server.stop();
+}
+
+/// A short chat among a few bots: enough for every metric, histograms included, to be in the exposition.
+fn exposition_after_a_short_chat(server: &Server) -> String {
+    let config = FleetConfig {
+        bot: BotConfig {
+            addrs: vec![server.addr],
+            name_prefix: "bot".into(),
+            scenario: Scenario::Chat,
+            room_size: 3,
+            rate: 0.0,
+            in_flight: 1,
+            payload: 0,
+            timeout: Duration::from_secs(10),
+            mirror: false,
+        },
+        clients: 3,
+        duration: Duration::from_millis(200),
+        warmup: Duration::ZERO,
+        connect_parallel: 3,
+    };
+    let result = runtime().block_on(fleet::run(&config, Arc::new(LiveCounters::default()), std::future::pending()));
+    assert_eq!(result.counters.errors.total(), 0, "{:#?}", result.counters);
+    scrape(server.metrics).0
+}
+
+/// The metric names an exposition offers to queries: each family (`# TYPE name kind`), and a histogram's
+/// `_bucket`, `_sum` and `_count` series.
+fn queryable_names(exposition: &str) -> Vec<String> {
+    let mut names = Vec::new();
+    for line in exposition.lines() {
+        let Some(rest) = line.strip_prefix("# TYPE ") else { continue };
+        let (name, kind) = rest.split_once(' ').expect("`# TYPE name kind`");
+        names.push(name.to_owned());
+        if kind == "histogram" {
+            names.extend(["_bucket", "_sum", "_count"].map(|suffix| format!("{name}{suffix}")));
+        }
+    }
+    names
+}
+
+/// Every PromQL expression of a dashboard: its panels' targets and its query variables (of a Grafana
+/// `label_values(selector, label)`, the selector).
+fn queries(dashboard: &serde_json::Value) -> Vec<String> {
+    let mut found = Vec::new();
+    for panel in dashboard["panels"].as_array().expect("panels") {
+        for target in panel["targets"].as_array().expect("targets") {
+            found.push(target["expr"].as_str().expect("an expr").to_owned());
+        }
+    }
+    for variable in dashboard["templating"]["list"].as_array().expect("variables") {
+        let query = variable["query"]["query"].as_str().expect("a variable query");
+        let selector = query
+            .strip_prefix("label_values(")
+            .and_then(|rest| rest.rsplit_once(','))
+            .map_or(query, |(selector, _label)| selector);
+        found.push(selector.trim().to_owned());
+    }
+    found
+}
+
+/// PromQL's aggregation operators and keywords: never metric names.
+const KEYWORDS: &[&str] = &[
+    "sum",
+    "min",
+    "max",
+    "avg",
+    "group",
+    "stddev",
+    "stdvar",
+    "count",
+    "count_values",
+    "bottomk",
+    "topk",
+    "quantile",
+    "by",
+    "without",
+    "on",
+    "ignoring",
+    "group_left",
+    "group_right",
+    "bool",
+    "and",
+    "or",
+    "unless",
+    "offset",
+];
+
+/// The metric names in a PromQL expression: identifiers outside label matchers and strings that are neither
+/// functions (`(` follows) nor keywords, nor label names in `by (...)`.
+fn metric_names(expr: &str) -> Vec<String> {
+    let mut names = Vec::new();
+    let (mut depth_braces, mut in_string) = (0, false);
+    let mut in_by = false;
+    let chars: Vec<char> = expr.chars().collect();
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        match c {
+            '"' => in_string = !in_string,
+            // Label matchers and range selectors (`[5m]`, `[$__rate_interval]`) hold no metric names.
+            '{' | '[' if !in_string => depth_braces += 1,
+            '}' | ']' if !in_string => depth_braces -= 1,
+            ')' if !in_string => in_by = false,
+            _ if in_string || depth_braces > 0 => {}
+            c if c.is_ascii_alphabetic() || c == '_' => {
+                let start = i;
+                while i < chars.len() && (chars[i].is_ascii_alphanumeric() || chars[i] == '_' || chars[i] == ':') {
+                    i += 1;
+                }
+                let word: String = chars[start..i].iter().collect();
+                let next = chars[i..].iter().find(|c| !c.is_whitespace()).copied();
+                if matches!(word.as_str(), "by" | "without" | "on" | "ignoring") {
+                    in_by = true;
+                } else if !in_by && next != Some('(') && !KEYWORDS.contains(&word.as_str()) {
+                    names.push(word);
+                }
+                continue;
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    names
+}
+
+#[test]
+fn every_dashboard_query_names_a_metric_the_server_exports() {
+    let dashboard: serde_json::Value =
+        serde_json::from_str(include_str!("../../../docs/grafana/packet-toolkit.json")).expect("the dashboard is JSON");
+    let titles: Vec<&str> =
+        dashboard["panels"].as_array().unwrap().iter().map(|p| p["title"].as_str().unwrap()).collect();
+    assert_eq!(titles, ["Sessions", "Messages/s by packet", "Handler p99 by packet", "Closes by reason", "Pool"]);
+
+    let server = Server::start(&[]);
+    let exposition = exposition_after_a_short_chat(&server);
+    server.stop();
+    let exported = queryable_names(&exposition);
+    for expr in queries(&dashboard) {
+        let names = metric_names(&expr);
+        assert!(!names.is_empty(), "{expr:?} names no metric");
+        for name in names {
+            assert!(
+                exported.contains(&name),
+                "{expr:?} asks for {name}, which the server does not export: {exported:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn the_query_parser_finds_metrics_and_skips_functions_labels_and_strings() {
+    assert_eq!(
+        metric_names(
+            r#"histogram_quantile(0.99, sum by (packet, le) (rate(packet_handler_seconds_bucket{node=~"$node"}[$__rate_interval])))"#
+        ),
+        ["packet_handler_seconds_bucket"]
+    );
+    assert_eq!(metric_names(r#"sum(a_total{x="b_total"}) / b"#), ["a_total", "b"]);
+    assert_eq!(metric_names(r#"sum by (node) (x) > 0 and on (node) y"#), ["x", "y"]);
+    assert_eq!(metric_names("rate(c_total[5m]) * 2"), ["c_total"]);
 }
