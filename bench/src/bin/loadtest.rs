@@ -745,6 +745,7 @@ mod chart {
     type Area<'a> = DrawingArea<SVGBackend<'a>, plotters::coord::Shift>;
 
     pub(super) fn draw(path: &Path, rows: &[Row]) -> Result<(), Box<dyn std::error::Error>> {
+        bench::fonts::register()?;
         let mut scenarios: Vec<_> = rows.iter().map(|r| r.scenario).collect();
         scenarios.dedup();
         let root = SVGBackend::new(path, (540 * scenarios.len().max(1) as u32, 760)).into_drawing_area();
