@@ -117,6 +117,7 @@ impl Outbound {
                         tracing::warn!(%error, to = format_args!("{to:016x}"), "publish failed");
                     } else {
                         self.stats.published.fetch_add(1, Ordering::Relaxed);
+                        self.stats.nats_out.0.increment(1);
                     }
                     self.published(to, len);
                 }

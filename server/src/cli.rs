@@ -135,7 +135,7 @@ pub fn main() -> ExitCode {
 
     print_packet_table();
     // Before any server starts: the runtime resolves its metric handles with the recorder installed here.
-    let _endpoint = match args.metrics_addr {
+    let endpoint = match args.metrics_addr {
         Some(addr) => {
             let node = (!args.nats.is_empty()).then(|| args.node.clone().unwrap_or_else(default_node_name));
             match MetricsEndpoint::start(addr, node.as_deref()) {
@@ -153,7 +153,7 @@ pub fn main() -> ExitCode {
         None => None,
     };
     if !args.nats.is_empty() {
-        return run_clustered(&args, &options);
+        return run_clustered(&args, &options, endpoint.as_ref());
     }
     let handle = match options.start() {
         Ok(handle) => handle,
@@ -195,7 +195,7 @@ pub fn main() -> ExitCode {
 }
 
 /// `--nats`: a gateway, a shard or both, joined to the cluster. Exits 2 when the cluster runs another protocol.
-fn run_clustered(args: &Args, options: &ServerOptions) -> ExitCode {
+fn run_clustered(args: &Args, options: &ServerOptions, endpoint: Option<&MetricsEndpoint>) -> ExitCode {
     let role = args.role.unwrap_or(Role::Both);
     if role == Role::Shard && args.addr.is_some() {
         eprintln!("error: --addr is for gateways: a shard (--role shard) opens no listener");
@@ -211,6 +211,15 @@ fn run_clustered(args: &Args, options: &ServerOptions) -> ExitCode {
         }
     };
     tracing::info!(node = format_args!("{:016x}", cluster.node_id()), cluster = %args.cluster, ?role, "joined the cluster");
+    if let Some(endpoint) = endpoint {
+        // Work can reach this node only while some shard takes it; a shard that drains takes none.
+        let view = cluster.view();
+        endpoint.health().cluster_check(move || match (view.is_draining(), view.live_shards()) {
+            (true, _) => Err("draining"),
+            (false, 0) => Err("no shard live"),
+            (false, _) => Ok(()),
+        });
+    }
     println!("node {:016x}", cluster.node_id());
     let shard = match role {
         Role::Shard | Role::Both => match cluster.start_shard(with_role(options, "shard").builder(), options.game()) {

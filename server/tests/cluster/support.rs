@@ -118,6 +118,8 @@ pub(crate) struct Node {
     pub(crate) addr: Option<SocketAddr>,
     /// The node id it printed (`node {:016x}`).
     pub(crate) id: u64,
+    /// The metrics endpoint, for nodes started with `--metrics-addr` (`metrics listening on ADDR`).
+    pub(crate) metrics: Option<SocketAddr>,
     stderr: Option<std::thread::JoinHandle<String>>,
 }
 
@@ -151,28 +153,32 @@ impl Node {
         let wants_addr = role != "shard";
         std::thread::spawn(move || {
             let mut lines = BufReader::new(stdout).lines();
-            let (mut shard, mut addr, mut id) = (!wants_shard, None, 0);
+            let (mut shard, mut addr, mut id, mut metrics) = (!wants_shard, None, 0, None);
             while let Some(Ok(line)) = lines.next() {
                 shard |= line == "shard ready";
                 if let Some(hex) = line.strip_prefix("node ") {
                     id = u64::from_str_radix(hex, 16).unwrap_or(0);
                 }
+                if let Some(bound) = line.strip_prefix("metrics listening on ") {
+                    metrics = bound.parse::<SocketAddr>().ok();
+                }
                 if let Some(bound) = line.strip_prefix("listening on ") {
                     addr = bound.parse::<SocketAddr>().ok();
                 }
                 if shard && (addr.is_some() || !wants_addr) {
-                    let _ = tx.send((addr, id));
+                    let _ = tx.send((addr, id, metrics));
                     break;
                 }
             }
             // Keep draining so the child never blocks on a full pipe.
             for _ in lines {}
         });
-        let mut node = Node { child, addr: None, id: 0, stderr: Some(stderr) };
+        let mut node = Node { child, addr: None, id: 0, metrics: None, stderr: Some(stderr) };
         match rx.recv_timeout(Duration::from_secs(30)) {
-            Ok((addr, id)) => {
+            Ok((addr, id, metrics)) => {
                 node.addr = addr;
                 node.id = id;
+                node.metrics = metrics;
             }
             Err(_) => {
                 let _ = node.child.kill();
