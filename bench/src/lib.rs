@@ -13,5 +13,8 @@
 //! - `src/bin/baseline.rs`: the hand-written tokio-util + prost server the toolkit is measured against.
 //! - `src/bin/raw_echo.rs`: a byte echo that parses nothing, the floor for the echo scenario.
 //! - `src/bin/soak.rs`: the long-running soak of the real game with memory readings over time.
+//! - `src/bin/dashboard.rs`: the Grafana dashboard's panels drawn from the demo's own metrics, scraped during a
+//!   bots run (`docs/dashboard.png`). [`fonts`]: the font every chart draws text with.
 
+pub mod fonts;
 pub mod probe;

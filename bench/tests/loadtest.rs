@@ -26,10 +26,10 @@ fn quick_loadtest_reports_every_contender() {
     let has = |scenario: &str, contender: &str| {
         results.iter().any(|r| r["scenario"] == scenario && r["contender"] == contender)
     };
-    for contender in ["server", "baseline-send", "baseline-batched", "raw-echo"] {
+    for contender in ["server", "server-metrics", "baseline-send", "baseline-batched", "raw-echo"] {
         assert!(has("echo", contender), "echo/{contender} missing: {results:#?}");
     }
-    for contender in ["server", "baseline-send", "baseline-batched"] {
+    for contender in ["server", "server-metrics", "baseline-send", "baseline-batched"] {
         assert!(has("chat", contender), "chat/{contender} missing: {results:#?}");
     }
     assert!(!has("chat", "raw-echo"), "the raw echo cannot serve chat");

@@ -145,6 +145,31 @@ pub(crate) struct Counters {
     pub(crate) slow_consumer: AtomicU64,
     pub(crate) fenced: AtomicU64,
     pub(crate) stale: AtomicU64,
+    /// `packet_cluster_nats_messages_total{direction="in"}` and `{direction="out"}`: envelopes received and
+    /// published, through the `metrics` facade (no-ops without a recorder).
+    pub(crate) nats_in: NatsCounter,
+    pub(crate) nats_out: NatsCounter,
+}
+
+/// A `metrics` counter of NATS messages; a no-op by default.
+#[derive(Debug)]
+pub(crate) struct NatsCounter(pub(crate) metrics::Counter);
+
+impl Default for NatsCounter {
+    fn default() -> Self {
+        NatsCounter(metrics::Counter::noop())
+    }
+}
+
+impl NatsCounter {
+    /// The counter of `direction` (`in` or `out`) in the recorder installed now; described once.
+    fn registered(direction: &'static str) -> Self {
+        metrics::describe_counter!(
+            "packet_cluster_nats_messages_total",
+            "Cluster envelopes this node received (in) or published (out) over NATS; heartbeats not counted."
+        );
+        NatsCounter(metrics::counter!("packet_cluster_nats_messages_total", "direction" => direction))
+    }
 }
 
 /// What a node counted about its cluster traffic. Nothing is dropped without being counted here.
@@ -211,6 +236,7 @@ impl Receipts {
                 return None;
             }
         };
+        self.stats.nats_in.0.increment(1);
         let sender = message.sender;
         let last = self.last_seq.insert(sender, message.seq).unwrap_or(0);
         if last != 0 && message.seq != last + 1 {
@@ -246,6 +272,24 @@ pub(crate) enum NodeEvent {
 
 /// Told of every [`NodeEvent`].
 type EventCallback = Box<dyn Fn(NodeEvent) + Send + Sync>;
+
+/// What a node knows of the cluster now ([`Cluster::view`]); valid from any thread, for as long as it is kept.
+#[derive(Debug, Clone)]
+pub struct ClusterView {
+    core: Arc<Core>,
+}
+
+impl ClusterView {
+    /// Shards heard within the failure timeout and taking new work (not draining), this node's own included.
+    pub fn live_shards(&self) -> usize {
+        self.core.membership.live_shards().len()
+    }
+
+    /// Whether this node announced that it is leaving (its shard drains).
+    pub fn is_draining(&self) -> bool {
+        self.core.draining.load(Ordering::Relaxed)
+    }
+}
 
 /// What the gateway and shard parts of a node share.
 pub(crate) struct Core {
@@ -394,6 +438,11 @@ impl<P: Protocol> Cluster<P> {
         self.core.fenced.load(Ordering::Relaxed)
     }
 
+    /// A cheap, cloneable view of this node's place in the cluster, for health checks (the demo's `/readyz`).
+    pub fn view(&self) -> ClusterView {
+        ClusterView { core: Arc::clone(&self.core) }
+    }
+
     /// Starts a shard running `logic` for sessions that gateways route here. `builder` gives the server's settings
     /// (tick, header, pool, shutdown timeout); it opens no listener. Returns once the shard is announced.
     pub fn start_shard<L: Logic<Protocol = P>>(
@@ -471,7 +520,11 @@ async fn connect(
         .iter()
         .map(|url| url.parse::<async_nats::ServerAddr>().map_err(|e| connect_error(format!("{url}: {e}"))))
         .collect::<Result<_, _>>()?;
-    let stats = Arc::new(Counters::default());
+    let stats = Arc::new(Counters {
+        nats_in: NatsCounter::registered("in"),
+        nats_out: NatsCounter::registered("out"),
+        ..Counters::default()
+    });
     let events = Arc::clone(&stats);
     // Reconnections, counted from the client's `Connected` events after the first (see `Outbound`).
     let connects = Arc::new(AtomicU64::new(0));

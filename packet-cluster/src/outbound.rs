@@ -184,6 +184,7 @@ impl Outbound {
                         tracing::warn!(%error, ?to, "publish failed");
                     } else {
                         self.stats.published.fetch_add(1, Ordering::Relaxed);
+                        self.stats.nats_out.0.increment(1);
                     }
                     self.published(to, len);
                 }

@@ -17,7 +17,8 @@
 //!   [`ServerHandle`] with the ordered shutdown.
 //! - [`transport`]: where connections come from (TCP, Unix sockets, in-memory pipes).
 //! - [`client`]: [`Client`], the typed client.
-//! - `metrics`: the counters behind [`MetricsSnapshot`].
+//! - `metrics`: the counters behind [`MetricsSnapshot`]. [`export`]: [`MetricsExport`], the same figures (and per
+//!   packet ones) through the `metrics` facade, with the names a Prometheus exporter shows.
 //! - `__private`: helpers the generated code calls. Not a public API.
 //!
 //! # One `use` for the whole API
@@ -32,7 +33,7 @@
 //!     ClassStats, Compact, EncodeError, FrameFault, FrameHeader, FrameTooLarge, HeaderKind, MessagePool,
 //!     PacketBuilder, PacketPtr, PoolConfig, PoolStats, Wide,
 //!     // the server
-//!     BadFrameAction, Context, ForwardAll, IoAction, IoHandler, Listener, Logic, MetricsSnapshot, RateLimit,
+//!     BadFrameAction, Context, ForwardAll, IoAction, IoHandler, Listener, Logic, MetricsExport, MetricsSnapshot, RateLimit,
 //!     Request, Server, ServerBuilder, ServerConfig, ServerHandle, ShutdownHandle, ShutdownReport,
 //!     // sessions and why they close
 //!     BadFrame, CloseKind, CloseReason, TransportFault, Encoded, FrameError, PeerAddr, SendError, Session, SessionId,
@@ -48,6 +49,7 @@
 
 pub mod client;
 mod close;
+pub mod export;
 pub mod frame;
 mod metrics;
 pub mod packet;
@@ -66,6 +68,7 @@ pub mod __private;
 // Everything a root item names in its signature is exported here too (the doc test at the top keeps it so).
 pub use client::{Client, ClientError, ClientReader, ClientWriter};
 pub use close::{BadFrame, CloseKind, CloseReason, TransportFault};
+pub use export::MetricsExport;
 pub use frame::{Compact, FrameFault, FrameHeader, FrameTooLarge, HeaderKind, Wide};
 pub use metrics::MetricsSnapshot;
 pub use packet::Packet;

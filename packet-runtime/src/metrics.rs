@@ -1,9 +1,12 @@
 //! Server counters. Written with relaxed atomics (they are statistics, not synchronisation); the session driver
-//! adds its per-poll totals once per poll instead of once per frame to keep cache lines quiet.
+//! adds its per-poll totals once per poll instead of once per frame to keep cache lines quiet. With
+//! `ServerBuilder::export_metrics`, the same events are also recorded through the `metrics` facade
+//! ([`crate::export`]).
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use crate::close::CloseKind;
+use crate::export::Exported;
 use crate::pool::PoolStats;
 
 #[derive(Debug, Default)]
@@ -25,15 +28,63 @@ pub(crate) struct Metrics {
     pub(crate) inbox_peak: AtomicU64,
     /// Times a session stopped being read because the inbox was full.
     pub(crate) inbox_stalls: AtomicU64,
+    /// The `metrics` facade handles, when the server exports (`ServerBuilder::export_metrics`).
+    pub(crate) export: Option<Exported>,
 }
 
 impl Metrics {
+    pub(crate) fn new(export: Option<Exported>) -> Self {
+        Metrics { export, ..Metrics::default() }
+    }
+
+    /// A connection became a session (a local one, or a remote one bound to this shard).
+    pub(crate) fn opened(&self) {
+        self.connections_open.fetch_add(1, Relaxed);
+        self.connections_total.fetch_add(1, Relaxed);
+        if let Some(export) = &self.export {
+            export.sessions.increment(1.0);
+            export.connections.increment(1);
+        }
+    }
+
+    /// A session [`opened`](Self::opened) ended for `kind`, `dropped` of its queued frames unwritten.
+    pub(crate) fn ended(&self, kind: CloseKind, dropped: u64) {
+        self.dropped(dropped);
+        self.connections_open.fetch_sub(1, Relaxed);
+        self.closed(kind);
+        if let Some(export) = &self.export {
+            export.sessions.decrement(1.0);
+        }
+    }
+
+    /// `count` queued frames discarded because their session closed first.
+    pub(crate) fn dropped(&self, count: u64) {
+        self.frames_dropped.fetch_add(count, Relaxed);
+        if let Some(export) = &self.export {
+            export.frames_dropped.increment(count);
+        }
+    }
+
+    /// A connection refused at `max_connections` or `max_connections_per_address`.
+    pub(crate) fn rejected(&self) {
+        self.connections_rejected.fetch_add(1, Relaxed);
+        if let Some(export) = &self.export {
+            export.rejected.increment(1);
+        }
+    }
+
     pub(crate) fn queue_overflow(&self) {
         self.queue_overflows.fetch_add(1, Relaxed);
+        if let Some(export) = &self.export {
+            export.overflows.increment(1);
+        }
     }
 
     pub(crate) fn closed(&self, kind: CloseKind) {
         self.closes[kind as usize].fetch_add(1, Relaxed);
+        if let Some(export) = &self.export {
+            export.closed(kind);
+        }
     }
 
     pub(crate) fn snapshot(&self, pool: PoolStats) -> MetricsSnapshot {

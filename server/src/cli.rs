@@ -8,8 +8,10 @@
 //! ```
 //!
 //! Prints the packet table and the protocol fingerprint, then `listening on ADDR` (the bound address, so
-//! `--addr 127.0.0.1:0` reports the port it got). Logs go to stderr (`RUST_LOG`, default `info`). On Ctrl-C or
-//! SIGTERM it shuts down in order and prints a summary; a second signal exits at once with status 130.
+//! `--addr 127.0.0.1:0` reports the port it got). With `--metrics-addr ADDR` it first prints `metrics listening on
+//! ADDR` and serves `/metrics`, `/healthz` and `/readyz` there ([`crate::metrics`]). Logs go to stderr (`RUST_LOG`,
+//! default `info`). On Ctrl-C or SIGTERM it shuts down in order and prints a summary; a second signal exits at once
+//! with status 130.
 //!
 //! It lives in the library, not in `main.rs`, so that the benchmark's contender (`bench`'s `game_server`) runs
 //! exactly this with a counting allocator and a statistics probe around it, while the `server` binary carries
@@ -21,8 +23,9 @@ use std::time::Duration;
 
 use clap::{CommandFactory, Parser};
 use demo_protocol::GameProtocol;
-use packet_runtime::{CloseKind, Protocol, ServerConfig, ShutdownReport};
+use packet_runtime::{CloseKind, MetricsExport, Protocol, ServerConfig, ShutdownReport};
 
+use crate::metrics::{MetricsEndpoint, default_node_name};
 use crate::{GameIo, ServerOptions};
 use demo_protocol::proto::SKick;
 use packet_cluster::{Cluster, ClusterConfig};
@@ -82,6 +85,13 @@ struct Args {
     /// Packets per second one client may send (bursts of twice that) before it is closed; 0 for no limit.
     #[arg(long, default_value_t = ServerConfig::DEFAULT_RATE_LIMIT.per_second)]
     rate_limit: u32,
+    /// Serve Prometheus metrics (`/metrics`), `/healthz` and `/readyz` over HTTP on this address (port 0 picks a
+    /// free port, printed in the `metrics listening on` line). Off without it.
+    #[arg(long)]
+    metrics_addr: Option<SocketAddr>,
+    /// This node's name in a cluster: the `node` label of every metric [default: host:pid].
+    #[arg(long, requires = "nats")]
+    node: Option<String>,
 }
 
 /// `--role`.
@@ -111,8 +121,15 @@ impl Args {
             idle_timeout: (!self.idle_timeout.is_zero()).then_some(*self.idle_timeout),
             tick: (self.tick_ms > 0).then(|| Duration::from_millis(self.tick_ms)),
             rate_limit: (self.rate_limit > 0).then_some(self.rate_limit),
+            export: self.metrics_addr.map(|_| MetricsExport::new().version(env!("CARGO_PKG_VERSION"))),
         }
     }
+}
+
+/// `options` for one part of a clustered node: its metrics carry `role` (a `--role both` process runs a gateway and
+/// a shard, whose series would otherwise be one).
+fn with_role(options: &ServerOptions, role: &str) -> ServerOptions {
+    ServerOptions { export: options.export.clone().map(|export| export.label("role", role)), ..options.clone() }
 }
 
 /// Runs the server the flags describe until a signal stops it; the exit status says how it ended. Exits the
@@ -129,8 +146,26 @@ pub fn main() -> ExitCode {
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi).init();
 
     print_packet_table();
+    // Before any server starts: the runtime resolves its metric handles with the recorder installed here.
+    let endpoint = match args.metrics_addr {
+        Some(addr) => {
+            let node = (!args.nats.is_empty()).then(|| args.node.clone().unwrap_or_else(default_node_name));
+            match MetricsEndpoint::start(addr, node.as_deref()) {
+                Ok(endpoint) => {
+                    tracing::info!(addr = %endpoint.local_addr(), node, "metrics endpoint started");
+                    println!("metrics listening on {}", endpoint.local_addr());
+                    Some(endpoint)
+                }
+                Err(error) => {
+                    eprintln!("error: cannot serve metrics on {addr}: {error}");
+                    return ExitCode::FAILURE;
+                }
+            }
+        }
+        None => None,
+    };
     if !args.nats.is_empty() {
-        return run_clustered(&args, &options);
+        return run_clustered(&args, &options, endpoint.as_ref());
     }
     let web = match args.web.map(std::net::TcpListener::bind).transpose() {
         Ok(web) => web,
@@ -187,7 +222,7 @@ pub fn main() -> ExitCode {
 }
 
 /// `--nats`: a gateway, a shard or both, joined to the cluster. Exits 2 when the cluster runs another protocol.
-fn run_clustered(args: &Args, options: &ServerOptions) -> ExitCode {
+fn run_clustered(args: &Args, options: &ServerOptions, endpoint: Option<&MetricsEndpoint>) -> ExitCode {
     let role = args.role.unwrap_or(Role::Both);
     if role == Role::Shard && args.web.is_some() {
         eprintln!("error: --web is for gateways: a shard (--role shard) opens no listener");
@@ -208,9 +243,18 @@ fn run_clustered(args: &Args, options: &ServerOptions) -> ExitCode {
         }
     };
     tracing::info!(node = format_args!("{:016x}", cluster.node_id()), cluster = %args.cluster, ?role, "joined the cluster");
+    if let Some(endpoint) = endpoint {
+        // Work can reach this node only while some shard takes it; a shard that drains takes none.
+        let view = cluster.view();
+        endpoint.health().cluster_check(move || match (view.is_draining(), view.live_shards()) {
+            (true, _) => Err("draining"),
+            (false, 0) => Err("no shard live"),
+            (false, _) => Ok(()),
+        });
+    }
     println!("node {:016x}", cluster.node_id());
     let shard = match role {
-        Role::Shard | Role::Both => match cluster.start_shard(options.builder(), options.game()) {
+        Role::Shard | Role::Both => match cluster.start_shard(with_role(options, "shard").builder(), options.game()) {
             Ok(shard) => Some(shard),
             Err(error) => {
                 eprintln!("error: cannot start the shard: {error}");
@@ -243,14 +287,12 @@ fn run_clustered(args: &Args, options: &ServerOptions) -> ExitCode {
                 }
             };
             web_addr = web.as_ref().and_then(|web| web.local_addr().ok());
+            let builder = with_role(options, "gateway").builder();
             let started = match web {
-                Some(web) => cluster.start_gateway_with_web(
-                    options.builder(),
-                    GameIo,
-                    notice,
-                    (web, crate::web::config(&args.web_origin)),
-                ),
-                None => cluster.start_gateway(options.builder(), GameIo, notice),
+                Some(web) => {
+                    cluster.start_gateway_with_web(builder, GameIo, notice, (web, crate::web::config(&args.web_origin)))
+                }
+                None => cluster.start_gateway(builder, GameIo, notice),
             };
             match started {
                 Ok(gateway) => Some(gateway),

@@ -10,11 +10,13 @@
 //!   runs.
 //! - [`web`]: the browser demo (plain files embedded in the binary) and the WebSocket settings of `--web`.
 //! - [`cli`]: the `server` binary's command line and life (`main.rs` only calls [`cli::main`]).
+//! - [`metrics`]: `--metrics-addr`: the Prometheus recorder and the `/metrics`, `/healthz`, `/readyz` endpoint.
 
 #![forbid(unsafe_code)]
 
 pub mod cli;
 pub mod game;
+pub mod metrics;
 pub mod options;
 pub mod web;
 

@@ -7,7 +7,7 @@ use std::io;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::time::Duration;
 
-use packet_runtime::{HeaderKind, RateLimit, Server, ServerBuilder, ServerConfig, ServerHandle};
+use packet_runtime::{HeaderKind, MetricsExport, RateLimit, Server, ServerBuilder, ServerConfig, ServerHandle};
 
 use demo_protocol::GameProtocol;
 
@@ -34,6 +34,9 @@ pub struct ServerOptions {
     /// Packets per second one client may send (bursts of twice that); beyond it the client is closed. Default
     /// 1,000; `None`: no limit.
     pub rate_limit: Option<u32>,
+    /// Record the server's figures through the `metrics` facade (`--metrics-addr`), with these settings. Default
+    /// `None`: off.
+    pub export: Option<MetricsExport>,
 }
 
 impl Default for ServerOptions {
@@ -48,6 +51,7 @@ impl Default for ServerOptions {
             idle_timeout: Some(ServerConfig::DEFAULT_IDLE_TIMEOUT),
             tick: Some(ServerConfig::DEFAULT_TICK),
             rate_limit: Some(ServerConfig::DEFAULT_RATE_LIMIT.per_second),
+            export: None,
         }
     }
 }
@@ -63,7 +67,12 @@ impl ServerOptions {
 
     /// A server builder with these settings and the game's IO hook ([`GameIo`]).
     pub fn builder(&self) -> ServerBuilder<GameProtocol> {
-        Server::<GameProtocol>::builder()
+        let builder = Server::<GameProtocol>::builder();
+        let builder = match &self.export {
+            Some(export) => builder.export_metrics(export.clone()),
+            None => builder,
+        };
+        builder
             .bind(self.addr)
             .workers(self.workers)
             .max_connections(self.max_connections)

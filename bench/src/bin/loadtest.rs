@@ -11,6 +11,8 @@
 //! Contenders (binaries next to this one, or in `--bin-dir`):
 //! - `server`: the demo server with the probe installed (the `game_server` binary), `--rate-limit 0
 //!   --max-connections 0 --idle-timeout 0`;
+//! - `server-metrics`: the same with `--metrics-addr 127.0.0.1:0` (metrics recorded and served, nobody scraping:
+//!   the cost per message of recording; a scrape's own cost is in `benches/exporters.rs`);
 //! - `baseline --mode send` and `baseline --mode batched`: tokio + tokio-util `LengthDelimitedCodec` + prost;
 //! - `raw_echo`: read, write back; the limit of the echo scenario (it cannot take part in chat).
 //!
@@ -99,18 +101,25 @@ struct Args {
 #[serde(rename_all = "kebab-case")]
 enum Contender {
     Server,
+    ServerMetrics,
     BaselineSend,
     BaselineBatched,
     RawEcho,
 }
 
 impl Contender {
-    const ALL: [Contender; 4] =
-        [Contender::Server, Contender::BaselineSend, Contender::BaselineBatched, Contender::RawEcho];
+    const ALL: [Contender; 5] = [
+        Contender::Server,
+        Contender::ServerMetrics,
+        Contender::BaselineSend,
+        Contender::BaselineBatched,
+        Contender::RawEcho,
+    ];
 
     fn name(self) -> &'static str {
         match self {
             Contender::Server => "server",
+            Contender::ServerMetrics => "server-metrics",
             Contender::BaselineSend => "baseline-send",
             Contender::BaselineBatched => "baseline-batched",
             Contender::RawEcho => "raw-echo",
@@ -118,21 +127,24 @@ impl Contender {
     }
 
     fn command(self, bin_dir: &Path) -> Command {
+        const SERVER: &[&str] =
+            &["--rate-limit", "0", "--max-connections", "0", "--idle-timeout", "0", "--send-queue-limit", "16777216"];
+        const SERVER_METRICS: &[&str] = &[
+            "--rate-limit",
+            "0",
+            "--max-connections",
+            "0",
+            "--idle-timeout",
+            "0",
+            "--send-queue-limit",
+            "16777216",
+            "--metrics-addr",
+            "127.0.0.1:0",
+        ];
         let (bin, args): (&str, &[&str]) = match self {
             // The demo game with the probe installed (`game_server.rs`); reported under the name `server`.
-            Contender::Server => (
-                "game_server",
-                &[
-                    "--rate-limit",
-                    "0",
-                    "--max-connections",
-                    "0",
-                    "--idle-timeout",
-                    "0",
-                    "--send-queue-limit",
-                    "16777216",
-                ],
-            ),
+            Contender::Server => ("game_server", SERVER),
+            Contender::ServerMetrics => ("game_server", SERVER_METRICS),
             Contender::BaselineSend => ("baseline", &["--mode", "send"]),
             Contender::BaselineBatched => ("baseline", &["--mode", "batched"]),
             Contender::RawEcho => ("raw_echo", &[]),
@@ -723,12 +735,18 @@ mod chart {
 
     use super::{Contender, Row};
 
-    const COLORS: [RGBColor; 4] =
-        [RGBColor(31, 119, 180), RGBColor(255, 127, 14), RGBColor(44, 160, 44), RGBColor(148, 103, 189)];
+    const COLORS: [RGBColor; 5] = [
+        RGBColor(31, 119, 180),
+        RGBColor(23, 190, 207),
+        RGBColor(255, 127, 14),
+        RGBColor(44, 160, 44),
+        RGBColor(148, 103, 189),
+    ];
 
     type Area<'a> = DrawingArea<SVGBackend<'a>, plotters::coord::Shift>;
 
     pub(super) fn draw(path: &Path, rows: &[Row]) -> Result<(), Box<dyn std::error::Error>> {
+        bench::fonts::register()?;
         let mut scenarios: Vec<_> = rows.iter().map(|r| r.scenario).collect();
         scenarios.dedup();
         let root = SVGBackend::new(path, (540 * scenarios.len().max(1) as u32, 760)).into_drawing_area();

@@ -40,7 +40,7 @@ pub(crate) async fn run<P: Protocol, L: Listener>(mut listener: L, server: Arc<S
                 let metrics = &server.metrics;
                 let open = metrics.connections_open.load(Ordering::Relaxed);
                 if server.config.max_connections.is_some_and(|max| open >= max as u64) {
-                    metrics.connections_rejected.fetch_add(1, Ordering::Relaxed);
+                    metrics.rejected();
                     tracing::debug!(%peer, open, "max_connections reached; connection closed");
                     refuse::<P, L>(&server, stream, CloseReason::ServerFull);
                     continue;
@@ -48,7 +48,7 @@ pub(crate) async fn run<P: Protocol, L: Listener>(mut listener: L, server: Arc<S
                 let address = match server.admit_address(&peer) {
                     Ok(address) => address,
                     Err(()) => {
-                        metrics.connections_rejected.fetch_add(1, Ordering::Relaxed);
+                        metrics.rejected();
                         tracing::debug!(%peer, "max_connections_per_address reached; connection closed");
                         refuse::<P, L>(&server, stream, CloseReason::AddressFull);
                         continue;
@@ -59,8 +59,7 @@ pub(crate) async fn run<P: Protocol, L: Listener>(mut listener: L, server: Arc<S
                 {
                     tracing::debug!(%peer, %error, "SO_SNDBUF failed; the kernel's default applies");
                 }
-                metrics.connections_open.fetch_add(1, Ordering::Relaxed);
-                metrics.connections_total.fetch_add(1, Ordering::Relaxed);
+                metrics.opened();
                 let id = server.ids.allocate();
                 let (shared, rx) = SessionShared::new(
                     id,
@@ -73,8 +72,10 @@ pub(crate) async fn run<P: Protocol, L: Listener>(mut listener: L, server: Arc<S
                     Arc::clone(&server.spare_lists),
                 );
                 let session = Session::<P>::from_shared(shared);
-                let span = tracing::debug_span!("session", id = %id, peer = %session.peer());
-                span.in_scope(|| tracing::debug!("connected"));
+                // Info, the default level: every line logged on behalf of the session on its IO thread (its driver
+                // runs in the span) names it; the logic thread enters a span of its own around its handlers.
+                let span = tracing::info_span!("session", id = %id, peer = %session.peer());
+                span.in_scope(|| tracing::info!("connected"));
                 // Connected is queued before the driver can queue anything, so the logic sees it first.
                 permit.send(LogicEvent::Connected(session.clone()));
                 let driver = Driver::new(stream, StreamHooks::of::<L>(), session, rx, Arc::clone(&server), address);

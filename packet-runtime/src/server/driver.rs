@@ -45,6 +45,7 @@ use super::logic::LogicEvent;
 use super::rate_limit::TokenBucket;
 use super::write_batch::WriteBatch;
 use crate::close::TransportFault;
+use crate::export::PacketRun;
 use crate::frame::{FrameHeader, RawFrame, parse_frame, with_header};
 use crate::packet_ptr::PacketPtr;
 use crate::pool::MessagePool;
@@ -147,10 +148,9 @@ impl<P: Protocol> Drop for EndReport<P> {
             self.server.release_address(ip);
         }
         let metrics = &self.server.metrics;
-        metrics.frames_dropped.fetch_add(self.dropped, Ordering::Relaxed);
-        metrics.connections_open.fetch_sub(1, Ordering::Relaxed);
-        metrics.closed(reason.kind());
-        tracing::debug!(session = %self.id, %reason, dropped = self.dropped, "session closed");
+        metrics.ended(reason.kind(), self.dropped);
+        // In the session's span: the driver (and so this report) is dropped inside it.
+        tracing::info!(%reason, dropped = self.dropped, "session closed");
         let _ = self.server.inbox.send(LogicEvent::Disconnected(self.id, reason, Some(self.sent)));
     }
 }
@@ -175,7 +175,7 @@ enum State {
     },
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Counters {
     frames_in: u64,
     bytes_in: u64,
@@ -183,6 +183,23 @@ struct Counters {
     bytes_out: u64,
     /// `write_vectored` calls, for `MetricsSnapshot::write_calls` (how batched the writes are).
     write_calls: u64,
+    /// Frames read and written per packet, when the server exports metrics (`crate::export`).
+    in_run: PacketRun,
+    out_run: PacketRun,
+}
+
+impl Default for Counters {
+    fn default() -> Self {
+        Counters {
+            frames_in: 0,
+            bytes_in: 0,
+            frames_out: 0,
+            bytes_out: 0,
+            write_calls: 0,
+            in_run: PacketRun::new(crate::Direction::ClientToServer),
+            out_run: PacketRun::new(crate::Direction::ServerToClient),
+        }
+    }
 }
 
 impl<P: Protocol, S: AsyncRead + AsyncWrite + Unpin> Driver<P, S> {
@@ -596,6 +613,12 @@ impl<P: Protocol, S: AsyncRead + AsyncWrite + Unpin> Driver<P, S> {
             freed += front.len();
             self.head_written = 0;
             self.counters.frames_out += 1;
+            if let Some(export) = &self.server.metrics.export {
+                // The packet id is in the frame's header, just before the payload.
+                let at = self.server.config.header.header_len() - 2;
+                let id = u16::from_le_bytes([front[at], front[at + 1]]);
+                self.counters.out_run.add(export, id);
+            }
             self.batch.pop_front();
         }
         self.session.shared().handover.queued_bytes.fetch_sub(freed, Ordering::Relaxed);
@@ -733,6 +756,9 @@ impl<P: Protocol, S: AsyncRead + AsyncWrite + Unpin> Driver<P, S> {
 
     fn on_frame(&mut self, frame: RawFrame<'_>, whole: &[u8]) -> Result<(), CloseReason> {
         self.counters.frames_in += 1;
+        if let Some(export) = &self.server.metrics.export {
+            self.counters.in_run.add(export, frame.id);
+        }
         if P::ClientToServer::contains(frame.id) {
             let hook = &*self.server.io_handler;
             let session = &self.session;
@@ -794,7 +820,7 @@ impl<P: Protocol, S: AsyncRead + AsyncWrite + Unpin> Driver<P, S> {
     }
 
     fn flush_counters(&mut self) {
-        let c = std::mem::take(&mut self.counters);
+        let mut c = std::mem::take(&mut self.counters);
         let m = &self.server.metrics;
         if c.frames_in | c.bytes_in | c.frames_out | c.bytes_out | c.write_calls != 0 {
             m.frames_in.fetch_add(c.frames_in, Ordering::Relaxed);
@@ -802,6 +828,10 @@ impl<P: Protocol, S: AsyncRead + AsyncWrite + Unpin> Driver<P, S> {
             m.frames_out.fetch_add(c.frames_out, Ordering::Relaxed);
             m.bytes_out.fetch_add(c.bytes_out, Ordering::Relaxed);
             m.write_calls.fetch_add(c.write_calls, Ordering::Relaxed);
+            if let Some(export) = &m.export {
+                c.in_run.take(export);
+                c.out_run.take(export);
+            }
         }
     }
 }

@@ -25,7 +25,7 @@ use crate::frame::with_header;
 use crate::metrics::MetricsSnapshot;
 use crate::packet_ptr::{EncodeError, PacketPtr};
 use crate::session::{CloseReason, Encoded, Session, SessionId, outbox};
-use crate::{PacketOf, Protocol};
+use crate::{PacketOf, PacketSet, Protocol};
 
 /// The game: implemented by the application, run on the logic thread.
 ///
@@ -282,6 +282,9 @@ impl<P: Protocol> std::fmt::Debug for Request<'_, '_, P> {
 /// The logic thread's table of live sessions, indexed by slot.
 struct Sessions<P: Protocol> {
     slots: Vec<Option<Session<P>>>,
+    /// Per slot, the session's `session` span (info level: id and peer), entered around each of its handlers so
+    /// that every line they log names the session. Created once per session, not per packet.
+    spans: Vec<tracing::Span>,
     live: usize,
 }
 
@@ -294,17 +297,31 @@ impl<P: Protocol> Sessions<P> {
         let index = session.id().index();
         if self.slots.len() <= index {
             self.slots.resize_with(index + 1, || None);
+            self.spans.resize_with(index + 1, tracing::Span::none);
         }
         debug_assert!(self.slots[index].is_none(), "slot reused before release");
+        self.spans[index] = tracing::info_span!("session", id = %session.id(), peer = %session.peer());
         self.slots[index] = Some(session);
         self.live += 1;
     }
 
-    fn remove(&mut self, id: SessionId) -> Option<Session<P>> {
-        let slot = self.slots.get_mut(id.index())?;
+    /// The session's span (a disabled one if the id is not live).
+    fn span(&self, id: SessionId) -> &tracing::Span {
+        const NONE: &tracing::Span = &tracing::Span::none();
+        match self.slots.get(id.index()) {
+            Some(Some(session)) if session.id() == id => &self.spans[id.index()],
+            _ => NONE,
+        }
+    }
+
+    /// Takes the session out, with its span (for its `on_disconnect`).
+    fn remove(&mut self, id: SessionId) -> Option<(Session<P>, tracing::Span)> {
+        let index = id.index();
+        let slot = self.slots.get_mut(index)?;
         if slot.as_ref().is_some_and(|s| s.id() == id) {
             self.live -= 1;
-            slot.take()
+            let span = std::mem::replace(&mut self.spans[index], tracing::Span::none());
+            slot.take().map(|session| (session, span))
         } else {
             None
         }
@@ -380,7 +397,7 @@ pub(crate) fn run<L: Logic>(
 ) -> LogicReport {
     let mut this = LogicLoop {
         logic,
-        sessions: Sessions { slots: Vec::new(), live: 0 },
+        sessions: Sessions { slots: Vec::new(), spans: Vec::new(), live: 0 },
         handed_over: RefCell::new(Vec::new()),
         moved: HashMap::new(),
         shared,
@@ -408,37 +425,50 @@ pub(crate) fn run<L: Logic>(
             let metrics = &this.shared.metrics;
             metrics.inbox_depth.store(depth, Ordering::Relaxed);
             metrics.inbox_peak.fetch_max(depth, Ordering::Relaxed);
+            if let Some(export) = &metrics.export {
+                export.inbox_depth.set(depth as f64);
+            }
             let deadline = this.shutdown_deadline;
-            tokio::select! {
+            // When the batch started (with metrics on), for its time.
+            let batch_started = tokio::select! {
                 biased;
                 received = inbox.recv_many(&mut events, 256) => {
                     if received == 0 {
                         break;
                     }
+                    let started = this.timer();
                     outbox::begin();
                     for event in events.drain(..) {
                         this.handle(event);
                     }
+                    started
                 }
                 received = io_inbox.recv_many(&mut io_events, 256) => {
                     if received == 0 {
                         break;
                     }
+                    let started = this.timer();
                     outbox::begin();
                     for event in io_events.drain(..) {
                         this.handle_io(event);
                     }
+                    started
                 }
                 _ = next_tick(&mut ticker) => {
+                    let started = this.timer();
                     outbox::begin();
                     this.on_tick();
+                    started
                 }
                 _ = sleep_until_opt(deadline) => {
                     tracing::warn!(left = this.sessions.live, "shutdown timeout: closing the remaining sessions");
                     break;
                 }
-            }
+            };
             outbox::flush();
+            if let (Some(started), Some(export)) = (batch_started, &this.shared.metrics.export) {
+                export.batch.record(started.elapsed().as_secs_f64());
+            }
             if this.finished() {
                 break;
             }
@@ -495,6 +525,12 @@ macro_rules! context {
 }
 
 impl<L: Logic> LogicLoop<L> {
+    /// Now, when the server exports metrics (handler and batch times); `None` (no clock read) otherwise.
+    #[inline]
+    fn timer(&self) -> Option<std::time::Instant> {
+        self.shared.metrics.export.as_ref().map(|_| std::time::Instant::now())
+    }
+
     /// Shutdown is done once every session is gone, including those handed over here and not yet confirmed by
     /// their gateway (until then this shard may still have their in-flight packets to give back).
     fn finished(&self) -> bool {
@@ -572,8 +608,8 @@ impl<L: Logic> LogicLoop<L> {
     fn finish_hand_overs(&mut self) {
         loop {
             let Some(id) = self.handed_over.borrow_mut().pop() else { return };
-            let Some(session) = self.sessions.remove(id) else { continue };
-            self.disconnect_keeping_id(&session, &CloseReason::HandedOver);
+            let Some((session, span)) = self.sessions.remove(id) else { continue };
+            self.disconnect_keeping_id(&session, &span, &CloseReason::HandedOver);
             self.moved.insert(id, session);
         }
     }
@@ -584,6 +620,7 @@ impl<L: Logic> LogicLoop<L> {
                 let id = session.id();
                 self.sessions.insert(session);
                 let session = self.sessions.get(id).cloned().expect("just inserted");
+                let _span = self.sessions.span(id).enter();
                 let mut ctx = context!(self);
                 let logic = &mut self.logic;
                 if catch_unwind(AssertUnwindSafe(|| logic.on_connect(&mut ctx, &session))).is_err() {
@@ -598,6 +635,7 @@ impl<L: Logic> LogicLoop<L> {
                 let id = session.id();
                 self.sessions.insert(session);
                 let session = self.sessions.get(id).cloned().expect("just inserted");
+                let _span = self.sessions.span(id).enter();
                 let mut ctx = context!(self);
                 let logic = &mut self.logic;
                 if catch_unwind(AssertUnwindSafe(|| logic.on_arrive(&mut ctx, &session, &state))).is_err() {
@@ -625,12 +663,18 @@ impl<L: Logic> LogicLoop<L> {
                     // Closing (kicked, panicked, shutting down): what it still sends is not acted on.
                     return;
                 }
+                let _span = self.sessions.span(id).enter();
+                let started = self.timer();
+                let packet_id = packet.id();
                 let mut ctx = context!(self);
                 let logic = &mut self.logic;
                 if catch_unwind(AssertUnwindSafe(|| logic.on_packet(&mut ctx, session, packet))).is_err() {
                     self.report.handler_panics += 1;
                     tracing::error!(session = %id, "packet handler panicked; closing the session");
                     session.shared().close(CloseReason::HandlerPanic);
+                }
+                if let (Some(started), Some(export)) = (started, &self.shared.metrics.export) {
+                    export.handled(packet_id, started.elapsed().as_secs_f64());
                 }
             }
             LogicEvent::ReadClosed(id, _) => {
@@ -644,21 +688,22 @@ impl<L: Logic> LogicLoop<L> {
                     self.shared.ids.release(id);
                     return;
                 }
-                let Some(session) = self.sessions.remove(id) else { return };
-                self.disconnect(&session, &reason);
+                let Some((session, span)) = self.sessions.remove(id) else { return };
+                self.disconnect(&session, &span, &reason);
             }
             LogicEvent::AcceptorStopped => self.acceptor_stopped = true,
             LogicEvent::Shutdown => self.start_shutdown(),
         }
     }
 
-    fn disconnect(&mut self, session: &Session<L::Protocol>, reason: &CloseReason) {
-        self.disconnect_keeping_id(session, reason);
+    fn disconnect(&mut self, session: &Session<L::Protocol>, span: &tracing::Span, reason: &CloseReason) {
+        self.disconnect_keeping_id(session, span, reason);
         self.shared.ids.release(session.id());
     }
 
     /// `on_disconnect` without releasing the id (a handed-over session's id is released when its gateway confirms).
-    fn disconnect_keeping_id(&mut self, session: &Session<L::Protocol>, reason: &CloseReason) {
+    fn disconnect_keeping_id(&mut self, session: &Session<L::Protocol>, span: &tracing::Span, reason: &CloseReason) {
+        let _span = span.enter();
         let mut ctx = context!(self);
         let logic = &mut self.logic;
         if catch_unwind(AssertUnwindSafe(|| logic.on_disconnect(&mut ctx, session, reason))).is_err() {
@@ -702,9 +747,9 @@ impl<L: Logic> LogicLoop<L> {
     fn disconnect_remaining(&mut self) {
         let remaining: Vec<_> = self.sessions.iter().map(|s| s.id()).collect();
         for id in remaining {
-            if let Some(session) = self.sessions.remove(id) {
+            if let Some((session, span)) = self.sessions.remove(id) {
                 session.shared().abort(CloseReason::ServerShutdown);
-                self.disconnect(&session, &CloseReason::ServerShutdown);
+                self.disconnect(&session, &span, &CloseReason::ServerShutdown);
             }
         }
     }

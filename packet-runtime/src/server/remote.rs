@@ -40,8 +40,7 @@ impl<P: Protocol> fmt::Debug for RemoteSessions<P> {
 impl<P: Protocol> RemoteSessions<P> {
     fn session(&self, link: Arc<dyn RemoteLink>, remote: RemoteId, peer: PeerAddr) -> Session<P> {
         let server = &self.shared;
-        server.metrics.connections_open.fetch_add(1, Ordering::Relaxed);
-        server.metrics.connections_total.fetch_add(1, Ordering::Relaxed);
+        server.metrics.opened();
         let shared = SessionShared::new_remote(
             server.ids.allocate(),
             peer,
@@ -87,6 +86,9 @@ impl<P: Protocol> RemoteSessions<P> {
         match decoded {
             Ok(packet) => {
                 self.shared.metrics.frames_in.fetch_add(1, Ordering::Relaxed);
+                if let Some(export) = &self.shared.metrics.export {
+                    export.frame_in(packet.id());
+                }
                 let _ = self.shared.inbox.send(LogicEvent::RemotePacket(session.id(), seq, packet));
                 Ok(())
             }
@@ -125,8 +127,7 @@ impl<P: Protocol> RemoteSessions<P> {
         shared.close_quietly();
         let reason = shared.reason.get_or_init(|| reason).clone();
         let metrics = &self.shared.metrics;
-        metrics.connections_open.fetch_sub(1, Ordering::Relaxed);
-        metrics.closed(reason.kind());
+        metrics.ended(reason.kind(), 0);
         let _ = self.shared.inbox.send(LogicEvent::Disconnected(session.id(), reason, None));
     }
 

@@ -335,7 +335,7 @@ impl SessionShared {
     }
 
     fn frames_dropped(&self, count: usize) {
-        self.metrics.frames_dropped.fetch_add(count as u64, Ordering::Relaxed);
+        self.metrics.dropped(count as u64);
     }
 
     /// Graceful close: frames queued before this call are still written (up to the flush deadline), including

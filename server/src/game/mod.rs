@@ -28,7 +28,10 @@
 //! Nothing a client sends is logged as it came: every client-supplied string is logged with `?` (escaped), so a
 //! name cannot forge a log line or write to the terminal. A send the game cannot make is counted
 //! ([`GameStats`]) and logged (at most once a second at `warn` for what would be a bug, at `debug` for a client
-//! that is leaving), never dropped silently; nothing a client can cause is logged at `error`.
+//! that is leaving), never dropped silently; nothing a client can cause is logged at `error`. At the default `info`
+//! level a session gets one line when it logs in and one when its player leaves, both inside the runtime's
+//! `session{id=.. peer=..}` span of the logic thread, like the runtime's own `connected` and `session closed` lines
+//! on its IO thread.
 //!
 //! - `players`: who is logged in, their names and positions. `names`: what a name may be.
 //! - `rooms`: who is in which room.
@@ -379,7 +382,7 @@ impl Logic for Game {
         }
         self.leave_room(ctx, session.id());
         if let Some(player) = self.players.remove(session.id()) {
-            tracing::debug!(player = player.id, name = ?player.name, %reason, "player left");
+            tracing::info!(player = player.id, name = ?player.name, %reason, "player left");
         }
     }
 
@@ -478,7 +481,8 @@ impl ClientPacketHandler<Req<'_, '_>> for Game {
         let reply = match self.players.login(session, packet.name, req.session.remote_id()) {
             Ok(player_id) => {
                 let name = self.players.get(session).map(|p| p.name.as_str());
-                tracing::debug!(%session, player_id, name = ?name.unwrap_or_default(), "logged in");
+                // Info, once per session: in the session's span (the runtime enters it around every handler).
+                tracing::info!(player_id, name = ?name.unwrap_or_default(), "logged in");
                 SLogin { success: true, player_id, error: LoginError::None.into(), reason: String::new() }
             }
             Err((refused, name)) => {

@@ -504,3 +504,89 @@ fn a_gateway_shutting_down_says_goodbye_once() {
         one_goodbye_then_the_end(&mut player).await;
     });
 }
+
+/// `GET path` on a node's metrics endpoint: the status and the body.
+fn http_get(node: &Node, path: &str) -> (u16, String) {
+    let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
+    let addr = node.metrics.expect("a node started with --metrics-addr");
+    let mut response = agent.get(format!("http://{addr}{path}")).call().expect("the endpoint answers");
+    (response.status().as_u16(), response.body_mut().read_to_string().expect("a body"))
+}
+
+/// The value of the series `name` whose labels are exactly `labels` (in any order), in a node's scrape.
+fn sample(exposition: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    let mut want: Vec<String> = labels.iter().map(|(k, v)| format!("{k}=\"{v}\"")).collect();
+    want.sort();
+    exposition.lines().filter(|line| !line.starts_with('#')).find_map(|line| {
+        let (series, value) = line.rsplit_once(' ')?;
+        let (family, rest) = series.split_once('{').unwrap_or((series, "}"));
+        let mut have: Vec<String> =
+            rest.trim_end_matches('}').split(',').filter(|l| !l.is_empty()).map(str::to_owned).collect();
+        have.sort();
+        (family == name && have == want).then(|| value.parse().ok()).flatten()
+    })
+}
+
+/// Scrapes `node` until `done` holds for its exposition (heartbeats and envelopes take their time), at most 30 s.
+fn scrape_until(node: &Node, what: &str, done: impl Fn(&str) -> bool) -> String {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let (status, body) = http_get(node, "/metrics");
+        assert_eq!(status, 200);
+        if done(&body) {
+            return body;
+        }
+        assert!(std::time::Instant::now() < deadline, "never {what}:\n{body}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn every_node_exports_under_its_name_and_role_counts_nats_messages_and_a_gateway_is_ready_only_with_a_shard() {
+    let nats = Nats::start();
+    let name = cluster_name("metrics");
+    let gateway = Node::start(&nats, &name, "gateway", &["--metrics-addr", "127.0.0.1:0", "--node", "gw-1"]);
+    assert_eq!(http_get(&gateway, "/readyz"), (503, "not ready: no shard live\n".to_owned()));
+    assert_eq!(http_get(&gateway, "/healthz").0, 200);
+    let shard = Node::start(&nats, &name, "shard", &["--metrics-addr", "127.0.0.1:0", "--node", "shard-1"]);
+    assert_eq!(http_get(&shard, "/readyz").0, 200, "a live shard is ready");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while http_get(&gateway, "/readyz").0 != 200 {
+        assert!(std::time::Instant::now() < deadline, "the gateway never heard of the shard");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    runtime().block_on(async {
+        let (mut a, _) = login(gateway.gateway(), "a").await;
+        let (mut b, _) = login(gateway.gateway(), "b").await;
+        enter(&mut a, 1).await;
+        enter(&mut b, 1).await;
+        a.send(&CChat { msg: "hi".into() }).await.unwrap();
+        for client in [&mut a, &mut b] {
+            loop {
+                if let ServerPacket::SChat(_) = next(client).await {
+                    break;
+                }
+            }
+        }
+        let on_gateway = [("node", "gw-1"), ("role", "gateway")];
+        let on_shard = [("node", "shard-1"), ("role", "shard")];
+        scrape_until(&gateway, "2 sessions on the gateway", |text| {
+            sample(text, "packet_sessions", &on_gateway) == Some(2.0)
+        });
+        let shard_text = scrape_until(&shard, "2 sessions bound to the shard, one chat", |text| {
+            sample(text, "packet_sessions", &on_shard) == Some(2.0)
+                && sample(text, "packet_frames_in_total", &[("packet", "C_CHAT"), on_shard[0], on_shard[1]])
+                    == Some(1.0)
+        });
+        let gateway_text = http_get(&gateway, "/metrics").1;
+        for (text, node) in [(&gateway_text, "gw-1"), (&shard_text, "shard-1")] {
+            for direction in ["in", "out"] {
+                let messages =
+                    sample(text, "packet_cluster_nats_messages_total", &[("direction", direction), ("node", node)]);
+                assert!(messages.is_some_and(|n| n > 0.0), "{node} {direction}: {messages:?}\n{text}");
+            }
+            let info = text.lines().find(|l| l.starts_with("packet_build_info{")).expect("build info");
+            assert!(info.contains(&format!("node=\"{node}\"")), "{info}");
+        }
+    });
+}

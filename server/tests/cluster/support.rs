@@ -166,6 +166,8 @@ pub(crate) struct Node {
     pub(crate) web: Option<SocketAddr>,
     /// The node id it printed (`node {:016x}`).
     pub(crate) id: u64,
+    /// The metrics endpoint, for nodes started with `--metrics-addr` (`metrics listening on ADDR`).
+    pub(crate) metrics: Option<SocketAddr>,
     stderr: Option<std::thread::JoinHandle<String>>,
     /// Every line the node printed to stdout after it was ready (its shutdown summary, for one).
     stdout: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
@@ -209,19 +211,22 @@ impl Node {
         let later = std::sync::Arc::clone(&printed);
         std::thread::spawn(move || {
             let mut lines = BufReader::new(stdout).lines();
-            let (mut shard, mut addr, mut id) = (!wants_shard, None, 0);
+            let (mut shard, mut addr, mut id, mut metrics) = (!wants_shard, None, 0, None);
             let wants_web = extra_has_web;
             while let Some(Ok(line)) = lines.next() {
                 shard |= line == "shard ready";
                 if let Some(hex) = line.strip_prefix("node ") {
                     id = u64::from_str_radix(hex, 16).unwrap_or(0);
                 }
+                if let Some(bound) = line.strip_prefix("metrics listening on ") {
+                    metrics = bound.parse::<SocketAddr>().ok();
+                }
                 if let Some(bound) = line.strip_prefix("listening on ") {
                     addr = bound.parse::<SocketAddr>().ok();
                 }
                 let web = line.strip_prefix("web listening on ").and_then(|w| w.parse::<SocketAddr>().ok());
                 if shard && (addr.is_some() || !wants_addr) && (web.is_some() || !wants_web) {
-                    let _ = tx.send((addr, id, web));
+                    let _ = tx.send((addr, id, web, metrics));
                     break;
                 }
             }
@@ -230,12 +235,14 @@ impl Node {
                 later.lock().unwrap().push(line);
             }
         });
-        let mut node = Node { child, addr: None, web: None, id: 0, stderr: Some(stderr), stdout: printed };
+        let mut node =
+            Node { child, addr: None, web: None, id: 0, metrics: None, stderr: Some(stderr), stdout: printed };
         match rx.recv_timeout(Duration::from_secs(30)) {
-            Ok((addr, id, web)) => {
+            Ok((addr, id, web, metrics)) => {
                 node.addr = addr;
                 node.id = id;
                 node.web = web;
+                node.metrics = metrics;
             }
             Err(_) => {
                 let _ = node.child.kill();

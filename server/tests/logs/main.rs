@@ -1,7 +1,8 @@
-//! What the server writes to its log when clients are hostile: the real binary, `RUST_LOG=debug`, its standard
-//! error captured. Client-supplied strings are logged escaped (`?name`), so a name cannot forge a log line or put a
-//! raw escape byte on an operator's terminal; what a client can repeat at will (over-long chat lines) is never a
-//! `WARN` or `ERROR` line per packet; the `server started` line shows the values in effect.
+//! What the server writes to its log: the real binary, its standard error captured. Client-supplied strings are
+//! logged escaped (`?name`), so a name cannot forge a log line or put a raw escape byte on an operator's terminal;
+//! what a client can repeat at will (over-long chat lines) is never a `WARN` or `ERROR` line per packet; the `server
+//! started` line shows the values in effect; at the default level every line logged on behalf of a session, on its
+//! IO thread and on the logic thread, names the session (its `session{id=..}` span).
 
 use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;
@@ -10,8 +11,9 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use demo_protocol::proto::{CChat, CLogin};
+use packet_runtime::Packet;
 use test_support::demo::{GameClient, enter, login};
-use test_support::{expect, runtime};
+use test_support::{drain_until_closed, expect, frame, runtime};
 
 /// The names of the issue that reach the log, the forged line first.
 const HOSTILE_NAMES: &[&str] = &[
@@ -26,13 +28,18 @@ const HOSTILE_NAMES: &[&str] = &[
 
 /// Starts the binary with debug logs; returns it with the address it announced.
 fn spawn_server() -> (Child, SocketAddr, BufReader<ChildStdout>) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_server"))
-        .args(["--addr", "127.0.0.1:0", "--workers", "1", "--max-frame", "65535", "--idle-timeout", "0"])
-        .env("RUST_LOG", "debug")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("the server binary starts");
+    spawn_server_logging(Some("debug"))
+}
+
+/// Starts the binary with `RUST_LOG` set to `filter` (`None`: unset, the default `info`).
+fn spawn_server_logging(filter: Option<&str>) -> (Child, SocketAddr, BufReader<ChildStdout>) {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_server"));
+    command.args(["--addr", "127.0.0.1:0", "--workers", "1", "--max-frame", "65535", "--idle-timeout", "0"]);
+    match filter {
+        Some(filter) => command.env("RUST_LOG", filter),
+        None => command.env_remove("RUST_LOG"),
+    };
+    let mut child = command.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("the server binary starts");
     let stdout = BufReader::new(child.stdout.take().unwrap());
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
@@ -124,4 +131,58 @@ fn the_started_line_shows_the_values_in_effect() {
     for field in [format!("addr={addr}"), "workers=1".into(), "max_frame=65535".into(), "idle_timeout=None".into()] {
         assert!(started.contains(&field), "{field} in {started:?}");
     }
+}
+
+/// The span a line was logged in: `id` and `peer` of `session{id=3v0 peer=127.0.0.1:5555}: ...`.
+fn session_span(line: &str) -> Option<(&str, &str)> {
+    let (_, rest) = line.split_once(" session{id=")?;
+    let (fields, _) = rest.split_once("}: ")?;
+    fields.split_once(" peer=")
+}
+
+#[test]
+fn at_the_default_level_every_line_about_a_session_names_it_on_the_io_and_the_logic_thread() {
+    let (child, addr, stdout) = spawn_server_logging(None);
+    runtime().block_on(async {
+        let (alice, _) = login(addr, "alice").await;
+        let (mut bob, _) = login(addr, "bob").await;
+        enter(&mut bob, 1).await;
+        bob.send(&CChat { msg: "hello".into() }).await.unwrap();
+        expect!(&mut bob, SChat);
+        // A C_CHAT whose payload does not decode: kicked, closed for a bad frame.
+        let (mut mallory, _) = login(addr, "mallory").await;
+        mallory.send_raw(&frame(CChat::ID, &[0xff, 0xff])).await.unwrap();
+        drain_until_closed(&mut mallory).await;
+        drop((alice, bob));
+    });
+    let log = stop(child, stdout);
+
+    // Lines not about a session: the process's own.
+    for line in log.lines().filter(|line| session_span(line).is_none()) {
+        let process = ["server started", "signal received", "status"];
+        assert!(process.iter().any(|message| line.contains(message)), "a line without its session: {line:?}\n{log}");
+    }
+    let lines = |message: &str| -> Vec<&str> { log.lines().filter(|line| line.contains(message)).collect() };
+    let mut ids = Vec::new();
+    for name in ["alice", "bob", "mallory"] {
+        // The logic thread's line, in the session's span.
+        let login = lines("logged in player_id=")
+            .into_iter()
+            .find(|line| line.contains(&format!("name=\"{name}\"")))
+            .unwrap_or_else(|| panic!("no login line for {name}:\n{log}"));
+        assert_eq!(login.split_whitespace().nth(1), Some("INFO"), "{login}");
+        let (id, peer) = session_span(login).unwrap();
+        assert!(peer.starts_with("127.0.0.1:"), "{login}");
+        // The IO side's lines (the acceptor, the driver) and the logic thread's departure carry the same session.
+        let of_session =
+            |message: &str| lines(message).into_iter().filter(|line| session_span(line) == Some((id, peer))).count();
+        assert_eq!(of_session("packet_runtime::server::acceptor: connected"), 1, "{name} ({id}):\n{log}");
+        assert_eq!(of_session("packet_runtime::server::driver: session closed"), 1, "{name} ({id}):\n{log}");
+        assert_eq!(of_session("server::game: player left"), 1, "{name} ({id}):\n{log}");
+        ids.push(id);
+    }
+    assert!(ids[0] != ids[1] && ids[1] != ids[2] && ids[0] != ids[2], "{ids:?}");
+    let kicked = lines("session closed reason=bad frame: malformed payload for C_CHAT");
+    assert_eq!(kicked.len(), 1, "{log}");
+    assert_eq!(session_span(kicked[0]).map(|(id, _)| id), Some(ids[2]), "mallory's: {log}");
 }
