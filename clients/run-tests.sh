@@ -27,7 +27,7 @@ echo "== clients: the server, the bot and the reference encoder"
 cargo build -q -p server -p examples --example chat_client --example frame_hex
 
 echo "== clients: TypeScript (Node over TCP, Chromium over WebSocket)"
-(cd "$ts" && node --test dist/test/client.test.js dist/test/browser.test.js)
+(cd "$ts" && timeout 300 node --test --test-timeout=120000 dist/test/client.test.js dist/test/browser.test.js)
 
 work=$(mktemp -d)
 server_pid=
