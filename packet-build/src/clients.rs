@@ -144,10 +144,7 @@ impl ClientTable {
         out.push_str("        /// <summary>Which way the packet travels, or null for an unknown id.</summary>\n");
         out.push_str("        public static Direction? DirectionOf(ushort id)\n        {\n            switch (id)\n            {\n");
         for packet in &self.packets {
-            let direction = match packet.direction {
-                Direction::ClientToServer => "ClientToServer",
-                Direction::ServerToClient => "ServerToClient",
-            };
+            let direction = pascal(packet.direction);
             writeln!(out, "                case {}: return Direction.{direction};", packet.id).unwrap();
         }
         out.push_str("                default: return null;\n            }\n        }\n    }\n\n");
@@ -226,10 +223,7 @@ impl ClientTable {
         );
         out.push_str("inline constexpr PacketInfo kPackets[] = {\n");
         for packet in &self.packets {
-            let direction = match packet.direction {
-                Direction::ClientToServer => "ClientToServer",
-                Direction::ServerToClient => "ServerToClient",
-            };
+            let direction = pascal(packet.direction);
             writeln!(out, "    {{PacketId::{0}, {0:?}, Direction::{direction}}},", packet.proto_name).unwrap();
         }
         out.push_str("};\n\n");
@@ -288,6 +282,14 @@ inline std::optional<FrameView> read_frame(const std::uint8_t* data, std::size_t
         )
         .unwrap();
         out
+    }
+}
+
+/// A direction's name in the C# and C++ `Direction` enums.
+fn pascal(direction: Direction) -> &'static str {
+    match direction {
+        Direction::ClientToServer => "ClientToServer",
+        Direction::ServerToClient => "ServerToClient",
     }
 }
 

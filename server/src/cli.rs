@@ -9,9 +9,10 @@
 //!
 //! Prints the packet table and the protocol fingerprint, then `listening on ADDR` (the bound address, so
 //! `--addr 127.0.0.1:0` reports the port it got). With `--metrics-addr ADDR` it first prints `metrics listening on
-//! ADDR` and serves `/metrics`, `/healthz` and `/readyz` there ([`crate::metrics`]). Logs go to stderr (`RUST_LOG`,
-//! default `info`). On Ctrl-C or SIGTERM it shuts down in order and prints a summary; a second signal exits at once
-//! with status 130.
+//! ADDR` and serves `/metrics`, `/healthz` and `/readyz` there ([`crate::metrics`]). With `--web ADDR` it prints
+//! `web listening on ADDR` right after `listening on` ([`crate::web`]). Logs go to stderr (`RUST_LOG`, default
+//! `info`). On Ctrl-C or SIGTERM it shuts down in order and prints a summary; a second signal exits at once with
+//! status 130. In a cluster (`--nats`) a node declared dead by the others exits 3.
 //!
 //! It lives in the library, not in `main.rs`, so that the benchmark's contender (`bench`'s `game_server`) runs
 //! exactly this with a counting allocator and a statistics probe around it, while the `server` binary carries

@@ -86,3 +86,18 @@ pub fn kick_reason(packets: &[ServerPacket]) -> String {
     assert_eq!(kicks.len(), 1, "exactly one S_KICK expected in {packets:?}");
     kicks.into_iter().next().expect("one kick")
 }
+
+/// The server packets of `bytes`, several whole compact frames as one WebSocket message carries them (`--web`).
+/// Panics on a frame cut short or a payload that is not a server packet: a message must carry whole frames.
+pub fn server_packets(mut bytes: &[u8]) -> Vec<ServerPacket> {
+    let mut packets = Vec::new();
+    while !bytes.is_empty() {
+        assert!(bytes.len() >= 4, "a frame header cut short: {bytes:?}");
+        let size = u16::from_le_bytes([bytes[0], bytes[1]]) as usize;
+        let id = u16::from_le_bytes([bytes[2], bytes[3]]);
+        assert!((4..=bytes.len()).contains(&size), "a frame of {size} bytes in {} left", bytes.len());
+        packets.push(ServerPacket::decode(id, &bytes[4..size]).expect("a server packet"));
+        bytes = &bytes[size..];
+    }
+    packets
+}

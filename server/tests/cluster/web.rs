@@ -3,7 +3,7 @@
 use demo_protocol::ServerPacket;
 use demo_protocol::proto::{CChat, CEnterRoom, CLogin};
 use futures_util::{SinkExt, StreamExt};
-use test_support::demo::{enter, login};
+use test_support::demo::{enter, login, server_packets};
 use test_support::{encode, expect, runtime, within};
 use tokio_tungstenite::tungstenite::Message;
 
@@ -28,16 +28,8 @@ fn a_browser_on_one_gateway_chats_with_a_tcp_client_on_another() {
                 return packet;
             }
             if let Message::Binary(data) = within("a message", ws.next()).await.unwrap().unwrap() {
-                let mut at = 0;
-                let mut frames = Vec::new();
-                while at < data.len() {
-                    let size = u16::from_le_bytes([data[at], data[at + 1]]) as usize;
-                    let id = u16::from_le_bytes([data[at + 2], data[at + 3]]);
-                    frames.push(ServerPacket::decode(id, &data[at + 4..at + size]).unwrap());
-                    at += size;
-                }
-                frames.reverse();
-                received = frames;
+                received = server_packets(&data);
+                received.reverse();
             }
         };
         ws.send(Message::Binary(encode(&CLogin { name: "browser".into() }).into())).await.unwrap();

@@ -10,7 +10,7 @@ use demo_protocol::{GameProtocol, ServerPacket};
 use futures_util::{SinkExt, StreamExt};
 use packet_runtime::Packet;
 use server::ServerOptions;
-use test_support::demo::{enter, login};
+use test_support::demo::{enter, login, server_packets};
 use test_support::{TestServer, encode, expect, frame, runtime, within};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_tungstenite::tungstenite::Message;
@@ -44,22 +44,11 @@ async fn ws_connect(addr: SocketAddr, origin: Option<&str>) -> Result<Ws, tokio_
 async fn packets(ws: &mut Ws) -> Vec<ServerPacket> {
     loop {
         match within("a message", ws.next()).await.expect("a message").expect("not an error") {
-            Message::Binary(data) => return split(&data),
+            Message::Binary(data) => return server_packets(&data),
             Message::Ping(_) | Message::Pong(_) => continue,
             other => panic!("expected a binary message, got {other:?}"),
         }
     }
-}
-
-fn split(mut data: &[u8]) -> Vec<ServerPacket> {
-    let mut out = Vec::new();
-    while !data.is_empty() {
-        let size = u16::from_le_bytes([data[0], data[1]]) as usize;
-        let id = u16::from_le_bytes([data[2], data[3]]);
-        out.push(ServerPacket::decode(id, &data[4..size]).expect("a server packet"));
-        data = &data[size..];
-    }
-    out
 }
 
 /// The next packet, over as many messages as it takes.
@@ -77,7 +66,7 @@ async fn kicked(ws: &mut Ws) -> String {
     loop {
         match within("the server to close", ws.next()).await {
             Some(Ok(Message::Binary(data))) => {
-                for packet in split(&data) {
+                for packet in server_packets(&data) {
                     if let ServerPacket::SKick(kick) = packet {
                         reason = Some(kick.reason);
                     }
