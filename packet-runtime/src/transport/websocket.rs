@@ -254,7 +254,7 @@ async fn respond(stream: &mut TcpStream, status: &str, content_type: &str, body:
 
 /// The socket with the request head it was read from put back in front, for the WebSocket handshake to read.
 #[derive(Debug)]
-pub struct Rewind {
+struct Rewind {
     prefix: Bytes,
     inner: TcpStream,
 }

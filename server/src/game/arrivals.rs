@@ -56,6 +56,10 @@ impl Arrivals {
         session: &Session<GameProtocol>,
         packet: ClientPacket,
     ) -> Result<(), ClientPacket> {
+        if self.rooms.is_empty() {
+            // Almost always: nothing is arriving, and every packet passes here.
+            return Err(packet);
+        }
         match self.rooms.get_mut(&room) {
             Some(assembly) => {
                 assembly.held.push((session.clone(), packet));
