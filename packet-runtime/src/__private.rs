@@ -69,6 +69,18 @@ pub fn encode_payload<M: prost::Message>(packet: &M, buf: &mut impl bytes::BufMu
     }
 }
 
+/// Fails const evaluation for packet id 0, which the version handshake's control frames use (`crate::handshake`).
+/// `#[derive(Packet)]` emits it for an id given as a const path (a literal 0 is refused by the macro itself), and
+/// `define_packets!` for every packet it lists (a hand-written `Packet` impl included).
+pub const fn assert_not_reserved_id(id: u16) {
+    if id == crate::handshake::CONTROL_ID {
+        panic!(
+            "packet id 0 is reserved for the toolkit's control frames (the version handshake, docs/PROTOCOL.md); \
+             give the packet an id from 1 to 65535"
+        );
+    }
+}
+
 /// One packet of a protocol as the duplicate-id check sees it: its id and its type as written in `define_packets!`.
 pub type IdEntry = (u16, &'static str);
 

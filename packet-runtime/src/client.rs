@@ -20,6 +20,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, Wr
 use tokio::net::{TcpStream, ToSocketAddrs};
 
 use crate::frame::{FrameFault, FrameHeader, HeaderKind, parse_frame, with_header};
+use crate::handshake::{CONTROL_ID, HandshakeFault, Hello, HelloKind};
 use crate::{DecodeError, EncodeError, PacketOf, PacketSet, Protocol};
 
 /// A client operation failed.
@@ -45,6 +46,10 @@ pub enum ClientError {
     /// The connection failed.
     #[error(transparent)]
     Io(#[from] io::Error),
+    /// The version handshake failed ([`Client::handshake`]): the server runs another protocol (both fingerprints
+    /// named), or did not answer the hello.
+    #[error("handshake failed: {0}")]
+    Handshake(#[from] HandshakeFault),
 }
 
 /// A connection to a server of protocol `P`.
@@ -113,6 +118,33 @@ impl<P: Protocol, S: AsyncRead + AsyncWrite> Client<P, S> {
     /// Waits for the next packet.
     pub async fn recv(&mut self) -> Result<P::ServerToClient, ClientError> {
         self.reader.recv().await
+    }
+
+    /// The version handshake ([`crate::handshake`]): sends a hello with `P`'s fingerprint and `version` (cut to
+    /// 64 bytes), which must be the connection's first frame, and waits for the server's. Returns the server's
+    /// hello when the fingerprints match; [`ClientError::Handshake`] naming both fingerprints when they do not (the
+    /// server then closes the connection after its close notice, which stays readable with [`recv`](Self::recv)),
+    /// or when the server sent something else first (a server that predates the handshake refuses packet id 0).
+    pub async fn handshake(&mut self, version: impl Into<String>) -> Result<Hello, ClientError> {
+        let hello = Hello::of::<P>(version);
+        self.writer.send_control(&hello.payload(HelloKind::FromClient)).await?;
+        let (id, range) = self.reader.next_frame().await?;
+        if id != CONTROL_ID {
+            // Put it back: it is the server's reply to something (its close notice, most likely).
+            self.reader.start = range.start - self.reader.header.header_len();
+            return Err(HandshakeFault::NoAnswer { id }.into());
+        }
+        let answer = Hello::parse(&self.reader.buf[range], HelloKind::FromServer)?;
+        if answer.fingerprint != hello.fingerprint {
+            return Err(HandshakeFault::Mismatch {
+                client: hello.fingerprint,
+                client_version: hello.version,
+                server: answer.fingerprint,
+                server_version: answer.version,
+            }
+            .into());
+        }
+        Ok(answer)
     }
 
     /// Splits into independently usable halves (for example one task sending, one receiving).
@@ -253,6 +285,16 @@ impl<P: Protocol, W: AsyncWrite + Unpin> ClientWriter<P, W> {
     /// Encodes and writes one packet.
     pub async fn send<T: PacketOf<P::ClientToServer>>(&mut self, packet: &T) -> Result<(), ClientError> {
         self.queue(packet)?;
+        self.flush().await
+    }
+
+    /// Writes one control frame (packet id 0) with `payload`.
+    async fn send_control(&mut self, payload: &[u8]) -> Result<(), ClientError> {
+        let len = self.header.header_len() + payload.len();
+        let mut head = [0u8; 8];
+        with_header!(self.header, H => H::write(&mut head, len, CONTROL_ID)).map_err(EncodeError::from)?;
+        self.buf.extend_from_slice(&head[..self.header.header_len()]);
+        self.buf.extend_from_slice(payload);
         self.flush().await
     }
 

@@ -7,6 +7,7 @@ use std::{fmt, io};
 
 use crate::DecodeError;
 use crate::frame::FrameFault;
+use crate::handshake::HandshakeFault;
 
 /// Why a session closed. Passed to `on_disconnect` and counted in the metrics by [`CloseKind`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,6 +33,9 @@ pub enum CloseReason {
     AddressFull,
     /// The peer sent a frame that could not be accepted.
     BadFrame(BadFrame),
+    /// The version handshake failed: mismatched protocols, no hello where the server requires one, a malformed or
+    /// repeated control frame (see [`crate::handshake`]).
+    Handshake(HandshakeFault),
     /// A handler panicked while processing one of this session's packets.
     HandlerPanic,
     /// The application closed the session (for example after a kick).
@@ -59,6 +63,7 @@ impl CloseReason {
         matches!(
             self.kind(),
             CloseKind::BadFrame
+                | CloseKind::Handshake
                 | CloseKind::RateLimited
                 | CloseKind::ByteRateLimited
                 | CloseKind::IdleTimeout
@@ -81,6 +86,7 @@ impl CloseReason {
             CloseReason::ServerFull => CloseKind::ServerFull,
             CloseReason::AddressFull => CloseKind::AddressFull,
             CloseReason::BadFrame(_) => CloseKind::BadFrame,
+            CloseReason::Handshake(_) => CloseKind::Handshake,
             CloseReason::HandlerPanic => CloseKind::HandlerPanic,
             CloseReason::Closed => CloseKind::Closed,
             CloseReason::ServerShutdown => CloseKind::ServerShutdown,
@@ -102,6 +108,7 @@ impl fmt::Display for CloseReason {
             CloseReason::ServerFull => f.write_str("server full"),
             CloseReason::AddressFull => f.write_str("too many connections from this address"),
             CloseReason::BadFrame(bad) => write!(f, "bad frame: {bad}"),
+            CloseReason::Handshake(fault) => write!(f, "handshake failed: {fault}"),
             CloseReason::HandlerPanic => f.write_str("a handler panicked"),
             CloseReason::Closed => f.write_str("closed by the server"),
             CloseReason::ServerShutdown => f.write_str("server shutdown"),
@@ -132,6 +139,7 @@ pub enum CloseKind {
     ByteRateLimited,
     ServerFull,
     AddressFull,
+    Handshake,
 }
 
 impl CloseKind {
@@ -151,6 +159,7 @@ impl CloseKind {
             CloseKind::ByteRateLimited => "byte_rate_limited",
             CloseKind::ServerFull => "server_full",
             CloseKind::AddressFull => "address_full",
+            CloseKind::Handshake => "handshake",
         }
     }
 
@@ -175,6 +184,7 @@ impl CloseKind {
         CloseKind::ByteRateLimited,
         CloseKind::ServerFull,
         CloseKind::AddressFull,
+        CloseKind::Handshake,
     ];
 }
 
@@ -247,10 +257,11 @@ mod tests {
                 | CloseKind::HandedOver
                 | CloseKind::ByteRateLimited
                 | CloseKind::ServerFull
-                | CloseKind::AddressFull => {}
+                | CloseKind::AddressFull
+                | CloseKind::Handshake => {}
             }
             assert_eq!(CloseKind::from_name(kind.as_str()), Some(kind), "names round-trip");
         }
-        assert_eq!(CloseKind::ALL.len(), CloseKind::AddressFull as usize + 1);
+        assert_eq!(CloseKind::ALL.len(), CloseKind::Handshake as usize + 1);
     }
 }

@@ -17,6 +17,7 @@
 //!   [`ServerHandle`] with the ordered shutdown.
 //! - [`transport`]: where connections come from (TCP, Unix sockets, in-memory pipes).
 //! - [`client`]: [`Client`], the typed client.
+//! - [`handshake`]: the optional version handshake at connect (control frames of packet id 0).
 //! - `metrics`: the counters behind [`MetricsSnapshot`]. [`export`]: [`MetricsExport`], the same figures (and per
 //!   packet ones) through the `metrics` facade, with the names a Prometheus exporter shows.
 //! - `__private`: helpers the generated code calls. Not a public API.
@@ -41,6 +42,8 @@
 //!     FrameAction, HandOver, HandOverError, RemoteDirectory, RemoteId, RemoteLink, RemoteSessions,
 //!     // the client
 //!     Client, ClientError, ClientReader, ClientWriter,
+//!     // the version handshake
+//!     HandshakeConfig, HandshakeFault, Hello,
 //! };
 //! # let _ = (ServerConfig::default(), PoolConfig::default(), HeaderKind::default(), CloseKind::ALL);
 //! ```
@@ -51,6 +54,7 @@ pub mod client;
 mod close;
 pub mod export;
 pub mod frame;
+pub mod handshake;
 mod metrics;
 pub mod packet;
 pub mod packet_ptr;
@@ -70,6 +74,7 @@ pub use client::{Client, ClientError, ClientReader, ClientWriter};
 pub use close::{BadFrame, CloseKind, CloseReason, TransportFault};
 pub use export::MetricsExport;
 pub use frame::{Compact, FrameFault, FrameHeader, FrameTooLarge, HeaderKind, Wide};
+pub use handshake::{HandshakeConfig, HandshakeFault, Hello};
 pub use metrics::MetricsSnapshot;
 pub use packet::Packet;
 pub use packet_derive::{Packet, define_packets};

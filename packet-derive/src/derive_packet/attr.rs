@@ -10,6 +10,10 @@ use crate::errors::Errors;
 /// The keys `#[packet(..)]` accepts, for error messages.
 const VALID_KEYS: &str = "`id = <u16 literal or const path>`, `name = \"<display name>\"`";
 
+/// Why id 0 is refused, for both forms of id (the const-path check repeats it in `__private`).
+pub(crate) const RESERVED_ID: &str = "packet id 0 is reserved for the toolkit's control frames (the version \
+    handshake, docs/PROTOCOL.md); give the packet an id from 1 to 65535";
+
 /// The wire id as written.
 pub(crate) enum PacketId {
     /// An integer literal, range-checked at expansion.
@@ -86,15 +90,19 @@ fn packet_id(value: Expr, errors: &mut Errors) -> Option<PacketId> {
                 return None;
             }
             match lit.base10_parse::<u16>() {
+                Ok(0) => {
+                    errors.spanned(&lit, RESERVED_ID);
+                    None
+                }
                 Ok(id) => Some(PacketId::Literal(id, lit)),
                 Err(_) => {
-                    errors.spanned(&lit, format_args!("packet id {} is out of range: ids are `u16`, 0..=65535", lit));
+                    errors.spanned(&lit, format_args!("packet id {} is out of range: ids are `u16`, 1..=65535 (0 is reserved)", lit));
                     None
                 }
             }
         }
         Expr::Unary(unary) if matches!(unary.op, UnOp::Neg(_)) && is_int_literal(&unary.expr) => {
-            errors.spanned(&unary, "packet id is out of range: ids are `u16`, 0..=65535");
+            errors.spanned(&unary, "packet id is out of range: ids are `u16`, 1..=65535 (0 is reserved)");
             None
         }
         Expr::Path(path) if path.qself.is_none() => Some(PacketId::Const(path)),

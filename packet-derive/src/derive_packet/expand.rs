@@ -2,6 +2,7 @@
 
 use proc_macro2::TokenStream;
 use quote::{quote, quote_spanned};
+use syn::spanned::Spanned;
 use syn::{Data, DeriveInput};
 
 use super::attr::{self, PacketAttr, PacketId};
@@ -10,9 +11,21 @@ use super::attr::{self, PacketAttr, PacketId};
 pub(crate) fn derive(input: &DeriveInput) -> syn::Result<TokenStream> {
     check_shape(input)?;
     let PacketAttr { id, name } = attr::parse(&input.attrs, &input.ident)?;
+    // A const path's value is known to the compiler only: a const assertion refuses 0 (the reserved id) there.
+    let mut reserved_check = None;
     let id = match id {
         Some(PacketId::Literal(id, lit)) => quote_spanned!(lit.span()=> #id),
-        Some(PacketId::Const(path)) => quote!(#path),
+        Some(PacketId::Const(path)) => {
+            if input.generics.params.is_empty() {
+                let ident = &input.ident;
+                reserved_check = Some(quote_spanned! {path.span()=>
+                    const _: () = ::packet_runtime::__private::assert_not_reserved_id(
+                        <#ident as ::packet_runtime::Packet>::ID,
+                    );
+                });
+            }
+            quote!(#path)
+        }
         None => unreachable!("attr::parse reports a missing id"),
     };
     let name = match name {
@@ -23,7 +36,8 @@ pub(crate) fn derive(input: &DeriveInput) -> syn::Result<TokenStream> {
             quote!(#ident)
         }
     };
-    Ok(packet_impl(input, &id, &name))
+    let packet_impl = packet_impl(input, &id, &name);
+    Ok(quote!(#packet_impl #reserved_check))
 }
 
 /// What to emit beside the errors: a stub impl for a struct so that uses of the type as a packet do not add errors
@@ -143,14 +157,14 @@ mod tests {
                 #[packet(id = 65536)]
                 struct A;
             )),
-            ["packet id 65536 is out of range: ids are `u16`, 0..=65535"]
+            ["packet id 65536 is out of range: ids are `u16`, 1..=65535 (0 is reserved)"]
         );
         assert_eq!(
             errors(quote!(
                 #[packet(id = -1)]
                 struct A;
             )),
-            ["packet id is out of range: ids are `u16`, 0..=65535"]
+            ["packet id is out of range: ids are `u16`, 1..=65535 (0 is reserved)"]
         );
         assert!(
             errors(quote!(

@@ -309,11 +309,20 @@ fn handler_trait(protocol: &Protocol, set: &PacketSet) -> TokenStream {
 }
 
 /// One const per packet after the first, spanned on its type, that fails compilation when its id repeats an
-/// earlier packet's id anywhere in the protocol. Evaluated by the compiler because ids may be paths to consts.
+/// earlier packet's id anywhere in the protocol; and one per packet that fails on the reserved id 0. Evaluated by the compiler because ids may be paths to consts.
 fn unique_ids(protocol: &Protocol) -> TokenStream {
     let packets: Vec<_> = protocol.sets().into_iter().flat_map(|set| &set.packets).collect();
+    // Id 0 belongs to the handshake's control frames: refused here too, for packets whose `Packet` impl is
+    // hand-written (the derive refuses it itself).
+    let reserved = packets.iter().map(|packet| {
+        let ty = &packet.ty;
+        quote_spanned! {ty.span()=>
+            const _: () = ::packet_runtime::__private::assert_not_reserved_id(<#ty as ::packet_runtime::Packet>::ID);
+        }
+    });
+    let reserved = quote!(const _: () = { #(#reserved)* };);
     if packets.len() < 2 {
-        return TokenStream::new();
+        return reserved;
     }
     let protocol_name = protocol.name.to_string();
     let entries = packets.iter().map(|packet| {
@@ -326,6 +335,7 @@ fn unique_ids(protocol: &Protocol) -> TokenStream {
         }
     });
     quote! {
+        #reserved
         const _: () = {
             const PACKETS: &[::packet_runtime::__private::IdEntry] = &[#(#entries),*];
             #(#checks)*

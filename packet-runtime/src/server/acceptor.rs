@@ -76,9 +76,16 @@ pub(crate) async fn run<P: Protocol, L: Listener>(mut listener: L, server: Arc<S
                 // runs in the span) names it; the logic thread enters a span of its own around its handlers.
                 let span = tracing::info_span!("session", id = %id, peer = %session.peer());
                 span.in_scope(|| tracing::info!("connected"));
-                // Connected is queued before the driver can queue anything, so the logic sees it first.
-                permit.send(LogicEvent::Connected(session.clone()));
-                let driver = Driver::new(stream, StreamHooks::of::<L>(), session, rx, Arc::clone(&server), address);
+                // Connected is queued before the driver can queue anything, so the logic sees it first. A session
+                // that must open with the version handshake is admitted by its driver once its hello matched.
+                let admitted = !server.config.handshake.required;
+                if admitted {
+                    permit.send(LogicEvent::Connected(session.clone()));
+                } else {
+                    drop(permit);
+                }
+                let driver =
+                    Driver::new(stream, StreamHooks::of::<L>(), session, rx, Arc::clone(&server), address, admitted);
                 tokio::spawn(driver.run().instrument(span));
             }
             Err(e) if is_resource_exhaustion(&e) => {

@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use crate::frame::HeaderKind;
+use crate::handshake::HandshakeConfig;
 
 /// A per-session packet rate limit: a token bucket refilled at `per_second`, holding at most `burst` tokens.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,6 +60,9 @@ pub struct ServerConfig {
     /// First and last delay after an accept error caused by exhausted resources (EMFILE, ENFILE, ENOBUFS, ENOMEM);
     /// doubles in between.
     pub accept_backoff: (Duration, Duration),
+    /// The version handshake: whether every session must open with a hello, and the version string the server
+    /// answers with (see [`crate::handshake`]).
+    pub handshake: HandshakeConfig,
 }
 
 /// The defaults, each written once: [`Default`] uses them, and so can applications that expose the settings (as
@@ -121,6 +125,7 @@ impl Default for ServerConfig {
             close_flush_timeout: ServerConfig::DEFAULT_CLOSE_FLUSH_TIMEOUT,
             shutdown_timeout: ServerConfig::DEFAULT_SHUTDOWN_TIMEOUT,
             accept_backoff: ServerConfig::DEFAULT_ACCEPT_BACKOFF,
+            handshake: HandshakeConfig::default(),
         }
     }
 }

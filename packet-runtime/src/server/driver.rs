@@ -37,7 +37,7 @@ use std::time::Instant as StdInstant;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::mpsc;
 use tokio::time::{Instant, Sleep};
-use tokio_util::sync::PollSender;
+use tokio_util::sync::{PollSender, WaitForCancellationFutureOwned};
 
 use super::ServerShared;
 use super::io_hook::{BadFrameAction, FrameAction, IoAction};
@@ -47,7 +47,8 @@ use super::write_batch::WriteBatch;
 use crate::close::TransportFault;
 use crate::export::PacketRun;
 use crate::frame::{FrameHeader, RawFrame, parse_frame, with_header};
-use crate::packet_ptr::PacketPtr;
+use crate::handshake::{CONTROL_ID, HandshakeFault, Hello, HelloKind};
+use crate::packet_ptr::{PacketBuilder, PacketPtr};
 use crate::pool::MessagePool;
 use crate::session::io_reply::ReplyScope;
 use crate::session::{BadFrame, CloseReason, Command, Session, SessionId};
@@ -108,6 +109,11 @@ pub(crate) struct Driver<P: Protocol, S> {
     rate: Option<TokenBucket>,
     /// A packet for the logic thread that found its inbox full: nothing more is read (nor parsed) until it is in.
     stall: Option<Stall<P>>,
+    /// Set while the session waits for the hello the server requires (`ServerConfig::handshake`): the logic thread
+    /// does not know the session yet, so it cannot close it at shutdown; the driver watches the stop signal itself.
+    awaiting_hello: Option<Pin<Box<WaitForCancellationFutureOwned>>>,
+    /// Whether a complete frame has arrived yet: a hello is only accepted as the first.
+    seen_frame: bool,
     /// Events this session put in the logic thread's bounded inbox, its `Connected` included: its end-of-stream and
     /// disconnect reports carry it, so the logic thread handles them after those.
     sent: u64,
@@ -128,6 +134,12 @@ struct Stall<P: Protocol> {
     since: StdInstant,
 }
 
+impl<P: Protocol> Stall<P> {
+    fn admits(&self) -> bool {
+        matches!(self.event, LogicEvent::Connected(_))
+    }
+}
+
 /// Reports a session's end to the metrics and the logic thread when dropped (after the driver's other fields).
 struct EndReport<P: Protocol> {
     server: Arc<ServerShared<P>>,
@@ -139,6 +151,9 @@ struct EndReport<P: Protocol> {
     dropped: u64,
     /// Events the session put in the bounded inbox (see `Driver::sent`).
     sent: u64,
+    /// Whether the session's `Connected` reached the logic thread. One that never did (it closed during the
+    /// handshake) is unknown there: its id is released here and nothing is reported.
+    admitted: bool,
 }
 
 impl<P: Protocol> Drop for EndReport<P> {
@@ -151,7 +166,11 @@ impl<P: Protocol> Drop for EndReport<P> {
         metrics.ended(reason.kind(), self.dropped);
         // In the session's span: the driver (and so this report) is dropped inside it.
         tracing::info!(%reason, dropped = self.dropped, "session closed");
-        let _ = self.server.inbox.send(LogicEvent::Disconnected(self.id, reason, Some(self.sent)));
+        if self.admitted {
+            let _ = self.server.inbox.send(LogicEvent::Disconnected(self.id, reason, Some(self.sent)));
+        } else {
+            self.server.ids.release(self.id);
+        }
     }
 }
 
@@ -210,6 +229,7 @@ impl<P: Protocol, S: AsyncRead + AsyncWrite + Unpin> Driver<P, S> {
         rx: mpsc::UnboundedReceiver<Command>,
         server: Arc<ServerShared<P>>,
         address: Option<std::net::IpAddr>,
+        admitted: bool,
     ) -> Self {
         let rate = server.config.rate_limit.map(|limit| TokenBucket::new(limit, StdInstant::now()));
         let byte_rate = server.config.byte_rate_limit.map(|limit| {
@@ -217,8 +237,16 @@ impl<P: Protocol, S: AsyncRead + AsyncWrite + Unpin> Driver<P, S> {
             let burst = limit.burst.max(READ_CHUNK as u32);
             TokenBucket::new(super::RateLimit { burst, ..limit }, StdInstant::now())
         });
-        let end =
-            EndReport { server: Arc::clone(&server), id: session.id(), reason: None, address, dropped: 0, sent: 0 };
+        let end = EndReport {
+            server: Arc::clone(&server),
+            id: session.id(),
+            reason: None,
+            address,
+            dropped: 0,
+            sent: 0,
+            admitted,
+        };
+        let awaiting_hello = (!admitted).then(|| Box::pin(server.stop_accepting.clone().cancelled_owned()));
         Driver {
             stream,
             hooks,
@@ -235,7 +263,10 @@ impl<P: Protocol, S: AsyncRead + AsyncWrite + Unpin> Driver<P, S> {
             last_frame: Instant::now(),
             rate,
             stall: None,
-            sent: 1,
+            awaiting_hello,
+            seen_frame: false,
+            // The acceptor queued the `Connected` of an admitted session.
+            sent: u64::from(admitted),
             over_limit_since: None,
             byte_rate,
             counters: Counters::default(),
@@ -348,6 +379,15 @@ impl<P: Protocol, S: AsyncRead + AsyncWrite + Unpin> Driver<P, S> {
                 }
             }
 
+            // Waiting for the hello: the logic thread cannot close this session at shutdown, so it closes itself.
+            if let Some(stop) = &mut self.awaiting_hello
+                && stop.as_mut().poll(cx).is_ready()
+            {
+                self.awaiting_hello = None;
+                self.begin_close(Some(CloseReason::ServerShutdown));
+                continue;
+            }
+
             // Open. A packet waiting for room in the logic thread's inbox goes first; until it is in, nothing is
             // read, so TCP flow control pushes back on the peer. Writes went on above; the idle clock is stopped.
             match self.poll_unstall(cx) {
@@ -411,11 +451,14 @@ impl<P: Protocol, S: AsyncRead + AsyncWrite + Unpin> Driver<P, S> {
         if ready!(stall.sender.poll_reserve(cx)).is_err() {
             return Poll::Ready(Err(CloseReason::ServerShutdown));
         }
-        let Some(Stall { event, mut sender, since }) = self.stall.take() else { return Poll::Ready(Ok(())) };
+        let Some(stall) = self.stall.take() else { return Poll::Ready(Ok(())) };
+        let admits = stall.admits();
+        let Stall { event, mut sender, since } = stall;
         if sender.send_item(event).is_err() {
             return Poll::Ready(Err(CloseReason::ServerShutdown));
         }
         self.sent += 1;
+        self.end.admitted |= admits;
         // The time the server did not read counts neither toward the idle timeout nor against the rate limits:
         // what the peer sent meanwhile waited in the kernel and now arrives at once.
         let paused = since.elapsed();
@@ -432,9 +475,11 @@ impl<P: Protocol, S: AsyncRead + AsyncWrite + Unpin> Driver<P, S> {
 
     /// Hands a packet to the logic thread, or stalls the session on it when the inbox is full.
     fn forward(&mut self, event: LogicEvent<P>) -> Result<(), CloseReason> {
+        let admits = matches!(event, LogicEvent::Connected(_));
         match self.server.io_inbox.try_send(event) {
             Ok(()) => {
                 self.sent += 1;
+                self.end.admitted |= admits;
                 Ok(())
             }
             Err(mpsc::error::TrySendError::Full(event)) => {
@@ -682,6 +727,11 @@ impl<P: Protocol, S: AsyncRead + AsyncWrite + Unpin> Driver<P, S> {
 
     fn end_of_stream(&mut self) {
         let _ = self.session.shared().reason.set(CloseReason::PeerClosed);
+        if !self.end.admitted {
+            // Not known to the logic thread (it left during the handshake): nothing to wait for.
+            self.begin_close(None);
+            return;
+        }
         let event = LogicEvent::ReadClosed(self.session.id(), Some(self.sent));
         if self.server.inbox.send(event).is_err() {
             // No logic thread to wait for: close now, flushing what is queued.
@@ -759,6 +809,14 @@ impl<P: Protocol, S: AsyncRead + AsyncWrite + Unpin> Driver<P, S> {
         if let Some(export) = &self.server.metrics.export {
             self.counters.in_run.add(export, frame.id);
         }
+        let first = !std::mem::replace(&mut self.seen_frame, true);
+        if frame.id == CONTROL_ID {
+            return self.on_control(frame.payload, first);
+        }
+        if self.awaiting_hello.is_some() {
+            self.begin_close(Some(CloseReason::Handshake(HandshakeFault::Missing { id: frame.id })));
+            return Ok(());
+        }
         if P::ClientToServer::contains(frame.id) {
             let hook = &*self.server.io_handler;
             let session = &self.session;
@@ -792,6 +850,46 @@ impl<P: Protocol, S: AsyncRead + AsyncWrite + Unpin> Driver<P, S> {
                 Ok(())
             }
         }
+    }
+
+    /// A control frame (packet id 0, [`crate::handshake`]): the client's hello, answered with the server's, once
+    /// and only as the first frame. A session waiting for its hello is admitted (its `Connected` goes to the logic
+    /// thread) when the fingerprints match.
+    fn on_control(&mut self, payload: &[u8], first: bool) -> Result<(), CloseReason> {
+        let hello = match Hello::parse(payload, HelloKind::FromClient) {
+            Ok(_) if !first => Err(HandshakeFault::Repeated),
+            parsed => parsed,
+        };
+        let hello = match hello {
+            Ok(hello) => hello,
+            Err(fault) => {
+                tracing::debug!(%fault, "handshake refused");
+                self.begin_close(Some(CloseReason::Handshake(fault)));
+                return Ok(());
+            }
+        };
+        let config = &self.server.config.handshake;
+        let answer = Hello { fingerprint: P::FINGERPRINT, version: config.version.clone() };
+        let frame = control_frame(&self.server.pool, self.server.config.header, &answer.payload(HelloKind::FromServer));
+        let shared = self.session.shared();
+        shared.handover.queued_bytes.fetch_add(frame.len(), Ordering::Relaxed);
+        self.batch.for_pushing(&shared.spares).push_back(frame);
+        if hello.fingerprint != P::FINGERPRINT {
+            let fault = HandshakeFault::Mismatch {
+                client: hello.fingerprint,
+                client_version: hello.version,
+                server: answer.fingerprint,
+                server_version: answer.version,
+            };
+            tracing::info!(%fault, "handshake refused");
+            self.begin_close(Some(CloseReason::Handshake(fault)));
+            return Ok(());
+        }
+        tracing::debug!(client_version = %hello.version, "handshake");
+        if self.awaiting_hello.take().is_some() {
+            return self.forward(LogicEvent::Connected(self.session.clone()));
+        }
+        Ok(())
     }
 
     fn bad_frame(&mut self, bad: BadFrame) {
@@ -834,6 +932,19 @@ impl<P: Protocol, S: AsyncRead + AsyncWrite + Unpin> Driver<P, S> {
             }
         }
     }
+}
+
+/// A control frame (packet id 0) with `payload`, in `pool`.
+fn control_frame(pool: &MessagePool, header: crate::HeaderKind, payload: &[u8]) -> PacketPtr {
+    let len = header.header_len() + payload.len();
+    let mut head = [0u8; 8];
+    // A hello is at most 73 bytes of payload: every header layout describes it.
+    let _ = with_header!(header, H => H::write(&mut head, len, CONTROL_ID));
+    let mut frame = PacketBuilder::with_capacity_in(pool, len);
+    frame.extend_from_slice(&head[..header.header_len()]);
+    frame.extend_from_slice(payload);
+    frame.set_header_len(header.header_len());
+    frame.freeze()
 }
 
 /// Sets up an IO thread's own state when the thread starts, so that the first packets it handles allocate nothing:

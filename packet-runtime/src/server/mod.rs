@@ -211,6 +211,24 @@ impl<P: Protocol> ServerBuilder<P> {
         self
     }
 
+    /// Whether every session must open with the version handshake (a hello stating the client's protocol
+    /// fingerprint, [`crate::handshake`]). Default `false`: a hello that comes first is answered, but clients that
+    /// never send one keep working. When required, a session reaches the game (`Logic::on_connect`) only once its
+    /// hello matched; a first frame that is not a hello, or a mismatched fingerprint, closes it with
+    /// [`CloseReason::Handshake`] and the close notice. The idle timeout bounds how long a client may wait before
+    /// sending it.
+    pub fn require_handshake(mut self, required: bool) -> Self {
+        self.config.handshake.required = required;
+        self
+    }
+
+    /// The version string the server's hello carries (at most 64 bytes; longer is cut). Default
+    /// `"packet-runtime <version>"`.
+    pub fn server_version(mut self, version: impl Into<String>) -> Self {
+        self.config.handshake.version = crate::Hello::of::<P>(version).version;
+        self
+    }
+
     /// The configuration so far (as [`start`](Self::start) will use it, before `max_frame` is capped to what the
     /// header can describe).
     pub fn settings(&self) -> &ServerConfig {
