@@ -120,6 +120,11 @@ impl<P: Protocol, S: AsyncRead + AsyncWrite> Client<P, S> {
         self.reader.recv().await
     }
 
+    /// Waits for the next frame and lends its id and payload, undecoded and uncopied, until the next call.
+    pub async fn recv_frame(&mut self) -> Result<(u16, &[u8]), ClientError> {
+        self.reader.recv_frame().await
+    }
+
     /// The version handshake ([`crate::handshake`]): sends a hello with `P`'s fingerprint and `version` (cut to
     /// 64 bytes), which must be the connection's first frame, and waits for the server's. Returns the server's
     /// hello when the fingerprints match; [`ClientError::Handshake`] naming both fingerprints when they do not (the

@@ -7,6 +7,7 @@ mod support;
 
 mod backpressure;
 mod bad_input;
+mod handshake;
 mod limits;
 mod sessions;
 mod shutdown;
