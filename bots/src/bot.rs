@@ -79,7 +79,13 @@ pub struct BotConfig {
     pub mirror: bool,
     /// Log in again after a kick, a close or a timeout, and go on (see the module docs); otherwise the bot stops.
     pub relogin: bool,
+    /// Open every connection with the version handshake (`Client::handshake`, as a server run with `--handshake`
+    /// requires); a mismatched fingerprint ends the bot (counted as a kick naming both fingerprints).
+    pub handshake: bool,
 }
+
+/// The version string of a bot's hello.
+pub const VERSION: &str = concat!("packet-demo-bots ", env!("CARGO_PKG_VERSION"));
 
 /// The wait before the first attempt to log in again.
 pub const RELOGIN_BACKOFF_FIRST: Duration = Duration::from_millis(100);
@@ -173,12 +179,14 @@ enum Failure {
     Kicked(String),
     Decode,
     Timeout,
+    /// The version handshake failed (the server runs another build of the protocol).
+    Handshake(String),
 }
 
 impl Failure {
     /// Whether logging in again may help: not after a packet the bot cannot understand.
     fn retryable(&self) -> bool {
-        !matches!(self, Failure::Decode)
+        !matches!(self, Failure::Decode | Failure::Handshake(_))
     }
 }
 
@@ -323,6 +331,11 @@ impl Bot {
                 self.link.live.kicked(&reason);
                 *errors.kicked.entry(reason).or_default() += 1;
             }
+            Failure::Handshake(reason) => {
+                let reason = format!("handshake failed: {reason}");
+                self.link.live.kicked(&reason);
+                *errors.kicked.entry(reason).or_default() += 1;
+            }
             Failure::Decode => errors.decode += 1,
             Failure::Timeout => errors.timeouts += 1,
         }
@@ -360,6 +373,14 @@ impl Bot {
             let addr = self.config.addrs[self.index % self.config.addrs.len()];
             Client::<GameProtocol>::connect(addr).await.map_err(|_| Failure::ConnectFailed)?
         };
+        let mut client = client;
+        if self.config.handshake {
+            match client.handshake(VERSION).await {
+                Ok(_) => {}
+                Err(ClientError::Handshake(fault)) => return Err(Failure::Handshake(fault.to_string())),
+                Err(other) => return Err(other.into()),
+            }
+        }
         let (mut reader, mut writer) = client.into_split();
         if self.config.mirror {
             return Ok((reader, writer));

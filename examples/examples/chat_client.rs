@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! cargo run -p server --release                      # the demo server, on 127.0.0.1:7777
-//! cargo run -p examples --example chat_client -- --addr 127.0.0.1:7777 --name alice --room 1
+//! cargo run -p examples --example chat_client -- --addr 127.0.0.1:7777 --name alice --room 1 [--handshake]
 //! ```
 //!
 //! Logs in, enters the room, then sends every line typed as a chat message and prints what the server sends:
@@ -29,12 +29,20 @@ struct Args {
     /// The room to enter.
     #[arg(long, default_value_t = 1)]
     room: u32,
+    /// Open with the version handshake (required by a server run with `--handshake`): a server of another build
+    /// is refused before anything else is sent, naming both fingerprints.
+    #[arg(long)]
+    handshake: bool,
 }
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
-    let client = Client::<GameProtocol>::connect(args.addr).await?;
+    let mut client = Client::<GameProtocol>::connect(args.addr).await?;
+    if args.handshake {
+        let server = client.handshake(concat!("chat_client ", env!("CARGO_PKG_VERSION"))).await?;
+        println!("handshake: the server is {:?}, protocol {:016x}", server.version, server.fingerprint);
+    }
     let (mut reader, mut writer) = client.into_split();
 
     writer.send(&proto::CLogin { name: args.name.clone() }).await?;

@@ -35,6 +35,28 @@ fn echo_server_answers_one_round_trip() {
     assert_eq!(report.handler_panics, 0);
 }
 
+/// The echo server's `--handshake`: a client that opens with the hello is served; one that does not is closed
+/// before its packet reaches the logic.
+#[test]
+fn echo_server_with_a_required_handshake() {
+    let server = echo::builder(any_port(), HeaderKind::Compact, 16 * 1024).require_handshake(true).start(EchoLogic).unwrap();
+    let addr = server.local_addr().unwrap();
+    client_runtime().block_on(async {
+        let mut client = Client::<EchoProtocol>::connect(addr).await.unwrap();
+        let hello = within(client.handshake("echo test")).await.unwrap();
+        assert_eq!(hello.fingerprint, <EchoProtocol as packet_runtime::Protocol>::FINGERPRINT);
+        client.send(&Echo { data: b"after the hello".to_vec() }).await.unwrap();
+        let EchoResponse::EchoReply(reply) = within(client.recv()).await.unwrap();
+        assert_eq!(reply.data, b"after the hello");
+
+        let mut rude = Client::<EchoProtocol>::connect(addr).await.unwrap();
+        rude.send(&Echo { data: b"no hello".to_vec() }).await.unwrap();
+        assert!(within(rude.recv()).await.is_err(), "closed without an answer");
+    });
+    server.shutdown();
+    assert_eq!(server.join().sessions_closed, 1, "only the session with a hello reached the logic");
+}
+
 #[test]
 fn wide_header_carries_a_200_kib_payload() {
     let max_frame = 1024 * 1024;

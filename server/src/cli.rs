@@ -90,6 +90,11 @@ struct Args {
     /// free port, printed in the `metrics listening on` line). Off without it.
     #[arg(long)]
     metrics_addr: Option<SocketAddr>,
+    /// Require the version handshake: every client's first frame must be a hello with the protocol's fingerprint
+    /// (docs/PROTOCOL.md); others are refused with `S_KICK` naming both fingerprints. Off by default (a hello is
+    /// answered, not required).
+    #[arg(long)]
+    handshake: bool,
     /// This node's name in a cluster: the `node` label of every metric [default: host:pid].
     #[arg(long, requires = "nats")]
     node: Option<String>,
@@ -123,6 +128,7 @@ impl Args {
             tick: (self.tick_ms > 0).then(|| Duration::from_millis(self.tick_ms)),
             rate_limit: (self.rate_limit > 0).then_some(self.rate_limit),
             export: self.metrics_addr.map(|_| MetricsExport::new().version(env!("CARGO_PKG_VERSION"))),
+            handshake: self.handshake,
         }
     }
 }
@@ -206,6 +212,7 @@ pub fn main() -> ExitCode {
         idle_timeout = ?options.idle_timeout,
         tick = ?options.tick,
         rate_limit = ?options.rate_limit,
+        handshake = if options.handshake { "required" } else { "optional" },
         "server started"
     );
     println!("listening on {addr}");

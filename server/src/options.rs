@@ -37,6 +37,10 @@ pub struct ServerOptions {
     /// Record the server's figures through the `metrics` facade (`--metrics-addr`), with these settings. Default
     /// `None`: off.
     pub export: Option<MetricsExport>,
+    /// Every client must open with the version handshake (its protocol fingerprint, `packet_runtime::handshake`);
+    /// a mismatched or missing one is refused with the close notice. Default `false`: a hello is answered, not
+    /// required, so clients that never send one keep working.
+    pub handshake: bool,
 }
 
 impl Default for ServerOptions {
@@ -52,11 +56,15 @@ impl Default for ServerOptions {
             tick: Some(ServerConfig::DEFAULT_TICK),
             rate_limit: Some(ServerConfig::DEFAULT_RATE_LIMIT.per_second),
             export: None,
+            handshake: false,
         }
     }
 }
 
 impl ServerOptions {
+    /// The version string of the server's hello (`packet_runtime::handshake`).
+    pub const VERSION: &'static str = concat!("packet-demo-server ", env!("CARGO_PKG_VERSION"));
+
     /// The demo server's own default address: `127.0.0.1:7777` (the one setting the runtime has no default for).
     pub const DEFAULT_ADDR: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 7777));
 
@@ -83,6 +91,8 @@ impl ServerOptions {
             .rate_limit(self.rate_limit.map(|per_second| RateLimit { per_second, burst: per_second.saturating_mul(2) }))
             // No packet limit (`--rate-limit 0`, for load tests) means no byte limit either; otherwise the runtime's.
             .byte_rate_limit(self.rate_limit.and(Some(ServerConfig::DEFAULT_BYTE_RATE_LIMIT)))
+            .require_handshake(self.handshake)
+            .server_version(ServerOptions::VERSION)
             .io_handler(GameIo)
             .close_notice(close_notice(NoticeLimits {
                 packets_per_second: self.rate_limit,

@@ -74,6 +74,8 @@ pub fn close_notice(limits: NoticeLimits) -> impl Fn(&CloseReason) -> Option<SKi
                 format!("frame of {size} bytes over the {max} limit")
             }
             CloseReason::BadFrame(bad) => format!("bad frame: {bad}"),
+            // Names both fingerprints on a mismatch: the client may not check the server's hello itself.
+            CloseReason::Handshake(fault) => fault.to_string(),
             CloseReason::IdleTimeout => match limits.idle_timeout {
                 Some(idle) if idle.subsec_millis() == 0 => format!("idle for {} s", idle.as_secs()),
                 Some(idle) => format!("idle for {} ms", idle.as_millis()),

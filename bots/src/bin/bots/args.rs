@@ -76,6 +76,12 @@ pub(crate) struct Args {
     #[arg(long)]
     pub(crate) relogin: bool,
 
+    /// Open every connection with the version handshake (the protocol's fingerprint and the bots' version), as a
+    /// server run with `--handshake` requires. A server of another build refuses it: the report counts a kick
+    /// naming both fingerprints.
+    #[arg(long)]
+    pub(crate) handshake: bool,
+
     /// Print a status line to stderr this often (e.g. 1s): elapsed time, bots connected, messages sent and
     /// received, errors, disconnects, kicks by reason, re-logins. For logs and scripts; the live progress line on
     /// a terminal shows the same. 0 (the default) prints none.

@@ -78,6 +78,7 @@ fn main() -> ExitCode {
             timeout: args.timeout,
             mirror: false,
             relogin: args.relogin,
+            handshake: args.handshake,
         },
         clients: args.clients as usize,
         duration: args.duration,

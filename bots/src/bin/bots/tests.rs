@@ -37,6 +37,7 @@ fn config(addr: std::net::SocketAddr, scenario: Scenario) -> FleetConfig {
             timeout: Duration::from_secs(5),
             mirror: false,
             relogin: false,
+            handshake: false,
         },
         clients: 4,
         duration: Duration::from_millis(700),
@@ -251,4 +252,33 @@ fn without_relogin_a_kicked_bot_stops_and_is_counted_once() {
     assert_eq!((c.connected, c.disconnects, c.relogins, c.connected_at_end), (4, 4, 0, 0), "{c:?}");
     assert_eq!(c.errors.kicked, std::collections::BTreeMap::from([("server shutting down".to_owned(), 4)]));
     assert_eq!((c.errors.total(), c.relogin_failures), (4, 0), "one failure per bot: {c:?}");
+}
+
+/// `--handshake` against a server that requires it (`server --handshake`): every bot opens with its hello and plays;
+/// bots without it are refused before they log in, with the server's reason.
+#[test]
+fn bots_with_the_handshake_play_on_a_server_that_requires_it() {
+    let options = ServerOptions {
+        addr: "127.0.0.1:0".parse().unwrap(),
+        workers: 1,
+        rate_limit: None,
+        handshake: true,
+        ..ServerOptions::default()
+    };
+    let server = options.start().expect("server starts");
+    let mut config = config(server.local_addr().unwrap(), Scenario::Chat);
+    config.bot.handshake = true;
+    let result = run(&config);
+    assert_clean(&config, &result);
+
+    config.bot.handshake = false;
+    let refused = run(&config);
+    assert_eq!(refused.counters.connected, 0, "{:?}", refused.counters);
+    let kicked: Vec<_> = refused.counters.errors.kicked.iter().collect();
+    assert!(
+        matches!(kicked.as_slice(), [(reason, 4)] if reason.contains("requires the version handshake")),
+        "{kicked:?}"
+    );
+    server.shutdown();
+    server.join();
 }
