@@ -14,6 +14,7 @@ pub(crate) struct Metrics {
     pub(crate) connections_open: AtomicU64,
     pub(crate) connections_total: AtomicU64,
     pub(crate) connections_rejected: AtomicU64,
+    pub(crate) connections_unadmitted: AtomicU64,
     pub(crate) accept_errors: AtomicU64,
     pub(crate) frames_in: AtomicU64,
     pub(crate) frames_out: AtomicU64,
@@ -93,6 +94,7 @@ impl Metrics {
             connections_open: get(&self.connections_open),
             connections_total: get(&self.connections_total),
             connections_rejected: get(&self.connections_rejected),
+            connections_unadmitted: get(&self.connections_unadmitted),
             accept_errors: get(&self.accept_errors),
             frames_in: get(&self.frames_in),
             frames_out: get(&self.frames_out),
@@ -120,6 +122,10 @@ pub struct MetricsSnapshot {
     pub connections_total: u64,
     /// Connections closed at once because `max_connections` was reached.
     pub connections_rejected: u64,
+    /// Accepted connections that closed before the game heard of them: a required handshake refused or never
+    /// sent ([`crate::handshake`]). `Logic::on_connect` and `on_disconnect` ran for the other
+    /// `connections_total - connections_unadmitted`.
+    pub connections_unadmitted: u64,
     /// Failed `accept` calls (each followed by a backoff when resources are exhausted).
     pub accept_errors: u64,
     /// Frames received and accepted.

@@ -169,6 +169,7 @@ impl<P: Protocol> Drop for EndReport<P> {
         if self.admitted {
             let _ = self.server.inbox.send(LogicEvent::Disconnected(self.id, reason, Some(self.sent)));
         } else {
+            metrics.connections_unadmitted.fetch_add(1, Ordering::Relaxed);
             self.server.ids.release(self.id);
         }
     }

@@ -18,6 +18,7 @@ mod bad_frames;
 mod binary;
 mod chat;
 mod cli;
+mod handshake;
 #[path = "../common/mod.rs"]
 mod common;
 mod io;

@@ -97,7 +97,10 @@ fn a_required_hello_admits_the_session_and_anything_else_first_is_refused() {
         assert!(journal.disconnected.is_empty(), "{:?}", journal.disconnected);
     });
     server.handle.shutdown();
-    assert_eq!(server.handle.join().pool_outstanding, 0);
+    let report = server.handle.join();
+    assert_eq!(report.pool_outstanding, 0);
+    assert_eq!((report.metrics.connections_total, report.metrics.connections_unadmitted), (2, 1));
+    assert_eq!(report.sessions_closed, 1);
 }
 
 #[test]
