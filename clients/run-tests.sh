@@ -37,7 +37,8 @@ echo "== clients: C++ (g++, protoc's C++ messages, the generated header) against
 protoc --cpp_out="$work" -I demo-protocol/proto demo-protocol/proto/game.proto
 g++ -std=c++17 -O1 -Wall -Wextra -I"$work" -o "$work/chat_client" clients/cpp/test/chat_client.cpp "$work/game.pb.cc" \
     -lprotobuf -pthread
-target/debug/server --addr 127.0.0.1:0 > "$work/server.out" 2>/dev/null &
+# With --handshake: the C++ client must open with its hello (the generated header's `handshake::write_hello`).
+target/debug/server --addr 127.0.0.1:0 --handshake > "$work/server.out" 2>/dev/null &
 server_pid=$!
 for _ in $(seq 100); do grep -q "^listening on" "$work/server.out" 2>/dev/null && break; sleep 0.1; done
 port=$(sed -n 's/^listening on 127\.0\.0\.1:\([0-9]*\)$/\1/p' "$work/server.out")
@@ -47,5 +48,6 @@ fingerprint=$(sed -n 's/^protocol .* (fingerprint \([0-9a-f]*\))$/\1/p' "$work/s
 echo "== clients: C# (mono-mcs, C# 7) frames against the Rust encoder's"
 mcs -langversion:7 -warnaserror -out:"$work/FrameCheck.exe" clients/csharp/GamePackets.cs clients/csharp/test/FrameCheck.cs
 text="hello from unity"
-mono "$work/FrameCheck.exe" "$(target/debug/examples/frame_hex "$text")" "$text" "$fingerprint"
+mono "$work/FrameCheck.exe" "$(target/debug/examples/frame_hex "$text")" "$text" "$fingerprint" \
+    "$(target/debug/examples/frame_hex --hello "unity client 1.0")"
 echo "== clients: all passed"

@@ -111,4 +111,41 @@ inline std::optional<FrameView> read_frame(const std::uint8_t* data, std::size_t
     return FrameView{id, data + kHeaderLength, static_cast<std::size_t>(size) - kHeaderLength, static_cast<std::size_t>(size)};
 }
 
+/// The version handshake (docs/PROTOCOL.md): control frames of packet id 0, not protobuf. Send `write_hello` as the
+/// connection's first frame; the server answers with its hello (kind 2) before anything else, and closes the
+/// connection if the fingerprints differ.
+namespace handshake {
+
+inline constexpr std::uint16_t kControlId = 0;
+inline constexpr std::size_t kMaxVersion = 64;
+
+/// Appends the client's hello frame: kind 1, `kFingerprint` (little-endian), `version` (UTF-8, at most 64 bytes).
+/// False if the version is longer.
+inline bool write_hello(std::vector<std::uint8_t>& out, std::string_view version) {
+    if (version.size() > kMaxVersion) return false;
+    std::vector<std::uint8_t> payload;
+    payload.push_back(1);
+    for (int i = 0; i < 8; ++i) payload.push_back(static_cast<std::uint8_t>(kFingerprint >> (8 * i)));
+    payload.insert(payload.end(), version.begin(), version.end());
+    return write_frame(out, static_cast<PacketId>(kControlId), payload.data(), payload.size());
+}
+
+/// A hello: the sender's fingerprint and version (pointing into the frame).
+struct Hello {
+    std::uint64_t fingerprint;
+    std::string_view version;
+};
+
+/// The server's hello in a control frame, or nothing if `frame` is not one. Compare `fingerprint` with
+/// `kFingerprint`: a server of another build has another.
+inline std::optional<Hello> read_hello(const FrameView& frame) {
+    if (frame.id != kControlId || frame.payload_length < 9 || frame.payload_length > 9 + kMaxVersion) return std::nullopt;
+    if (frame.payload[0] != 2) return std::nullopt;
+    std::uint64_t fingerprint = 0;
+    for (int i = 0; i < 8; ++i) fingerprint |= static_cast<std::uint64_t>(frame.payload[1 + i]) << (8 * i);
+    return Hello{fingerprint, std::string_view(reinterpret_cast<const char*>(frame.payload) + 9, frame.payload_length - 9)};
+}
+
+}  // namespace handshake
+
 }  // namespace game::packets

@@ -126,4 +126,37 @@ namespace Game.Packets
             return true;
         }
     }
+
+    /// <summary>The version handshake (docs/PROTOCOL.md): control frames of packet id 0, not protobuf. Send
+    /// <c>WriteHello</c> as the connection's first frame; the server answers with its hello (kind 2) before
+    /// anything else, and closes the connection if the fingerprints differ.</summary>
+    public static class Handshake
+    {
+        public const ushort ControlId = 0;
+        public const int MaxVersion = 64;
+
+        /// <summary>The client's hello frame: kind 1, this table's fingerprint (little-endian), the version (UTF-8, at
+        /// most 64 bytes).</summary>
+        public static byte[] WriteHello(string version)
+        {
+            byte[] text = System.Text.Encoding.UTF8.GetBytes(version);
+            if (text.Length > MaxVersion) throw new ArgumentException("the version is over 64 bytes of UTF-8");
+            var payload = new byte[9 + text.Length];
+            payload[0] = 1;
+            for (int i = 0; i < 8; i++) payload[1 + i] = (byte)(PacketTable.Fingerprint >> (8 * i));
+            Buffer.BlockCopy(text, 0, payload, 9, text.Length);
+            return Frames.Write((PacketId)ControlId, payload);
+        }
+
+        /// <summary>Reads the server's hello from a control frame's payload: false if it is not one. Compare
+        /// <c>fingerprint</c> with <c>PacketTable.Fingerprint</c>: a server of another build has another.</summary>
+        public static bool ReadHello(byte[] buffer, int payloadOffset, int payloadLength, out ulong fingerprint, out string version)
+        {
+            fingerprint = 0; version = null;
+            if (payloadLength < 9 || payloadLength > 9 + MaxVersion || buffer[payloadOffset] != 2) return false;
+            for (int i = 0; i < 8; i++) fingerprint |= (ulong)buffer[payloadOffset + 1 + i] << (8 * i);
+            version = System.Text.Encoding.UTF8.GetString(buffer, payloadOffset + 9, payloadLength - 9);
+            return true;
+        }
+    }
 }

@@ -39,7 +39,8 @@ fn echo_server_answers_one_round_trip() {
 /// before its packet reaches the logic.
 #[test]
 fn echo_server_with_a_required_handshake() {
-    let server = echo::builder(any_port(), HeaderKind::Compact, 16 * 1024).require_handshake(true).start(EchoLogic).unwrap();
+    let server =
+        echo::builder(any_port(), HeaderKind::Compact, 16 * 1024).require_handshake(true).start(EchoLogic).unwrap();
     let addr = server.local_addr().unwrap();
     client_runtime().block_on(async {
         let mut client = Client::<EchoProtocol>::connect(addr).await.unwrap();

@@ -194,6 +194,39 @@ impl ClientTable {
             return true;
         }}
     }}
+
+    /// <summary>The version handshake (docs/PROTOCOL.md): control frames of packet id 0, not protobuf. Send
+    /// <c>WriteHello</c> as the connection's first frame; the server answers with its hello (kind 2) before
+    /// anything else, and closes the connection if the fingerprints differ.</summary>
+    public static class Handshake
+    {{
+        public const ushort ControlId = 0;
+        public const int MaxVersion = 64;
+
+        /// <summary>The client's hello frame: kind 1, this table's fingerprint (little-endian), the version (UTF-8, at
+        /// most 64 bytes).</summary>
+        public static byte[] WriteHello(string version)
+        {{
+            byte[] text = System.Text.Encoding.UTF8.GetBytes(version);
+            if (text.Length > MaxVersion) throw new ArgumentException("the version is over 64 bytes of UTF-8");
+            var payload = new byte[9 + text.Length];
+            payload[0] = 1;
+            for (int i = 0; i < 8; i++) payload[1 + i] = (byte)(PacketTable.Fingerprint >> (8 * i));
+            Buffer.BlockCopy(text, 0, payload, 9, text.Length);
+            return Frames.Write((PacketId)ControlId, payload);
+        }}
+
+        /// <summary>Reads the server's hello from a control frame's payload: false if it is not one. Compare
+        /// <c>fingerprint</c> with <c>PacketTable.Fingerprint</c>: a server of another build has another.</summary>
+        public static bool ReadHello(byte[] buffer, int payloadOffset, int payloadLength, out ulong fingerprint, out string version)
+        {{
+            fingerprint = 0; version = null;
+            if (payloadLength < 9 || payloadLength > 9 + MaxVersion || buffer[payloadOffset] != 2) return false;
+            for (int i = 0; i < 8; i++) fingerprint |= (ulong)buffer[payloadOffset + 1 + i] << (8 * i);
+            version = System.Text.Encoding.UTF8.GetString(buffer, payloadOffset + 9, payloadLength - 9);
+            return true;
+        }}
+    }}
 }}"#
         )
         .unwrap();
@@ -276,6 +309,43 @@ inline std::optional<FrameView> read_frame(const std::uint8_t* data, std::size_t
     std::uint16_t id = static_cast<std::uint16_t>(data[{id_at}] | data[{id_at} + 1] << 8);
     return FrameView{{id, data + kHeaderLength, static_cast<std::size_t>(size) - kHeaderLength, static_cast<std::size_t>(size)}};
 }}
+
+/// The version handshake (docs/PROTOCOL.md): control frames of packet id 0, not protobuf. Send `write_hello` as the
+/// connection's first frame; the server answers with its hello (kind 2) before anything else, and closes the
+/// connection if the fingerprints differ.
+namespace handshake {{
+
+inline constexpr std::uint16_t kControlId = 0;
+inline constexpr std::size_t kMaxVersion = 64;
+
+/// Appends the client's hello frame: kind 1, `kFingerprint` (little-endian), `version` (UTF-8, at most 64 bytes).
+/// False if the version is longer.
+inline bool write_hello(std::vector<std::uint8_t>& out, std::string_view version) {{
+    if (version.size() > kMaxVersion) return false;
+    std::vector<std::uint8_t> payload;
+    payload.push_back(1);
+    for (int i = 0; i < 8; ++i) payload.push_back(static_cast<std::uint8_t>(kFingerprint >> (8 * i)));
+    payload.insert(payload.end(), version.begin(), version.end());
+    return write_frame(out, static_cast<PacketId>(kControlId), payload.data(), payload.size());
+}}
+
+/// A hello: the sender's fingerprint and version (pointing into the frame).
+struct Hello {{
+    std::uint64_t fingerprint;
+    std::string_view version;
+}};
+
+/// The server's hello in a control frame, or nothing if `frame` is not one. Compare `fingerprint` with
+/// `kFingerprint`: a server of another build has another.
+inline std::optional<Hello> read_hello(const FrameView& frame) {{
+    if (frame.id != kControlId || frame.payload_length < 9 || frame.payload_length > 9 + kMaxVersion) return std::nullopt;
+    if (frame.payload[0] != 2) return std::nullopt;
+    std::uint64_t fingerprint = 0;
+    for (int i = 0; i < 8; ++i) fingerprint |= static_cast<std::uint64_t>(frame.payload[1 + i]) << (8 * i);
+    return Hello{{fingerprint, std::string_view(reinterpret_cast<const char*>(frame.payload) + 9, frame.payload_length - 9)}};
+}}
+
+}}  // namespace handshake
 
 }}  // namespace {ns}"#,
             id_at = header_len - 2

@@ -174,7 +174,10 @@ mod tests {
         );
         let refused: [&[u8]; 4] = [&[], &[9, 0, 0, 0, 0, 0, 0, 0, 0], &[1, 0, 0], &[1, 0, 0, 0, 0, 0, 0, 0, 0, 0xff]];
         for payload in refused {
-            assert!(matches!(Hello::parse(payload, HelloKind::FromClient), Err(HandshakeFault::Malformed(_))), "{payload:?}");
+            assert!(
+                matches!(Hello::parse(payload, HelloKind::FromClient), Err(HandshakeFault::Malformed(_))),
+                "{payload:?}"
+            );
         }
         let long = [&[1u8; 9][..], &[b'v'; MAX_VERSION + 1]].concat();
         assert!(Hello::parse(&long, HelloKind::FromClient).is_err());

@@ -3445,25 +3445,65 @@ var FrameReader = class {
   }
 };
 
+// src/handshake.ts
+var CONTROL_ID = 0;
+var MAX_VERSION = 64;
+var HandshakeError = class extends Error {
+};
+function encodeHello(kind, hello) {
+  let version = new TextEncoder().encode(hello.version);
+  if (version.length > MAX_VERSION) {
+    let end = MAX_VERSION;
+    while (end > 0 && (version[end] & 192) === 128) end--;
+    version = version.slice(0, end);
+  }
+  const payload = new Uint8Array(9 + version.length);
+  payload[0] = kind;
+  new DataView(payload.buffer).setBigUint64(1, BigInt(`0x${hello.fingerprint}`), true);
+  payload.set(version, 9);
+  return payload;
+}
+function parseHello(kind, payload) {
+  if (payload.length < 9 || payload[0] !== kind) {
+    throw new HandshakeError(`malformed handshake: expected a hello of kind ${kind} with its 8-byte fingerprint`);
+  }
+  const view = new DataView(payload.buffer, payload.byteOffset, payload.byteLength);
+  const fingerprint = view.getBigUint64(1, true).toString(16).padStart(16, "0");
+  const version = new TextDecoder("utf-8", { fatal: true }).decode(payload.subarray(9));
+  return { fingerprint, version };
+}
+function mismatch(client2, server) {
+  return `protocol mismatch: the client's fingerprint is ${client2.fingerprint} (${JSON.stringify(client2.version)}), the server's is ${server.fingerprint} (${JSON.stringify(server.version)})`;
+}
+
 // src/client.ts
 var PacketClient = class {
-  constructor(protocol, connect, reconnect) {
+  constructor(protocol, connect, options = {}) {
     __publicField(this, "protocol", protocol);
     __publicField(this, "connect", connect);
-    __publicField(this, "reconnect", reconnect);
+    __publicField(this, "options", options);
     __publicField(this, "connection");
     __publicField(this, "byId", /* @__PURE__ */ new Map());
     __publicField(this, "handlers", /* @__PURE__ */ new Map());
     __publicField(this, "closedByUs", false);
     __publicField(this, "closeListeners", []);
     __publicField(this, "openListeners", []);
+    __publicField(this, "reconnect");
+    /** Waiting for the server's hello on the connection being opened. */
+    __publicField(this, "helloWaiter");
+    /** Set when the server turned out to run another protocol: no reconnection then. */
+    __publicField(this, "refused", false);
+    /** The server's hello on the current connection, when the handshake is on. */
+    __publicField(this, "serverHello");
+    this.reconnect = options.reconnect;
     for (const [name, entry] of Object.entries(protocol.serverToClient)) {
       this.byId.set(entry.id, { name, schema: entry.schema });
     }
   }
-  /** Connects; resolves once the connection is open. */
+  /** Connects; resolves once the connection is open (and, with `handshake`, once the server's hello matched). */
   async open() {
     this.closedByUs = false;
+    this.refused = false;
     await this.attach(await this.connect());
   }
   async attach(connection) {
@@ -3473,12 +3513,29 @@ var PacketClient = class {
     };
     connection.onClose = (reason) => this.ended(reason);
     this.connection = connection;
+    const version = this.options.handshake;
+    if (version !== void 0) {
+      const ours = { fingerprint: this.protocol.FINGERPRINT, version };
+      const answered = new Promise((resolve, reject) => this.helloWaiter = { resolve, reject });
+      connection.send(encodeFrame(this.protocol.HEADER_LENGTH, CONTROL_ID, encodeHello(1, ours)));
+      const theirs = await answered;
+      if (theirs.fingerprint !== ours.fingerprint) {
+        this.refused = true;
+        this.connection = void 0;
+        connection.close();
+        throw new HandshakeError(mismatch(ours, theirs));
+      }
+      this.serverHello = theirs;
+    }
     for (const listener of this.openListeners) listener();
   }
   ended(reason) {
     this.connection = void 0;
+    this.serverHello = void 0;
+    this.helloWaiter?.reject(new HandshakeError(`the connection ended before the server's hello: ${reason}`));
+    this.helloWaiter = void 0;
     for (const listener of this.closeListeners) listener(reason);
-    if (!this.closedByUs && this.reconnect) void this.retry();
+    if (!this.closedByUs && !this.refused && this.reconnect) void this.retry();
   }
   async retry() {
     const { initialDelayMs = 100, maxDelayMs = 5e3, attempts = Infinity } = this.reconnect ?? {};
@@ -3494,6 +3551,16 @@ var PacketClient = class {
     }
   }
   dispatch(id, payload) {
+    if (id === CONTROL_ID && this.helloWaiter) {
+      const waiter = this.helloWaiter;
+      this.helloWaiter = void 0;
+      try {
+        waiter.resolve(parseHello(2, payload));
+      } catch (error) {
+        waiter.reject(error);
+      }
+      return;
+    }
     const entry = this.byId.get(id);
     if (!entry) throw new Error(`packet id ${id} is not a server-to-client packet of ${this.protocol.PROTOCOL}`);
     const message = fromBinary(entry.schema, payload);
@@ -3648,8 +3715,8 @@ function say(from, text) {
   $("chat").append(line);
 }
 var client = new PacketClient(packets_exports, webSocket(`${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws`), {
-  initialDelayMs: 200,
-  maxDelayMs: 5e3
+  reconnect: { initialDelayMs: 200, maxDelayMs: 5e3 },
+  handshake: "browser demo 0.1.0"
 });
 client.on("S_LOGIN", (login) => {
   if (!login.success) {

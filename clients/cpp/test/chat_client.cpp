@@ -1,5 +1,6 @@
 // A C++17 client of the demo server built only from protoc's C++ messages and the generated game_packets.hpp:
-// logs in, enters a room, chats, and checks that its chat comes back (a room chat reaches its sender too).
+// opens with the version handshake (the server may require it: `server --handshake`), logs in, enters a room,
+// chats, and checks that its chat comes back (a room chat reaches its sender too).
 //   chat_client HOST PORT NAME   (exit 0 on success)
 
 #include <arpa/inet.h>
@@ -74,6 +75,23 @@ int main(int argc, char** argv) {
     if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) return fail("cannot connect");
     Conn conn{fd, {}};
     std::string payload;
+
+    // The handshake: our hello first, then the server's, whose fingerprint must be ours.
+    std::vector<std::uint8_t> hello;
+    if (!p::handshake::write_hello(hello, "cpp test client 1.0")) return fail("hello does not fit");
+    if (::send(fd, hello.data(), hello.size(), 0) != static_cast<ssize_t>(hello.size())) return fail("hello not sent");
+    std::uint16_t id;
+    if (!conn.next(id, payload)) return fail("no answer to the hello");
+    p::FrameView frame{id, reinterpret_cast<const std::uint8_t*>(payload.data()), payload.size(), 0};
+    auto server = p::handshake::read_hello(frame);
+    if (!server) return fail("the server's first frame is not its hello");
+    if (server->fingerprint != p::kFingerprint) {
+        std::fprintf(stderr, "chat_client: protocol mismatch: ours %016llx, the server's %016llx\n",
+                     static_cast<unsigned long long>(p::kFingerprint),
+                     static_cast<unsigned long long>(server->fingerprint));
+        return 1;
+    }
+    std::printf("handshake: the server is \"%.*s\"\n", static_cast<int>(server->version.size()), server->version.data());
 
     m::C_LOGIN login;
     login.set_name(argv[3]);

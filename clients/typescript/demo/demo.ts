@@ -44,9 +44,10 @@ function say(from: bigint, text: string): void {
   $("chat").append(line);
 }
 
+// The handshake is always on: every server answers it, and one run with `--handshake` requires it.
 const client = new PacketClient(game, webSocket(`${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws`), {
-  initialDelayMs: 200,
-  maxDelayMs: 5000,
+  reconnect: { initialDelayMs: 200, maxDelayMs: 5000 },
+  handshake: "browser demo 0.1.0",
 });
 
 client.on("S_LOGIN", (login) => {

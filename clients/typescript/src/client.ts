@@ -3,6 +3,7 @@
 
 import { create, fromBinary, toBinary, type DescMessage, type MessageInitShape, type MessageShape } from "@bufbuild/protobuf";
 import { encodeFrame, FrameReader } from "./frame.js";
+import { CONTROL_ID, encodeHello, HandshakeError, mismatch, parseHello, type Hello } from "./handshake.js";
 
 /** One packet of a generated table: its wire id and protobuf-es schema. */
 export interface PacketEntry {
@@ -45,6 +46,19 @@ export interface Reconnect {
   attempts?: number;
 }
 
+/** How the client behaves; everything is off by default. */
+export interface ClientOptions {
+  /** Reconnect with backoff when the connection ends without `close()`. */
+  reconnect?: Reconnect;
+  /**
+   * Open every connection with the version handshake (docs/PROTOCOL.md), with this version string: `open()` (and
+   * every reconnection) completes once the server's hello matched. A server of another build is refused with an
+   * error naming both fingerprints, and the client does not reconnect to it. Servers answer a hello whether or
+   * not they require it (`server --handshake` does).
+   */
+  handshake?: string;
+}
+
 /** The message type of packet `K` of table `S` (what a handler of it receives). */
 export type Received<S extends PacketTable, K extends keyof S> = MessageShape<S[K]["schema"]>;
 
@@ -58,20 +72,29 @@ export class PacketClient<C extends PacketTable, S extends PacketTable> {
   private closedByUs = false;
   private readonly closeListeners: Array<(reason: string) => void> = [];
   private readonly openListeners: Array<() => void> = [];
+  private readonly reconnect?: Reconnect;
+  /** Waiting for the server's hello on the connection being opened. */
+  private helloWaiter: { resolve: (hello: Hello) => void; reject: (error: Error) => void } | undefined;
+  /** Set when the server turned out to run another protocol: no reconnection then. */
+  private refused = false;
+  /** The server's hello on the current connection, when the handshake is on. */
+  serverHello: Hello | undefined;
 
   constructor(
     private readonly protocol: Protocol<C, S>,
     private readonly connect: Connect,
-    private readonly reconnect?: Reconnect,
+    private readonly options: ClientOptions = {},
   ) {
+    this.reconnect = options.reconnect;
     for (const [name, entry] of Object.entries(protocol.serverToClient)) {
       this.byId.set(entry.id, { name: name as keyof S & string, schema: entry.schema });
     }
   }
 
-  /** Connects; resolves once the connection is open. */
+  /** Connects; resolves once the connection is open (and, with `handshake`, once the server's hello matched). */
   async open(): Promise<void> {
     this.closedByUs = false;
+    this.refused = false;
     await this.attach(await this.connect());
   }
 
@@ -82,13 +105,30 @@ export class PacketClient<C extends PacketTable, S extends PacketTable> {
     };
     connection.onClose = (reason) => this.ended(reason);
     this.connection = connection;
+    const version = this.options.handshake;
+    if (version !== undefined) {
+      const ours: Hello = { fingerprint: this.protocol.FINGERPRINT, version };
+      const answered = new Promise<Hello>((resolve, reject) => (this.helloWaiter = { resolve, reject }));
+      connection.send(encodeFrame(this.protocol.HEADER_LENGTH, CONTROL_ID, encodeHello(1, ours)));
+      const theirs = await answered;
+      if (theirs.fingerprint !== ours.fingerprint) {
+        this.refused = true;
+        this.connection = undefined;
+        connection.close();
+        throw new HandshakeError(mismatch(ours, theirs));
+      }
+      this.serverHello = theirs;
+    }
     for (const listener of this.openListeners) listener();
   }
 
   private ended(reason: string): void {
     this.connection = undefined;
+    this.serverHello = undefined;
+    this.helloWaiter?.reject(new HandshakeError(`the connection ended before the server's hello: ${reason}`));
+    this.helloWaiter = undefined;
     for (const listener of this.closeListeners) listener(reason);
-    if (!this.closedByUs && this.reconnect) void this.retry();
+    if (!this.closedByUs && !this.refused && this.reconnect) void this.retry();
   }
 
   private async retry(): Promise<void> {
@@ -106,6 +146,16 @@ export class PacketClient<C extends PacketTable, S extends PacketTable> {
   }
 
   private dispatch(id: number, payload: Uint8Array): void {
+    if (id === CONTROL_ID && this.helloWaiter) {
+      const waiter = this.helloWaiter;
+      this.helloWaiter = undefined;
+      try {
+        waiter.resolve(parseHello(2, payload));
+      } catch (error) {
+        waiter.reject(error as Error);
+      }
+      return;
+    }
     const entry = this.byId.get(id);
     if (!entry) throw new Error(`packet id ${id} is not a server-to-client packet of ${this.protocol.PROTOCOL}`);
     const message = fromBinary(entry.schema, payload);

@@ -4,6 +4,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { PacketClient, type Received } from "../src/client.js";
 import { tcp } from "../src/node.js";
+import { HandshakeError } from "../src/handshake.js";
 import * as game from "../src/gen/packets.js";
 import { startServer } from "./server.js";
 
@@ -69,7 +70,9 @@ test("two clients log in, meet in a room and chat", async () => {
 test("with reconnect on, a client comes back by itself after the server restarts", async () => {
   const first = await startServer();
   const port = first.port;
-  const client: GameClient = new PacketClient(game, tcp("127.0.0.1", port), { initialDelayMs: 50, maxDelayMs: 500 });
+  const client: GameClient = new PacketClient(game, tcp("127.0.0.1", port), {
+    reconnect: { initialDelayMs: 50, maxDelayMs: 500 },
+  });
   let second: Awaited<ReturnType<typeof startServer>> | undefined;
   try {
     let opens = 0;
@@ -97,5 +100,49 @@ test("with reconnect on, a client comes back by itself after the server restarts
     client.close();
     await first.stop();
     await second?.stop();
+  }
+});
+
+test("with --handshake the server admits a client that opens with its hello and kicks one that does not", async () => {
+  const server = await startServer(0, ["--handshake"]);
+  const polite: GameClient = new PacketClient(game, tcp("127.0.0.1", server.port), { handshake: "ts test 1.0" });
+  const rude: GameClient = new PacketClient(game, tcp("127.0.0.1", server.port));
+  try {
+    await polite.open();
+    assert.deepEqual(polite.serverHello, { fingerprint: server.fingerprint, version: "packet-demo-server 0.1.0" });
+    const login = next(polite, "S_LOGIN");
+    polite.send("C_LOGIN", { name: "polite" });
+    assert.equal((await login).success, true);
+
+    await rude.open();
+    const kicked = next(rude, "S_KICK");
+    rude.send("C_LOGIN", { name: "rude" });
+    assert.match((await kicked).reason, /requires the version handshake/);
+  } finally {
+    polite.close();
+    rude.close();
+    await server.stop();
+  }
+});
+
+test("a client of another build is refused before it sends anything, naming both fingerprints", async () => {
+  const server = await startServer(0, ["--handshake"]);
+  const otherBuild = { ...game, FINGERPRINT: "0123456789abcdef" };
+  const client: GameClient = new PacketClient(otherBuild, tcp("127.0.0.1", server.port), {
+    handshake: "old build",
+    reconnect: { initialDelayMs: 50 },
+  });
+  try {
+    await assert.rejects(client.open(), (error: Error) => {
+      assert.ok(error instanceof HandshakeError);
+      assert.match(error.message, /protocol mismatch/);
+      assert.ok(error.message.includes("0123456789abcdef") && error.message.includes(server.fingerprint), error.message);
+      return true;
+    });
+    // (The server's kick naming both is checked by the Rust suites: server/tests/game/handshake.rs.)
+    assert.equal(client.connected, false, "closed, and no reconnection to a server of another build");
+  } finally {
+    client.close();
+    await server.stop();
   }
 });

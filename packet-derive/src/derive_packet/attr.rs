@@ -96,7 +96,10 @@ fn packet_id(value: Expr, errors: &mut Errors) -> Option<PacketId> {
                 }
                 Ok(id) => Some(PacketId::Literal(id, lit)),
                 Err(_) => {
-                    errors.spanned(&lit, format_args!("packet id {} is out of range: ids are `u16`, 1..=65535 (0 is reserved)", lit));
+                    errors.spanned(
+                        &lit,
+                        format_args!("packet id {} is out of range: ids are `u16`, 1..=65535 (0 is reserved)", lit),
+                    );
                     None
                 }
             }

@@ -10,8 +10,7 @@ use crate::support::*;
 
 /// docs/PROTOCOL.md's example: the client hello with version `demo 1`, and the demo server's answer.
 const CLIENT_HELLO: &str = "13 00  00 00  01  04 95 89 ca e7 7f 2e f1  64 65 6d 6f 20 31";
-const SERVER_HELLO: &str =
-    "25 00  00 00  02  04 95 89 ca e7 7f 2e f1  70 61 63 6b 65 74 2d 64 65 6d 6f 2d 73 65 72 76 65 72 20 30 2e 31 2e 30";
+const SERVER_HELLO: &str = "25 00  00 00  02  04 95 89 ca e7 7f 2e f1  70 61 63 6b 65 74 2d 64 65 6d 6f 2d 73 65 72 76 65 72 20 30 2e 31 2e 30";
 
 fn bytes(hex: &str) -> Vec<u8> {
     hex.split_whitespace().map(|byte| u8::from_str_radix(byte, 16).unwrap()).collect()

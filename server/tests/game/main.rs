@@ -18,9 +18,9 @@ mod bad_frames;
 mod binary;
 mod chat;
 mod cli;
-mod handshake;
 #[path = "../common/mod.rs"]
 mod common;
+mod handshake;
 mod io;
 mod login;
 mod rooms;
