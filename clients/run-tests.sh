@@ -24,7 +24,8 @@ if ! git diff --exit-code -- "$ts/src/gen" clients/csharp clients/cpp server/web
 fi
 
 echo "== clients: the server, the bot and the reference encoder"
-cargo build -q -p server -p examples --example chat_client --example frame_hex
+# Target flags select targets in every package named: the server binary is named too, or it would not be rebuilt.
+cargo build -q -p server --bin server -p examples --example chat_client --example frame_hex
 
 echo "== clients: TypeScript (Node over TCP, Chromium over WebSocket)"
 (cd "$ts" && timeout 300 node --test --test-timeout=120000 dist/test/client.test.js dist/test/browser.test.js)

@@ -23,9 +23,10 @@ async function join(page: Page, url: string, name: string): Promise<string> {
 }
 
 test("two pages and a Rust bot play in one room", async () => {
-  const server = await startServer();
+  // With --handshake: the page (and the Rust bot) must open with the version handshake to be served.
+  const server = await startServer(0, ["--handshake"]);
   const browser = await chromium.launch({ executablePath: CHROMIUM, args: ["--headless", "--no-sandbox"] });
-  const bot = spawn(binary("examples/chat_client"), ["--addr", `127.0.0.1:${server.port}`, "--name", "rustbot", "--room", "7"], {
+  const bot = spawn(binary("examples/chat_client"), ["--addr", `127.0.0.1:${server.port}`, "--name", "rustbot", "--room", "7", "--handshake"], {
     stdio: ["pipe", "pipe", "inherit"],
   });
   const botLines: string[] = [];
