@@ -214,10 +214,12 @@ mod tests {
     #[test]
     fn a_malformed_creds_file_is_named_and_its_content_never_shown() {
         let path = temp_file("creds", b"not-a-creds-file SUAEXAMPLESEEDTHATMUSTNOTLEAK");
-        let error = apply(async_nats::ConnectOptions::new(), &NatsAuth::CredsFile(path.clone()), &NatsTls::default())
-            .err()
-            .expect("refused")
-            .to_string();
+        let Err(error) =
+            apply(async_nats::ConnectOptions::new(), &NatsAuth::CredsFile(path.clone()), &NatsTls::default())
+        else {
+            panic!("a malformed creds file is refused");
+        };
+        let error = error.to_string();
         assert!(
             error.contains(&path.display().to_string()) && error.contains("not a NATS credentials file"),
             "{error}"
