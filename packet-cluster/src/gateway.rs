@@ -215,6 +215,9 @@ pub(crate) fn start<P: Protocol, H: IoHandler<P>>(
     let local = hook.local_ids().to_vec();
     let io = GatewayIo { gateway: Arc::clone(&gateway), inner: hook, local };
     let builder = builder.pool(pool).tick(None).io_handler(io);
+    // Announced before the listener takes a client: a shard takes envelopes only from announced gateways, and the
+    // heartbeat leaves ahead of the first OPEN on this node's one NATS connection.
+    core.runtime.block_on(core.announce(Roles { gateway: true, shard: false }));
     let server = match web {
         #[cfg(feature = "websocket")]
         Some((listener, config)) => builder.start_with_websocket(Relay(PhantomData), listener, config)?,
@@ -223,7 +226,6 @@ pub(crate) fn start<P: Protocol, H: IoHandler<P>>(
         None => builder.start(Relay(PhantomData))?,
     };
     let _ = gateway.shutdown.set(server.shutdown_handle());
-    core.runtime.block_on(core.announce(Roles { gateway: true, shard: false }));
     Ok(GatewayHandle { server, gateway })
 }
 
@@ -361,7 +363,8 @@ impl<P: Protocol> Gateway<P> {
         while let Some(message) = subscription.next().await {
             let Some(mut message) = receipts.open(&message.payload) else { continue };
             let sender = message.sender;
-            if self.core.refuses(sender) {
+            // Only a node that announced itself as a shard of this cluster (its fingerprint) and is not fenced.
+            if self.core.refuses(sender, true).await {
                 continue;
             }
             // A session's frames of this message are handed to it at once (one command and one wake), after the

@@ -23,6 +23,7 @@
 //!
 //! The wire format is in [`envelope`] and docs/CLUSTER.md.
 
+pub mod credentials;
 pub mod envelope;
 pub mod gateway;
 mod hash;
@@ -40,6 +41,7 @@ use async_nats::jetstream::kv;
 use futures_util::StreamExt;
 use packet_runtime::{Logic, Protocol};
 
+pub use credentials::{NatsAuth, NatsTls, Secret};
 pub use gateway::GatewayHandle;
 pub use membership::{CLUSTER_VERSION, Heartbeat, NodeState, Roles};
 pub use shard::ShardHandle;
@@ -51,8 +53,15 @@ use subjects::Subjects;
 /// How long a starting node listens for answers to its who-is-there before it decides it is alone or compatible.
 const HELLO_WAIT: Duration = Duration::from_millis(300);
 
-/// Where the cluster is and how it detects failures.
+/// How long a receiver waits for the heartbeat of a sender it has not recorded yet before it drops the sender's
+/// envelope as unannounced. A node announces (a flushed heartbeat) before it sends work, and NATS delivers one
+/// connection's messages in order, but heartbeats are recorded by another task than the one reading envelopes.
+const ANNOUNCE_GRACE: Duration = Duration::from_millis(250);
+
+/// Where the cluster is, how a node proves itself to NATS, and how it detects failures. Its `Debug` shows no
+/// secret (passwords and tokens are [`Secret`]s).
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct ClusterConfig {
     /// NATS server URLs (`nats://host:port` or `host:port`); several for failover.
     pub urls: Vec<String>,
@@ -66,6 +75,11 @@ pub struct ClusterConfig {
     /// connection is back. Default 12 s: a broker outage of up to 10 s is survived (reconnection is retried every
     /// 500 ms at most, and detection takes up to one heartbeat interval).
     pub outage_limit: Duration,
+    /// How this node authenticates to NATS. Default none. The broker's permissions should give each cluster's
+    /// credentials its own subjects only (docs/SECURITY.md, docs/nats-cluster-permissions.conf).
+    pub auth: NatsAuth,
+    /// TLS to NATS. Default off (unless a URL is `tls://`).
+    pub tls: NatsTls,
 }
 
 impl ClusterConfig {
@@ -76,6 +90,8 @@ impl ClusterConfig {
             name: name.into(),
             failure_timeout: Duration::from_secs(3),
             outage_limit: Duration::from_secs(12),
+            auth: NatsAuth::None,
+            tls: NatsTls::default(),
         }
     }
 }
@@ -90,6 +106,28 @@ pub enum ClusterError {
         /// The URLs tried.
         urls: String,
         /// Why.
+        reason: String,
+    },
+    /// NATS refused this node's credentials (an authorization violation): wrong or missing user, password, token
+    /// or credentials file.
+    #[error(
+        "NATS at {urls} refused this node's credentials ({reason}): check the user and password, token or \
+         credentials file the node was given (the demo: --nats-creds, or --nats-user with --nats-password-file or \
+         NATS_PASSWORD)"
+    )]
+    Authorization {
+        /// The URLs tried.
+        urls: String,
+        /// What the broker said.
+        reason: String,
+    },
+    /// A credentials or TLS file (or a secret's environment variable) is unusable. Names it and what is wrong,
+    /// never what it holds.
+    #[error("{source_name} {reason}")]
+    Credentials {
+        /// The file (`NATS credentials file PATH`, `secret file PATH`, ...) or environment variable.
+        source_name: String,
+        /// What is wrong with it.
         reason: String,
     },
     /// JetStream (the KV bucket of node numbers and key owners) failed.
@@ -145,6 +183,7 @@ pub(crate) struct Counters {
     pub(crate) slow_consumer: AtomicU64,
     pub(crate) fenced: AtomicU64,
     pub(crate) stale: AtomicU64,
+    pub(crate) unannounced: AtomicU64,
     /// `packet_cluster_nats_messages_total{direction="in"}` and `{direction="out"}`: envelopes received and
     /// published, through the `metrics` facade (no-ops without a recorder).
     pub(crate) nats_in: NatsCounter,
@@ -195,6 +234,9 @@ pub struct ClusterStats {
     /// Control operations (close, hand over, bounce) from a shard for a session bound to another shard now:
     /// dropped by the gateway, so no session is served by two shards.
     pub stale: u64,
+    /// Envelopes dropped because their sender never announced itself in this cluster in the role it acted in: a
+    /// shard takes work only from gateways heard with the cluster's fingerprint, a gateway only from such shards.
+    pub unannounced: u64,
 }
 
 impl Counters {
@@ -209,6 +251,7 @@ impl Counters {
             slow_consumer: get(&self.slow_consumer),
             fenced: get(&self.fenced),
             stale: get(&self.stale),
+            unannounced: get(&self.unannounced),
         }
     }
 }
@@ -368,13 +411,30 @@ impl Core {
         }
     }
 
-    /// Whether to drop a message from `sender`: this node is fenced, or it fenced the sender. Counted.
-    pub(crate) fn refuses(&self, sender: u64) -> bool {
-        if self.fenced.load(Ordering::Relaxed) || self.membership.is_fenced(sender) {
+    /// Whether to drop a message from `sender`, which acts as a shard (`shard`) or as a gateway: this node is
+    /// fenced, or it fenced the sender, or the sender never announced that role in this cluster (with its
+    /// fingerprint). Counted (`fenced`, `unannounced`).
+    pub(crate) async fn refuses(&self, sender: u64, shard: bool) -> bool {
+        if self.fenced.load(Ordering::Relaxed) {
             self.stats.fenced.fetch_add(1, Ordering::Relaxed);
             return true;
         }
-        false
+        match self.membership.admits(sender, shard, ANNOUNCE_GRACE).await {
+            membership::Standing::Member => false,
+            membership::Standing::Fenced => {
+                self.stats.fenced.fetch_add(1, Ordering::Relaxed);
+                true
+            }
+            membership::Standing::Unknown => {
+                self.stats.unannounced.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(
+                    sender = format_args!("{sender:016x}"),
+                    role = if shard { "shard" } else { "gateway" },
+                    "envelope from a node that never announced itself in this role dropped"
+                );
+                true
+            }
+        }
     }
 
     /// This node was declared dead by the others: said once, loudly, and told to both parts.
@@ -530,8 +590,16 @@ async fn connect(
     let connects = Arc::new(AtomicU64::new(0));
     let epoch = Arc::new(AtomicU64::new(0));
     let (connected, reconnected) = (Arc::clone(&connects), Arc::clone(&epoch));
-    let client = async_nats::ConnectOptions::new()
+    // The last reason a connection attempt failed (the client retries in the background): an authorization
+    // violation ends the join at once with a clear error instead of a connection that never comes up.
+    let refused: Arc<Mutex<Option<String>>> = Arc::default();
+    let last_failure = Arc::clone(&refused);
+    let options = credentials::apply(async_nats::ConnectOptions::new(), &config.auth, &config.tls)?;
+    let client = options
         .name(format!("packet-cluster/{}", config.name))
+        // Replies (who-is-there answers, JetStream API and KV acknowledgements) come back under the cluster's own
+        // prefix, so a broker's permissions can give each cluster exactly its own subjects (docs/SECURITY.md).
+        .custom_inbox_prefix(subjects::inbox_prefix(&config.name))
         .retry_on_initial_connect()
         .connection_timeout(Duration::from_secs(2))
         // Retry every 50 ms, doubling up to 500 ms (the client's default backs off to 4 s): an outage is survived
@@ -544,6 +612,14 @@ async fn connect(
             let events = Arc::clone(&events);
             if matches!(event, async_nats::Event::Connected) && connected.fetch_add(1, Ordering::Relaxed) > 0 {
                 reconnected.fetch_add(1, Ordering::Relaxed);
+            }
+            if let async_nats::Event::ClientError(async_nats::ClientError::Other(reason))
+            | async_nats::Event::ServerError(async_nats::ServerError::Other(reason)) = &event
+            {
+                *last_failure.lock().unwrap_or_else(|e| e.into_inner()) = Some(reason.clone());
+            }
+            if let async_nats::Event::ServerError(async_nats::ServerError::AuthorizationViolation) = &event {
+                *last_failure.lock().unwrap_or_else(|e| e.into_inner()) = Some("authorization violation".into());
             }
             async move {
                 match event {
@@ -559,19 +635,32 @@ async fn connect(
     // `retry_on_initial_connect` would wait forever: give up after a few seconds with a message saying what to start.
     let client = match tokio::time::timeout(Duration::from_secs(5), client).await {
         Ok(Ok(client)) => client,
+        Ok(Err(error)) if error.kind() == async_nats::ConnectErrorKind::AuthorizationViolation => {
+            return Err(ClusterError::Authorization { urls: urls.clone(), reason: error.to_string() });
+        }
         Ok(Err(error)) => return Err(connect_error(error.to_string())),
         Err(_) => return Err(connect_error("no answer within 5 s".into())),
     };
+    let failure = || refused.lock().unwrap_or_else(|e| e.into_inner()).clone();
     if client.connection_state() != async_nats::connection::State::Connected {
         // Give the first connection a moment (retry_on_initial_connect returns before it is up).
         for _ in 0..50 {
             if client.connection_state() == async_nats::connection::State::Connected {
                 break;
             }
+            if let Some(reason) = failure().filter(|r| r.contains("authorization violation")) {
+                return Err(ClusterError::Authorization { urls: urls.clone(), reason });
+            }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         if client.connection_state() != async_nats::connection::State::Connected {
-            return Err(connect_error("not connected after 5 s".into()));
+            return Err(match failure() {
+                Some(reason) if reason.contains("authorization violation") => {
+                    ClusterError::Authorization { urls: urls.clone(), reason }
+                }
+                Some(reason) => connect_error(format!("not connected after 5 s (last failure: {reason})")),
+                None => connect_error("not connected after 5 s".into()),
+            });
         }
     }
     let jetstream = async_nats::jetstream::new(client.clone());

@@ -110,6 +110,9 @@ pub(crate) struct Membership {
     pub(crate) fingerprint: u64,
     pub(crate) failure_timeout: Duration,
     members: Mutex<Table>,
+    /// Woken whenever a heartbeat is recorded: a receiver that got an envelope from a node it has not recorded yet
+    /// waits on it briefly ([`Membership::admits`]).
+    recorded: tokio::sync::Notify,
 }
 
 #[derive(Debug, Default)]
@@ -129,6 +132,17 @@ pub(crate) enum Seen {
     Fenced,
 }
 
+/// What [`Membership::standing`] knows of a sender.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Standing {
+    /// Announced in the role it acts in, with this cluster's fingerprint.
+    Member,
+    /// Declared dead before.
+    Fenced,
+    /// Never heard in that role.
+    Unknown,
+}
+
 /// A heartbeat from a node this one cannot work with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Incompatible {
@@ -138,7 +152,12 @@ pub(crate) enum Incompatible {
 
 impl Membership {
     pub(crate) fn new(fingerprint: u64, failure_timeout: Duration) -> Self {
-        Membership { fingerprint, failure_timeout, members: Mutex::new(Table::default()) }
+        Membership {
+            fingerprint,
+            failure_timeout,
+            members: Mutex::new(Table::default()),
+            recorded: tokio::sync::Notify::new(),
+        }
     }
 
     fn members(&self) -> std::sync::MutexGuard<'_, Table> {
@@ -160,12 +179,41 @@ impl Membership {
             return Ok(Seen::Fenced);
         }
         table.live.insert(heartbeat.node, member);
+        drop(table);
+        self.recorded.notify_waiters();
         Ok(Seen::Recorded)
     }
 
-    /// Whether this node declared `node` dead: everything from it is dropped.
-    pub(crate) fn is_fenced(&self, node: u64) -> bool {
-        self.members().fenced.contains(&node)
+    /// Where `node` stands as a sender acting as a shard (`shard`) or as a gateway: recorded with that role (from a
+    /// heartbeat with this cluster's fingerprint and version), fenced, or never heard in that role.
+    pub(crate) fn standing(&self, node: u64, shard: bool) -> Standing {
+        let table = self.members();
+        if table.fenced.contains(&node) {
+            return Standing::Fenced;
+        }
+        match table.live.get(&node) {
+            Some(member) if (shard && member.roles.shard) || (!shard && member.roles.gateway) => Standing::Member,
+            _ => Standing::Unknown,
+        }
+    }
+
+    /// Whether to take work from `node` acting as a shard (`shard`) or a gateway: it announced that role with this
+    /// cluster's fingerprint and is not fenced. A sender not recorded yet gets `grace`: its heartbeat travels on
+    /// another subject ahead of its first envelope, but another task records it, which may not have run yet.
+    pub(crate) async fn admits(&self, node: u64, shard: bool, grace: Duration) -> Standing {
+        let deadline = tokio::time::Instant::now() + grace;
+        loop {
+            let recorded = self.recorded.notified();
+            tokio::pin!(recorded);
+            recorded.as_mut().enable();
+            match self.standing(node, shard) {
+                Standing::Unknown => {}
+                known => return known,
+            }
+            if tokio::time::timeout_at(deadline, recorded).await.is_err() {
+                return self.standing(node, shard);
+            }
+        }
     }
 
     /// Shards heard within the failure timeout and taking new work, sorted by node id.
@@ -277,6 +325,30 @@ mod tests {
     }
 
     #[test]
+    fn work_is_taken_only_from_a_node_announced_in_that_role_with_this_fingerprint() {
+        let table = Membership::new(42, Duration::from_secs(3));
+        let beat = |node, gateway, shard, fingerprint| Heartbeat {
+            version: CLUSTER_VERSION,
+            node,
+            roles: Roles { gateway, shard },
+            fingerprint,
+            state: NodeState::Live,
+        };
+        table.observe(&beat(1, true, false, 42)).unwrap();
+        table.observe(&beat(2, false, true, 42)).unwrap();
+        table.observe(&beat(3, true, true, 43)).unwrap_err();
+        assert_eq!(table.standing(1, false), Standing::Member, "a gateway, as a gateway");
+        assert_eq!(table.standing(1, true), Standing::Unknown, "a gateway never announced as a shard");
+        assert_eq!(table.standing(2, true), Standing::Member);
+        assert_eq!(table.standing(2, false), Standing::Unknown);
+        assert_eq!(table.standing(3, false), Standing::Unknown, "another fingerprint is never recorded");
+        assert_eq!(table.standing(9, false), Standing::Unknown, "never heard");
+        // A `both` node's roles add up as it announces them.
+        table.observe(&beat(1, true, true, 42)).unwrap();
+        assert_eq!(table.standing(1, true), Standing::Member);
+    }
+
+    #[test]
     fn a_node_declared_dead_stays_fenced_and_is_never_live_again() {
         let table = Membership::new(42, Duration::from_millis(30));
         let beat = |node| Heartbeat {
@@ -291,7 +363,7 @@ mod tests {
         std::thread::sleep(Duration::from_millis(40));
         table.observe(&beat(1)).unwrap();
         assert_eq!(table.expire(1), vec![2], "2 was silent for the timeout; 1 (this node) never expires");
-        assert!(table.is_fenced(2) && !table.is_fenced(1));
+        assert_eq!((table.standing(2, true), table.standing(1, true)), (Standing::Fenced, Standing::Member));
         // 2 was only paused: it comes back, and is told it is fenced instead of being taken back.
         assert_eq!(table.observe(&beat(2)), Ok(Seen::Fenced));
         assert_eq!(table.live_shards(), vec![1]);

@@ -171,7 +171,7 @@ impl<P: Protocol> Inbound<P> {
         loop {
             tokio::select! {
                 message = subscription.next() => match message {
-                    Some(message) => self.on_message(&message.payload),
+                    Some(message) => self.on_message(&message.payload).await,
                     None => return,
                 },
                 Some(event) = events.recv() => match event {
@@ -205,10 +205,11 @@ impl<P: Protocol> Inbound<P> {
         }
     }
 
-    fn on_message(&mut self, payload: &[u8]) {
+    async fn on_message(&mut self, payload: &[u8]) {
         let Some(mut message) = self.receipts.open(payload) else { return };
         let gateway = message.sender;
-        if self.core.refuses(gateway) {
+        // Work only from a node that announced itself as a gateway of this cluster (its fingerprint) and is live.
+        if self.core.refuses(gateway, false).await {
             return;
         }
         let link: Arc<dyn RemoteLink> = self.links.to(gateway);

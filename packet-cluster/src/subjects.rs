@@ -7,6 +7,7 @@
 //! | `pk.<cluster>.gw.<id:016x>`    | envelopes for one node's gateway part                     |
 //! | `pk.<cluster>.shard.<id:016x>` | envelopes for one node's shard part                       |
 //! | `pk.<cluster>.fence.<id:016x>` | "you were declared dead": a fenced node learns it here    |
+//! | `pk.<cluster>.inbox.>`         | replies to this cluster's requests (its inbox prefix)     |
 //! | KV `pk_<cluster>`, `node-seq`  | the last node number handed out                           |
 //! | KV `pk_<cluster>`, `owner.<k>` | the shard (`{:016x}`) that owns hand-over key `k`         |
 
@@ -47,6 +48,14 @@ impl Subjects {
     pub fn fence(&self, node: u64) -> String {
         format!("{}.fence.{node:016x}", self.prefix)
     }
+}
+
+/// The inbox prefix of cluster `name`'s NATS clients (`ConnectOptions::custom_inbox_prefix`): replies to its
+/// who-is-there and to its JetStream API and KV requests arrive under it, never under the shared `_INBOX.>`, so a
+/// broker's permissions can grant one cluster exactly `pk.<name>.>` (and its bucket's JetStream subjects) and
+/// nobody else's replies.
+pub fn inbox_prefix(name: &str) -> String {
+    format!("pk.{name}.inbox")
 }
 
 /// The KV bucket of cluster `name`.

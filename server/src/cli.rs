@@ -65,6 +65,9 @@ struct Args {
     /// "lost connection to the game servers"); shorter outages are waited out (e.g. `12s`).
     #[arg(long, default_value = "12s", value_parser = parse_duration, requires = "nats")]
     outage_limit: humantime::Duration,
+    /// NATS credentials and TLS (`--nats-creds`, `--nats-user`, `--nats-tls-ca`, ...): [`crate::nats_auth`].
+    #[command(flatten)]
+    nats_auth: crate::nats_auth::NatsAuthArgs,
     /// IO worker threads, at least 1 [default: the number of CPUs].
     #[arg(long)]
     workers: Option<usize>,
@@ -243,11 +246,17 @@ fn run_clustered(args: &Args, options: &ServerOptions, endpoint: Option<&Metrics
     let mut config = ClusterConfig::new(args.nats.iter().cloned(), args.cluster.clone());
     config.failure_timeout = *args.failure_timeout;
     config.outage_limit = *args.outage_limit;
+    // Credentials: a file that cannot be used is a configuration error (2); a broker refusing them cannot join (1).
+    if let Err(why) = args.nats_auth.apply(&mut config) {
+        eprintln!("error: {why}");
+        return ExitCode::from(2);
+    }
     let cluster = match Cluster::<GameProtocol>::join(config) {
         Ok(cluster) => cluster,
         Err(error) => {
             eprintln!("error: {error}");
-            return ExitCode::from(if error.is_mismatch() { 2 } else { 1 });
+            let config_error = matches!(error, packet_cluster::ClusterError::Credentials { .. });
+            return ExitCode::from(if error.is_mismatch() || config_error { 2 } else { 1 });
         }
     };
     tracing::info!(node = format_args!("{:016x}", cluster.node_id()), cluster = %args.cluster, ?role, "joined the cluster");
@@ -340,7 +349,8 @@ fn run_clustered(args: &Args, options: &ServerOptions, endpoint: Option<&Metrics
     let stats = cluster.stats();
     println!(
         "cluster: {} envelopes published, {} publishes failed, {} congested, {} gaps (envelopes lost in NATS), \
-         {} refused, {} slow-consumer events, {} from fenced nodes dropped, {} stale dropped",
+         {} refused, {} slow-consumer events, {} from fenced nodes dropped, {} stale dropped, {} from unannounced \
+         nodes dropped",
         stats.published,
         stats.publish_failed,
         stats.congested,
@@ -348,7 +358,8 @@ fn run_clustered(args: &Args, options: &ServerOptions, endpoint: Option<&Metrics
         stats.refused,
         stats.slow_consumer,
         stats.fenced,
-        stats.stale
+        stats.stale,
+        stats.unannounced
     );
     let fenced = cluster.fenced();
     cluster.shutdown();

@@ -10,6 +10,7 @@
 //!   runs.
 //! - [`web`]: the browser demo (plain files embedded in the binary) and the WebSocket settings of `--web`.
 //! - [`cli`]: the `server` binary's command line and life (`main.rs` only calls [`cli::main`]).
+//! - [`nats_auth`]: the `--nats-creds`, `--nats-user`, `--nats-tls-*` flags: credentials and TLS to NATS.
 //! - [`metrics`]: `--metrics-addr`: the Prometheus recorder and the `/metrics`, `/healthz`, `/readyz` endpoint.
 
 #![forbid(unsafe_code)]
@@ -17,6 +18,7 @@
 pub mod cli;
 pub mod game;
 pub mod metrics;
+pub mod nats_auth;
 pub mod options;
 pub mod web;
 

@@ -39,6 +39,19 @@ impl Nats {
         nats
     }
 
+    /// [`start`](Self::start) with the configuration file `config` (accounts, users, permissions), written into
+    /// the broker's own directory; the ports and JetStream directory still come from the command line.
+    pub(crate) fn start_configured(config: &str) -> Nats {
+        let (port, monitor, store) = (free_port(), free_port(), TempDir::new("nats"));
+        let file = store.0.join("nats.conf");
+        std::fs::write(&file, config).unwrap();
+        let cluster_args = vec!["-c".to_owned(), file.display().to_string()];
+        let child = Nats::spawn(port, monitor, &store, &cluster_args);
+        let nats = Nats { child, port, monitor, _store: store, cluster_args };
+        nats.wait_listening();
+        nats
+    }
+
     /// `n` brokers routed into one NATS cluster (JetStream clustered, so the cluster's KV bucket gets three
     /// replicas), each on its own ports.
     pub(crate) fn start_cluster(n: usize) -> Vec<Nats> {
