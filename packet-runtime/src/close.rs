@@ -8,6 +8,7 @@ use std::{fmt, io};
 use crate::DecodeError;
 use crate::frame::FrameFault;
 use crate::handshake::HandshakeFault;
+use crate::server::AuthFault;
 
 /// Why a session closed. Passed to `on_disconnect` and counted in the metrics by [`CloseKind`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,6 +37,9 @@ pub enum CloseReason {
     /// The version handshake failed: mismatched protocols, no hello where the server requires one, a malformed or
     /// repeated control frame (see [`crate::handshake`]).
     Handshake(HandshakeFault),
+    /// The authentication step did not let the connection in: refused, too slow, too many waiting, or another
+    /// packet first (see `ServerBuilder::authenticate`).
+    Auth(AuthFault),
     /// A handler panicked while processing one of this session's packets.
     HandlerPanic,
     /// The application closed the session (for example after a kick).
@@ -64,6 +68,7 @@ impl CloseReason {
             self.kind(),
             CloseKind::BadFrame
                 | CloseKind::Handshake
+                | CloseKind::Auth
                 | CloseKind::RateLimited
                 | CloseKind::ByteRateLimited
                 | CloseKind::IdleTimeout
@@ -87,6 +92,7 @@ impl CloseReason {
             CloseReason::AddressFull => CloseKind::AddressFull,
             CloseReason::BadFrame(_) => CloseKind::BadFrame,
             CloseReason::Handshake(_) => CloseKind::Handshake,
+            CloseReason::Auth(_) => CloseKind::Auth,
             CloseReason::HandlerPanic => CloseKind::HandlerPanic,
             CloseReason::Closed => CloseKind::Closed,
             CloseReason::ServerShutdown => CloseKind::ServerShutdown,
@@ -109,6 +115,7 @@ impl fmt::Display for CloseReason {
             CloseReason::AddressFull => f.write_str("too many connections from this address"),
             CloseReason::BadFrame(bad) => write!(f, "bad frame: {bad}"),
             CloseReason::Handshake(fault) => write!(f, "handshake failed: {fault}"),
+            CloseReason::Auth(fault) => fault.fmt(f),
             CloseReason::HandlerPanic => f.write_str("a handler panicked"),
             CloseReason::Closed => f.write_str("closed by the server"),
             CloseReason::ServerShutdown => f.write_str("server shutdown"),
@@ -140,6 +147,7 @@ pub enum CloseKind {
     ServerFull,
     AddressFull,
     Handshake,
+    Auth,
 }
 
 impl CloseKind {
@@ -160,6 +168,7 @@ impl CloseKind {
             CloseKind::ServerFull => "server_full",
             CloseKind::AddressFull => "address_full",
             CloseKind::Handshake => "handshake",
+            CloseKind::Auth => "auth",
         }
     }
 
@@ -185,6 +194,7 @@ impl CloseKind {
         CloseKind::ServerFull,
         CloseKind::AddressFull,
         CloseKind::Handshake,
+        CloseKind::Auth,
     ];
 }
 
@@ -258,10 +268,11 @@ mod tests {
                 | CloseKind::ByteRateLimited
                 | CloseKind::ServerFull
                 | CloseKind::AddressFull
-                | CloseKind::Handshake => {}
+                | CloseKind::Handshake
+                | CloseKind::Auth => {}
             }
             assert_eq!(CloseKind::from_name(kind.as_str()), Some(kind), "names round-trip");
         }
-        assert_eq!(CloseKind::ALL.len(), CloseKind::Handshake as usize + 1);
+        assert_eq!(CloseKind::ALL.len(), CloseKind::Auth as usize + 1);
     }
 }

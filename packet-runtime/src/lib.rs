@@ -42,8 +42,8 @@
 //!     FrameAction, HandOver, HandOverError, RemoteDirectory, RemoteId, RemoteLink, RemoteSessions,
 //!     // the client
 //!     Client, ClientError, ClientReader, ClientWriter,
-//!     // the version handshake
-//!     HandshakeConfig, HandshakeFault, Hello,
+//!     // the version handshake and the authentication step
+//!     HandshakeConfig, HandshakeFault, Hello, AuthFault, AuthLimits, AuthRequest, Verdict,
 //! };
 //! # let _ = (ServerConfig::default(), PoolConfig::default(), HeaderKind::default(), CloseKind::ALL);
 //! ```
@@ -82,8 +82,9 @@ pub use packet_ptr::{EncodeError, PacketBuilder, PacketPtr};
 pub use pool::{ClassStats, MessagePool, PoolConfig, PoolStats};
 pub use protocol::{DecodeError, Direction, PacketInfo, PacketOf, PacketSet, Protocol};
 pub use server::{
-    BadFrameAction, Context, ForwardAll, FrameAction, HandOverError, IoAction, IoHandler, Logic, RateLimit,
-    RemoteSessions, Request, Server, ServerBuilder, ServerConfig, ServerHandle, ShutdownHandle, ShutdownReport,
+    AuthFault, AuthLimits, AuthRequest, BadFrameAction, Context, ForwardAll, FrameAction, HandOverError, IoAction,
+    IoHandler, Logic, RateLimit, RemoteSessions, Request, Server, ServerBuilder, ServerConfig, ServerHandle,
+    ShutdownHandle, ShutdownReport, Verdict,
 };
 pub use session::remote::{HandOver, RemoteDirectory, RemoteId, RemoteLink};
 pub use session::{Encoded, FrameError, SendError, Session, SessionId};

@@ -45,9 +45,22 @@ pub(crate) async fn run<P: Protocol, L: Listener>(mut listener: L, server: Arc<S
                     refuse::<P, L>(&server, stream, CloseReason::ServerFull);
                     continue;
                 }
+                // With an authentication step: a place among the connections waiting to authenticate, or refused.
+                let authenticates = server.auth.is_some();
+                if authenticates && server.auth_pending.fetch_add(1, Ordering::AcqRel) >= server.config.auth.max_pending
+                {
+                    server.auth_pending.fetch_sub(1, Ordering::AcqRel);
+                    metrics.rejected();
+                    tracing::debug!(%peer, "auth max_pending reached; connection closed");
+                    refuse::<P, L>(&server, stream, CloseReason::Auth(crate::server::AuthFault::TooMany));
+                    continue;
+                }
                 let address = match server.admit_address(&peer) {
                     Ok(address) => address,
                     Err(()) => {
+                        if authenticates {
+                            server.auth_pending.fetch_sub(1, Ordering::AcqRel);
+                        }
                         metrics.rejected();
                         tracing::debug!(%peer, "max_connections_per_address reached; connection closed");
                         refuse::<P, L>(&server, stream, CloseReason::AddressFull);
@@ -77,8 +90,9 @@ pub(crate) async fn run<P: Protocol, L: Listener>(mut listener: L, server: Arc<S
                 let span = tracing::info_span!("session", id = %id, peer = %session.peer());
                 span.in_scope(|| tracing::info!("connected"));
                 // Connected is queued before the driver can queue anything, so the logic sees it first. A session
-                // that must open with the version handshake is admitted by its driver once its hello matched.
-                let admitted = !server.config.handshake.required;
+                // that must open with the version handshake or authenticate is admitted by its driver once its
+                // hello matched and the authentication hook accepted it.
+                let admitted = !server.config.handshake.required && !authenticates;
                 if admitted {
                     permit.send(LogicEvent::Connected(session.clone()));
                 } else {

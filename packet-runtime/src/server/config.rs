@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use crate::frame::HeaderKind;
 use crate::handshake::HandshakeConfig;
+use crate::server::AuthLimits;
 
 /// A per-session packet rate limit: a token bucket refilled at `per_second`, holding at most `burst` tokens.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,6 +64,9 @@ pub struct ServerConfig {
     /// The version handshake: whether every session must open with a hello, and the version string the server
     /// answers with (see [`crate::handshake`]).
     pub handshake: HandshakeConfig,
+    /// The limits of connections that have not authenticated yet, with an authentication hook
+    /// ([`ServerBuilder::authenticate`](super::ServerBuilder::authenticate)).
+    pub auth: AuthLimits,
 }
 
 /// The defaults, each written once: [`Default`] uses them, and so can applications that expose the settings (as
@@ -126,6 +130,7 @@ impl Default for ServerConfig {
             shutdown_timeout: ServerConfig::DEFAULT_SHUTDOWN_TIMEOUT,
             accept_backoff: ServerConfig::DEFAULT_ACCEPT_BACKOFF,
             handshake: HandshakeConfig::default(),
+            auth: AuthLimits::default(),
         }
     }
 }

@@ -40,6 +40,7 @@ use tokio::time::{Instant, Sleep};
 use tokio_util::sync::{PollSender, WaitForCancellationFutureOwned};
 
 use super::ServerShared;
+use super::auth::{AuthFault, AuthFuture, AuthRequest, Verdict};
 use super::io_hook::{BadFrameAction, FrameAction, IoAction};
 use super::logic::LogicEvent;
 use super::rate_limit::TokenBucket;
@@ -109,9 +110,11 @@ pub(crate) struct Driver<P: Protocol, S> {
     rate: Option<TokenBucket>,
     /// A packet for the logic thread that found its inbox full: nothing more is read (nor parsed) until it is in.
     stall: Option<Stall<P>>,
-    /// Set while the session waits for the hello the server requires (`ServerConfig::handshake`): the logic thread
-    /// does not know the session yet, so it cannot close it at shutdown; the driver watches the stop signal itself.
-    awaiting_hello: Option<Pin<Box<WaitForCancellationFutureOwned>>>,
+    /// Set until the session is admitted (its hello matched, its authentication accepted): the logic thread does
+    /// not know it yet.
+    admission: Option<Admission<P>>,
+    /// The authenticating packet, for the logic thread right behind the session's `Connected`.
+    after_admit: Option<LogicEvent<P>>,
     /// Whether a complete frame has arrived yet: a hello is only accepted as the first.
     seen_frame: bool,
     /// Events this session put in the logic thread's bounded inbox, its `Connected` included: its end-of-stream and
@@ -125,6 +128,19 @@ pub(crate) struct Driver<P: Protocol, S> {
     /// Declared last, so dropped last: the disconnect is reported once the socket and everything else the driver
     /// held are gone.
     end: EndReport<P>,
+}
+
+/// What a session still has to do before the game hears of it.
+struct Admission<P: Protocol> {
+    /// The logic thread cannot close a session it does not know at shutdown: the driver watches the stop signal.
+    stop: Pin<Box<WaitForCancellationFutureOwned>>,
+    /// The server requires a hello and it has not come yet.
+    hello: bool,
+    /// With an authentication hook: by when it must have accepted.
+    deadline: Option<Instant>,
+    /// The hook's decision in progress (nothing more is read meanwhile), and the packet that reaches the game if
+    /// it accepts.
+    deciding: Option<(AuthFuture, P::ClientToServer)>,
 }
 
 /// A packet waiting for room in the logic thread's inbox, and since when.
@@ -152,13 +168,18 @@ struct EndReport<P: Protocol> {
     /// Events the session put in the bounded inbox (see `Driver::sent`).
     sent: u64,
     /// Whether the session's `Connected` reached the logic thread. One that never did (it closed during the
-    /// handshake) is unknown there: its id is released here and nothing is reported.
+    /// handshake or the authentication) is unknown there: its id is released here and nothing is reported.
     admitted: bool,
+    /// Whether it still counts among the connections waiting to authenticate (`ServerShared::auth_pending`).
+    auth_pending: bool,
 }
 
 impl<P: Protocol> Drop for EndReport<P> {
     fn drop(&mut self) {
         let reason = self.reason.take().unwrap_or(CloseReason::ServerShutdown);
+        if self.auth_pending {
+            self.server.auth_pending.fetch_sub(1, Ordering::AcqRel);
+        }
         if let Some(ip) = self.address {
             self.server.release_address(ip);
         }
@@ -246,8 +267,14 @@ impl<P: Protocol, S: AsyncRead + AsyncWrite + Unpin> Driver<P, S> {
             dropped: 0,
             sent: 0,
             admitted,
+            auth_pending: !admitted && server.auth.is_some(),
         };
-        let awaiting_hello = (!admitted).then(|| Box::pin(server.stop_accepting.clone().cancelled_owned()));
+        let admission = (!admitted).then(|| Admission {
+            stop: Box::pin(server.stop_accepting.clone().cancelled_owned()),
+            hello: server.config.handshake.required,
+            deadline: server.auth.as_ref().map(|_| Instant::now() + server.config.auth.deadline),
+            deciding: None,
+        });
         Driver {
             stream,
             hooks,
@@ -264,7 +291,8 @@ impl<P: Protocol, S: AsyncRead + AsyncWrite + Unpin> Driver<P, S> {
             last_frame: Instant::now(),
             rate,
             stall: None,
-            awaiting_hello,
+            admission,
+            after_admit: None,
             seen_frame: false,
             // The acceptor queued the `Connected` of an admitted session.
             sent: u64::from(admitted),
@@ -380,18 +408,27 @@ impl<P: Protocol, S: AsyncRead + AsyncWrite + Unpin> Driver<P, S> {
                 }
             }
 
-            // Waiting for the hello: the logic thread cannot close this session at shutdown, so it closes itself.
-            if let Some(stop) = &mut self.awaiting_hello
-                && stop.as_mut().poll(cx).is_ready()
+            // Not admitted yet: the logic thread cannot close this session at shutdown, so it closes itself.
+            if let Some(admission) = &mut self.admission
+                && admission.stop.as_mut().poll(cx).is_ready()
             {
-                self.awaiting_hello = None;
                 self.begin_close(Some(CloseReason::ServerShutdown));
                 continue;
             }
+            // The authentication hook deciding: nothing is read until it has.
+            let deciding = match self.poll_decision(cx) {
+                Poll::Ready(Ok(true)) => continue,
+                Poll::Ready(Ok(false)) => false,
+                Poll::Ready(Err(reason)) => {
+                    let _ = self.session.shared().reason.set(reason);
+                    return Poll::Ready(self.close_reason());
+                }
+                Poll::Pending => true,
+            };
 
             // Open. A packet waiting for room in the logic thread's inbox goes first; until it is in, nothing is
             // read, so TCP flow control pushes back on the peer. Writes went on above; the idle clock is stopped.
-            match self.poll_unstall(cx) {
+            match if deciding { Poll::Ready(Ok(())) } else { self.poll_unstall(cx) } {
                 Poll::Pending => return Poll::Pending,
                 Poll::Ready(Err(reason)) => {
                     let _ = self.session.shared().reason.set(reason);
@@ -402,7 +439,7 @@ impl<P: Protocol, S: AsyncRead + AsyncWrite + Unpin> Driver<P, S> {
             }
 
             // Read what arrived.
-            match self.poll_receive(cx) {
+            match if deciding { Poll::Pending } else { self.poll_receive(cx) } {
                 Poll::Ready(Ok(true)) => {
                     // Read budget used up: let other sessions run, come back at once.
                     cx.waker().wake_by_ref();
@@ -424,8 +461,14 @@ impl<P: Protocol, S: AsyncRead + AsyncWrite + Unpin> Driver<P, S> {
             // Idle timeout, and the end of the grace of a queue over its limit (checked at the top of the loop).
             let idle_due = self.server.config.idle_timeout.map(|idle| self.last_frame + idle);
             let grace_due = self.over_limit_since.map(|since| since + self.server.config.send_queue_grace);
-            let Some(due) = idle_due.into_iter().chain(grace_due).min() else { return Poll::Pending };
+            let auth_due = self.admission.as_ref().and_then(|admission| admission.deadline);
+            let Some(due) = idle_due.into_iter().chain(grace_due).chain(auth_due).min() else { return Poll::Pending };
             let now = Instant::now();
+            if auth_due.is_some_and(|auth_due| now >= auth_due) {
+                self.admission = None;
+                self.begin_close(Some(CloseReason::Auth(AuthFault::Timeout(self.server.config.auth.deadline))));
+                continue;
+            }
             if idle_due.is_some_and(|idle_due| now >= idle_due) {
                 // Graceful, so that the peer gets the notice saying why.
                 self.begin_close(Some(CloseReason::IdleTimeout));
@@ -460,6 +503,15 @@ impl<P: Protocol, S: AsyncRead + AsyncWrite + Unpin> Driver<P, S> {
         }
         self.sent += 1;
         self.end.admitted |= admits;
+        // The authenticating packet, right behind the `Connected` that admitted its session.
+        if let Some(event) = self.after_admit.take() {
+            if let Err(reason) = self.forward(event) {
+                return Poll::Ready(Err(reason));
+            }
+            if self.stall.is_some() {
+                return Poll::Ready(Ok(()));
+            }
+        }
         // The time the server did not read counts neither toward the idle timeout nor against the rate limits:
         // what the peer sent meanwhile waited in the kernel and now arrives at once.
         let paused = since.elapsed();
@@ -714,6 +766,9 @@ impl<P: Protocol, S: AsyncRead + AsyncWrite + Unpin> Driver<P, S> {
             }
             let frames_before = self.counters.frames_in;
             self.on_bytes(data)?;
+            if self.is_deciding() {
+                return Poll::Ready(Ok(false));
+            }
             // Only a complete frame is activity: a peer trickling the bytes of a frame it never finishes
             // (slowloris) must still time out.
             if self.counters.frames_in != frames_before {
@@ -778,10 +833,16 @@ impl<P: Protocol, S: AsyncRead + AsyncWrite + Unpin> Driver<P, S> {
     }
 
     fn parse_with<H: FrameHeader>(&mut self, data: &[u8]) -> Result<usize, CloseReason> {
-        let max = self.server.config.max_frame;
+        // Before authentication, the lower frame limit of connections not yet let in.
+        let max = match &self.admission {
+            Some(admission) if admission.deadline.is_some() => {
+                self.server.config.max_frame.min(self.server.config.auth.max_frame)
+            }
+            _ => self.server.config.max_frame,
+        };
         let now = if self.rate.is_some() { Some(StdInstant::now()) } else { None };
         let mut at = 0;
-        while self.state == State::Open && self.stall.is_none() {
+        while self.state == State::Open && self.stall.is_none() && !self.is_deciding() {
             let rest = &data[at..];
             match parse_frame::<H>(rest, max) {
                 Ok(None) => break,
@@ -814,9 +875,13 @@ impl<P: Protocol, S: AsyncRead + AsyncWrite + Unpin> Driver<P, S> {
         if frame.id == CONTROL_ID {
             return self.on_control(frame.payload, first);
         }
-        if self.awaiting_hello.is_some() {
-            self.begin_close(Some(CloseReason::Handshake(HandshakeFault::Missing { id: frame.id })));
-            return Ok(());
+        if let Some(admission) = &self.admission {
+            if admission.hello {
+                self.begin_close(Some(CloseReason::Handshake(HandshakeFault::Missing { id: frame.id })));
+                return Ok(());
+            }
+            // Not admitted but for the authentication: this is the packet that authenticates.
+            return self.authenticate(frame);
         }
         if P::ClientToServer::contains(frame.id) {
             let hook = &*self.server.io_handler;
@@ -887,8 +952,91 @@ impl<P: Protocol, S: AsyncRead + AsyncWrite + Unpin> Driver<P, S> {
             return Ok(());
         }
         tracing::debug!(client_version = %hello.version, "handshake");
-        if self.awaiting_hello.take().is_some() {
-            return self.forward(LogicEvent::Connected(self.session.clone()));
+        if let Some(admission) = &mut self.admission {
+            admission.hello = false;
+            if admission.deadline.is_none() {
+                // No authentication step: the hello was all.
+                return self.admit(None);
+            }
+        }
+        Ok(())
+    }
+
+    /// The first packet of a session the authentication hook must let in: handed to the hook, whose future
+    /// `poll_decision` polls (nothing more is read meanwhile).
+    fn authenticate(&mut self, frame: RawFrame<'_>) -> Result<(), CloseReason> {
+        let Some(hook) = &self.server.auth else { return Ok(()) };
+        if frame.id != hook.packet_id {
+            let fault = AuthFault::Expected { expected: hook.packet_name, id: frame.id };
+            self.begin_close(Some(CloseReason::Auth(fault)));
+            return Ok(());
+        }
+        let request = AuthRequest { session: self.session.id(), peer: self.session.peer().clone() };
+        match catch_unwind(AssertUnwindSafe(|| (hook.start)(request, frame.payload))) {
+            Ok(Ok(decision)) => {
+                if let Some(admission) = &mut self.admission {
+                    admission.deciding = Some(decision);
+                }
+            }
+            Ok(Err(e)) => self.bad_frame(BadFrame::Decode(e)),
+            Err(_) => {
+                tracing::error!(session = %self.session.id(), "authentication hook panicked; closing the session");
+                self.begin_close(Some(CloseReason::HandlerPanic));
+            }
+        }
+        Ok(())
+    }
+
+    fn is_deciding(&self) -> bool {
+        self.admission.as_ref().is_some_and(|admission| admission.deciding.is_some())
+    }
+
+    /// Polls the authentication hook's decision, if one is in progress. `Ready(Ok(true))`: decided (the session
+    /// was admitted or is closing), `Ready(Ok(false))`: nothing to decide, `Pending`: still deciding (the deadline
+    /// is watched by the caller's timer).
+    fn poll_decision(&mut self, cx: &mut Context<'_>) -> Poll<Result<bool, CloseReason>> {
+        let Some(admission) = &mut self.admission else { return Poll::Ready(Ok(false)) };
+        let Some((decision, _)) = &mut admission.deciding else { return Poll::Ready(Ok(false)) };
+        let verdict = match catch_unwind(AssertUnwindSafe(|| decision.as_mut().poll(cx))) {
+            Ok(Poll::Pending) => return Poll::Pending,
+            Ok(Poll::Ready(verdict)) => verdict,
+            Err(_) => {
+                tracing::error!(session = %self.session.id(), "authentication hook panicked; closing the session");
+                admission.deciding = None;
+                self.begin_close(Some(CloseReason::HandlerPanic));
+                return Poll::Ready(Ok(true));
+            }
+        };
+        let Some((_, packet)) = admission.deciding.take() else { return Poll::Ready(Ok(true)) };
+        match verdict {
+            Verdict::Accept => {
+                tracing::debug!("authenticated");
+                self.admit(Some(packet))?;
+                // The frames read behind the authenticating one.
+                if !self.partial.is_empty() && self.stall.is_none() {
+                    self.on_bytes(&[])?;
+                }
+            }
+            Verdict::Refuse(reason) => {
+                tracing::info!(%reason, "authentication refused");
+                self.begin_close(Some(CloseReason::Auth(AuthFault::Refused(reason))));
+            }
+        }
+        Poll::Ready(Ok(true))
+    }
+
+    /// The session is let in: its `Connected` goes to the logic thread, then `first` (the authenticating packet).
+    fn admit(&mut self, first: Option<P::ClientToServer>) -> Result<(), CloseReason> {
+        self.admission = None;
+        if std::mem::take(&mut self.end.auth_pending) {
+            self.server.auth_pending.fetch_sub(1, Ordering::AcqRel);
+        }
+        self.after_admit = first.map(|packet| LogicEvent::Packet(self.session.id(), packet));
+        self.forward(LogicEvent::Connected(self.session.clone()))?;
+        if self.stall.is_none()
+            && let Some(event) = self.after_admit.take()
+        {
+            self.forward(event)?;
         }
         Ok(())
     }

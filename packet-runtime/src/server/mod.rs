@@ -22,6 +22,7 @@
 //! - `acceptor`: the accept loop. `driver`: the per-session IO task; `write_batch`: its frames waiting to be written.
 
 mod acceptor;
+mod auth;
 mod config;
 mod driver;
 mod io_hook;
@@ -29,6 +30,8 @@ mod logic;
 mod rate_limit;
 mod remote;
 mod write_batch;
+
+pub use auth::{AuthFault, AuthLimits, AuthRequest, Verdict};
 
 use std::marker::PhantomData;
 use std::net::SocketAddr;
@@ -75,6 +78,7 @@ impl<P: Protocol> Server<P> {
             directory: None,
             close_notice: None,
             export: None,
+            auth: None,
         }
     }
 }
@@ -88,6 +92,7 @@ pub struct ServerBuilder<P: Protocol> {
     directory: Option<Arc<dyn RemoteDirectory>>,
     close_notice: Option<CloseNotice>,
     export: Option<MetricsExport>,
+    auth: Option<auth::AuthHook<P>>,
 }
 
 /// The application's close notice ([`ServerBuilder::close_notice`]), type-erased: the reason in, the encoded frame
@@ -219,6 +224,31 @@ impl<P: Protocol> ServerBuilder<P> {
     /// sending it.
     pub fn require_handshake(mut self, required: bool) -> Self {
         self.config.handshake.required = required;
+        self
+    }
+
+    /// An authentication step: every session's first packet (after the version handshake, if required) must be a
+    /// `T`, which goes to `hook` with who sent it; the session reaches the game only once the hook's future
+    /// resolves to [`Verdict::Accept`], and the packet then reaches the game as its first. [`Verdict::Refuse`], a
+    /// first packet of another type, or no acceptance within [`AuthLimits::deadline`] close the connection with
+    /// the close notice for [`CloseReason::Auth`]. The future runs on the session's IO thread, so it may wait on a
+    /// database or a token service without holding up the logic thread or other sessions (it must not block its
+    /// thread). Connections waiting to authenticate have their own limits ([`auth_limits`](Self::auth_limits)).
+    /// Default: no authentication step.
+    pub fn authenticate<T, F, Fut>(mut self, hook: F) -> Self
+    where
+        T: PacketOf<P::ClientToServer> + Clone,
+        F: Fn(AuthRequest, T) -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = Verdict> + Send + 'static,
+    {
+        self.auth = Some(auth::AuthHook::new(hook));
+        self
+    }
+
+    /// The limits of connections not yet authenticated ([`AuthLimits`]: 5 s, 1,000 at once, 1 KiB frames by
+    /// default). Only with [`authenticate`](Self::authenticate).
+    pub fn auth_limits(mut self, limits: AuthLimits) -> Self {
+        self.config.auth = limits;
         self
     }
 
@@ -386,6 +416,8 @@ impl<P: Protocol> ServerBuilder<P> {
             spare_lists: Arc::new(SpareLists::new()),
             directory: self.directory,
             close_notice: self.close_notice,
+            auth: self.auth,
+            auth_pending: std::sync::atomic::AtomicUsize::new(0),
             per_address: std::sync::Mutex::new(std::collections::HashMap::new()),
         });
         let logic_shared = Arc::clone(&shared);
@@ -459,6 +491,10 @@ pub(crate) struct ServerShared<P: Protocol> {
     /// How to reach sessions of other shards (a cluster's shard only).
     pub(crate) directory: Option<Arc<dyn RemoteDirectory>>,
     pub(crate) close_notice: Option<CloseNotice>,
+    /// The authentication hook ([`ServerBuilder::authenticate`]).
+    pub(crate) auth: Option<auth::AuthHook<P>>,
+    /// Connections waiting to authenticate now (bounded by `AuthLimits::max_pending`).
+    pub(crate) auth_pending: std::sync::atomic::AtomicUsize,
     /// Open connections per IP address, kept only with `max_connections_per_address`.
     per_address: std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>,
 }
