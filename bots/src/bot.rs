@@ -33,6 +33,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use demo_protocol::proto;
+use demo_protocol::token::TokenKey;
 use demo_protocol::{GameProtocol, ServerPacket};
 use packet_runtime::{Client, ClientError, ClientReader, ClientWriter};
 use tokio::io::{ReadHalf, WriteHalf};
@@ -82,6 +83,9 @@ pub struct BotConfig {
     /// Open every connection with the version handshake (`Client::handshake`, as a server run with `--handshake`
     /// requires); a mismatched fingerprint ends the bot (counted as a kick naming both fingerprints).
     pub handshake: bool,
+    /// Sign each login with this key (`--auth-secret-file`), as a server run with the same secret requires: a token
+    /// for the bot's name, valid for an hour from each login.
+    pub auth: Option<TokenKey>,
 }
 
 /// The version string of a bot's hello.
@@ -386,7 +390,8 @@ impl Bot {
             return Ok((reader, writer));
         }
         let name = format!("{}-{}", self.config.name_prefix, self.index);
-        writer.queue(&proto::CLogin { name }).map_err(|_| Failure::Closed)?;
+        let token = self.config.auth.as_ref().map(|key| key.mint(&name, Duration::from_secs(3600))).unwrap_or_default();
+        writer.queue(&proto::CLogin { name, token }).map_err(|_| Failure::Closed)?;
         writer.queue(&proto::CEnterRoom { room_id: self.room }).map_err(|_| Failure::Closed)?;
         writer.flush().await.map_err(|_| Failure::Closed)?;
         let (mut logged_in, mut entered) = (false, false);

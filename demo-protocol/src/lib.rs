@@ -8,6 +8,8 @@
 //!   `packet_runtime::Packet` (ids from the .proto's `enum PacketId`).
 //! - [`protocol`]: [`GameProtocol`], [`ClientPacket`], [`ServerPacket`] and their handler traits, generated as a
 //!   `define_packets!` invocation from the same .proto.
+//! - [`token`]: the demo's signed login tokens (HMAC-SHA256 over the player name and an expiry), checked by the
+//!   server's authentication step and minted by the bots and the web listener's development endpoint.
 //!
 //! The `tests` crate compiles the same file again through plain prost-build (`type_attribute`), to prove that path.
 
@@ -23,5 +25,7 @@ pub mod proto {
 pub mod protocol {
     include!(concat!(env!("OUT_DIR"), "/game_packets.rs"));
 }
+
+pub mod token;
 
 pub use protocol::{ClientPacket, ClientPacketHandler, GameProtocol, ServerPacket, ServerPacketHandler};

@@ -33,6 +33,9 @@ struct Args {
     /// is refused before anything else is sent, naming both fingerprints.
     #[arg(long)]
     handshake: bool,
+    /// Sign the login with the secret in this file, for a server run with `--auth-secret-file` and the same file.
+    #[arg(long)]
+    auth_secret_file: Option<std::path::PathBuf>,
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -45,7 +48,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let (mut reader, mut writer) = client.into_split();
 
-    writer.send(&proto::CLogin { name: args.name.clone() }).await?;
+    let token = match &args.auth_secret_file {
+        Some(path) => {
+            demo_protocol::token::TokenKey::from_file(path)?.mint(&args.name, std::time::Duration::from_secs(3600))
+        }
+        None => String::new(),
+    };
+    writer.send(&proto::CLogin { name: args.name.clone(), token }).await?;
     writer.send(&proto::CEnterRoom { room_id: args.room }).await?;
     println!("connected to {} as {}; type a message and press enter, /quit to leave", args.addr, args.name);
 

@@ -58,7 +58,7 @@ impl Script<'_> {
 
     fn packet(&mut self) -> ClientPacket {
         match self.byte().unwrap_or(0) % 7 {
-            0 => proto::CLogin { name: self.string() }.into(),
+            0 => proto::CLogin { name: self.string(), ..Default::default() }.into(),
             1 => proto::CEnterRoom { room_id: self.u32() }.into(),
             2 => proto::CEnterRoom { room_id: KICK_ROOM }.into(),
             3 => {

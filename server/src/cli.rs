@@ -29,6 +29,7 @@ use packet_runtime::{CloseKind, MetricsExport, Protocol, ServerConfig, ShutdownR
 use crate::metrics::{MetricsEndpoint, default_node_name};
 use crate::{GameIo, ServerOptions};
 use demo_protocol::proto::SKick;
+use demo_protocol::token::TokenKey;
 use packet_cluster::{Cluster, ClusterConfig};
 use packet_runtime::Session;
 use tracing_subscriber::EnvFilter;
@@ -98,6 +99,17 @@ struct Args {
     /// answered, not required).
     #[arg(long)]
     handshake: bool,
+    /// Check login tokens: the secret (at least 16 bytes; one trailing newline is ignored) is read from this file,
+    /// never from the command line. Every client's first packet (after the hello, with `--handshake`) must then be
+    /// a `C_LOGIN` carrying a token signed for its name that has not expired (`bots --auth-secret-file` mints them);
+    /// others are kicked with the reason before the game hears of them, and so are clients that do not log in
+    /// within 5 s.
+    #[arg(long)]
+    auth_secret_file: Option<std::path::PathBuf>,
+    /// With `--web` and `--auth-secret-file`: serve `GET /dev-token?name=NAME` on the web listener, a token for
+    /// anyone who asks, so that the browser demo can log in. Development only.
+    #[arg(long, requires_all = ["web", "auth_secret_file"])]
+    dev_tokens: bool,
     /// This node's name in a cluster: the `node` label of every metric [default: host:pid].
     #[arg(long, requires = "nats")]
     node: Option<String>,
@@ -132,6 +144,8 @@ impl Args {
             rate_limit: (self.rate_limit > 0).then_some(self.rate_limit),
             export: self.metrics_addr.map(|_| MetricsExport::new().version(env!("CARGO_PKG_VERSION"))),
             handshake: self.handshake,
+            // Read in `main`, where a file that cannot be used exits with status 2.
+            auth: None,
         }
     }
 }
@@ -147,9 +161,15 @@ fn with_role(options: &ServerOptions, role: &str) -> ServerOptions {
 /// `--max-frame` over 65535, ...), saying why: what the `server started` line reports is what runs.
 pub fn main() -> ExitCode {
     let args = Args::parse();
-    let options = args.options();
+    let mut options = args.options();
     if let Err(why) = options.check() {
         Args::command().error(clap::error::ErrorKind::ValueValidation, why).exit();
+    }
+    if let Some(path) = &args.auth_secret_file {
+        match TokenKey::from_file(path) {
+            Ok(key) => options.auth = Some(key),
+            Err(why) => Args::command().error(clap::error::ErrorKind::ValueValidation, why).exit(),
+        }
     }
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
@@ -186,7 +206,11 @@ pub fn main() -> ExitCode {
     };
     let web_addr = web.as_ref().and_then(|web| web.local_addr().ok());
     let started = match web {
-        Some(web) => options.builder().start_with_websocket(options.game(), web, crate::web::config(&args.web_origin)),
+        Some(web) => options.builder().start_with_websocket(
+            options.game(),
+            web,
+            crate::web::config(&args.web_origin, options.auth.clone().filter(|_| args.dev_tokens)),
+        ),
         None => options.start(),
     };
     let handle = match started {
@@ -216,6 +240,7 @@ pub fn main() -> ExitCode {
         tick = ?options.tick,
         rate_limit = ?options.rate_limit,
         handshake = if options.handshake { "required" } else { "optional" },
+        auth = if options.auth.is_some() { "login tokens" } else { "none" },
         "server started"
     );
     println!("listening on {addr}");
@@ -306,9 +331,12 @@ fn run_clustered(args: &Args, options: &ServerOptions, endpoint: Option<&Metrics
             web_addr = web.as_ref().and_then(|web| web.local_addr().ok());
             let builder = with_role(options, "gateway").builder();
             let started = match web {
-                Some(web) => {
-                    cluster.start_gateway_with_web(builder, GameIo, notice, (web, crate::web::config(&args.web_origin)))
-                }
+                Some(web) => cluster.start_gateway_with_web(
+                    builder,
+                    GameIo,
+                    notice,
+                    (web, crate::web::config(&args.web_origin, options.auth.clone().filter(|_| args.dev_tokens))),
+                ),
                 None => cluster.start_gateway(builder, GameIo, notice),
             };
             match started {

@@ -7,9 +7,13 @@ use std::io;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::time::Duration;
 
-use packet_runtime::{HeaderKind, MetricsExport, RateLimit, Server, ServerBuilder, ServerConfig, ServerHandle};
+use packet_runtime::{
+    HeaderKind, MetricsExport, RateLimit, Server, ServerBuilder, ServerConfig, ServerHandle, Verdict,
+};
 
 use demo_protocol::GameProtocol;
+use demo_protocol::proto::CLogin;
+use demo_protocol::token::TokenKey;
 
 use crate::game::{NoticeLimits, close_notice};
 use crate::{Game, GameIo};
@@ -41,6 +45,11 @@ pub struct ServerOptions {
     /// a mismatched or missing one is refused with the close notice. Default `false`: a hello is answered, not
     /// required, so clients that never send one keep working.
     pub handshake: bool,
+    /// Check login tokens (`--auth-secret-file`): every client's first packet (after the hello, with `handshake`)
+    /// must be a `C_LOGIN` whose `token` this key signed for its name and that has not expired
+    /// (`demo_protocol::token`); others are refused with `S_KICK` saying why, before the game hears of them.
+    /// Default `None`: the name-only login of the tutorials and the bots.
+    pub auth: Option<TokenKey>,
 }
 
 impl Default for ServerOptions {
@@ -57,6 +66,7 @@ impl Default for ServerOptions {
             rate_limit: Some(ServerConfig::DEFAULT_RATE_LIMIT.per_second),
             export: None,
             handshake: false,
+            auth: None,
         }
     }
 }
@@ -80,7 +90,7 @@ impl ServerOptions {
             Some(export) => builder.export_metrics(export.clone()),
             None => builder,
         };
-        builder
+        let builder = builder
             .bind(self.addr)
             .workers(self.workers)
             .max_connections(self.max_connections)
@@ -98,7 +108,18 @@ impl ServerOptions {
                 packets_per_second: self.rate_limit,
                 bytes_per_second: self.rate_limit.and(Some(ServerConfig::DEFAULT_BYTE_RATE_LIMIT.per_second)),
                 idle_timeout: self.idle_timeout,
-            }))
+            }));
+        match self.auth.clone() {
+            // A token check is a few microseconds of HMAC: decided at once, on the session's IO thread.
+            Some(key) => builder.authenticate(move |_request, login: CLogin| {
+                let verdict = match key.verify(&login.name, &login.token) {
+                    Ok(()) => Verdict::Accept,
+                    Err(why) => Verdict::Refuse(why),
+                };
+                std::future::ready(verdict)
+            }),
+            None => builder,
+        }
     }
 
     /// A fresh [`Game`] sized for these settings (its room listings are paged under [`max_frame`](Self::max_frame)).

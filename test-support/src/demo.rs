@@ -27,7 +27,7 @@ macro_rules! expect {
 /// Connects and logs in; returns the client and its player id.
 pub async fn login(addr: SocketAddr, name: &str) -> (GameClient, u64) {
     let mut client: GameClient = crate::connect(addr).await;
-    client.send(&CLogin { name: name.into() }).await.expect("sends C_LOGIN");
+    client.send(&CLogin { name: name.into(), ..Default::default() }).await.expect("sends C_LOGIN");
     let reply = expect!(&mut client, SLogin);
     assert!(reply.success, "login as {name:?} refused");
     (client, reply.player_id)
@@ -67,7 +67,7 @@ pub async fn reenter(client: &mut GameClient, room: u32) {
 /// the logic thread queued for this client before handling it arrives first, so "the next packet is the refusal"
 /// proves that nothing else was sent to the client up to now.
 pub async fn assert_nothing_pending(client: &mut GameClient) {
-    client.send(&CLogin { name: "barrier".into() }).await.expect("sends C_LOGIN");
+    client.send(&CLogin { name: "barrier".into(), ..Default::default() }).await.expect("sends C_LOGIN");
     match crate::next(client).await {
         ServerPacket::SLogin(reply) => assert!(!reply.success, "the barrier login must be refused"),
         other => panic!("expected nothing before the barrier, got {other:?}"),

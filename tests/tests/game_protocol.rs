@@ -87,7 +87,7 @@ fn player(id: u64) -> PlayerInfo {
 /// Every client packet with non-default content, and the handler method it must reach.
 fn client_packets() -> Vec<(ClientPacket, &'static str)> {
     vec![
-        (CLogin { name: "alice".into() }.into(), "on_c_login"),
+        (CLogin { name: "alice".into(), ..Default::default() }.into(), "on_c_login"),
         (CEnterRoom { room_id: 7 }.into(), "on_c_enter_room"),
         (CMove { pos: Some(pos(1.5)) }.into(), "on_c_move"),
         (CChat { msg: "hello, 세계".into() }.into(), "on_c_chat"),
@@ -158,7 +158,7 @@ fn every_server_packet_round_trips_through_decode_and_dispatch() {
 
 #[test]
 fn payload_is_the_plain_protobuf_encoding() {
-    let login = CLogin { name: "bob".into() };
+    let login = CLogin { name: "bob".into(), ..Default::default() };
     assert_eq!(payload(&ClientPacket::from(login.clone())), login.encode_to_vec());
     assert_eq!(CLogin::decode(&*login.encode_to_vec()).unwrap(), login);
 }

@@ -51,7 +51,7 @@ fn player() -> impl Strategy<Value = proto::PlayerInfo> {
 
 fn client_packet() -> impl Strategy<Value = ClientPacket> {
     prop_oneof![
-        text().prop_map(|name| ClientPacket::from(proto::CLogin { name })),
+        text().prop_map(|name| ClientPacket::from(proto::CLogin { name, ..Default::default() })),
         prop_oneof![Just(KICK_ROOM), any::<u32>()].prop_map(|room_id| proto::CEnterRoom { room_id }.into()),
         option::of(pos()).prop_map(|pos| proto::CMove { pos }.into()),
         text().prop_map(|msg| proto::CChat { msg }.into()),
@@ -254,7 +254,7 @@ fn a_session_script_with_every_operation_leaves_the_server_at_rest() {
     let script = vec![
         Op::Connect,
         Op::Connect,
-        Op::Packet { conn: 0, packet: proto::CLogin { name: "a".into() }.into() },
+        Op::Packet { conn: 0, packet: proto::CLogin { name: "a".into(), ..Default::default() }.into() },
         Op::Packet { conn: 1, packet: proto::CPing { client_time: 2 }.into() },
         Op::Pause { conn: 1 }, // 1 stops reading: the broadcasts below overflow its 4 KiB send queue
         Op::Frame { conn: 0, id: 4242, payload: vec![1, 2, 3] }, // unknown id: skipped by the IO hook

@@ -213,6 +213,7 @@ fn drive_and_scrape(args: &Args, server: &DemoServer) -> Result<Vec<Scrape>, Str
             mirror: false,
             relogin: false,
             handshake: false,
+            auth: None,
         },
         clients,
         duration,

@@ -498,6 +498,7 @@ fn measure(
             mirror: contender == Contender::RawEcho,
             relogin: false,
             handshake: false,
+            auth: None,
         },
         clients: load.clients,
         duration: args.duration,
@@ -620,7 +621,7 @@ async fn measure_idle(bin_dir: &Path, contender: Contender, connections: usize) 
 /// Connects, logs in, enters room `index / 100` and waits for the answer; the connection then stays idle.
 async fn idle_client(addr: SocketAddr, index: usize) -> Result<Client<GameProtocol>, packet_runtime::ClientError> {
     let mut client = Client::<GameProtocol>::connect(addr).await?;
-    client.queue(&proto::CLogin { name: format!("idle-{index}") })?;
+    client.queue(&proto::CLogin { name: format!("idle-{index}"), ..Default::default() })?;
     client.queue(&proto::CEnterRoom { room_id: (index / 100) as u32 })?;
     client.flush().await?;
     loop {

@@ -346,7 +346,7 @@ async fn one_life(
         _ => return Err("connect"),
     };
     counters.connections.fetch_add(1, Relaxed);
-    client.send(&CLogin { name: name.into() }).await.map_err(|_| "send login")?;
+    client.send(&CLogin { name: name.into(), ..Default::default() }).await.map_err(|_| "send login")?;
     match tokio::time::timeout(guard, client.recv()).await {
         Ok(Ok(ServerPacket::SLogin(reply))) if reply.success => {}
         _ => return Err("login"),

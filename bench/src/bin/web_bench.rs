@@ -117,7 +117,7 @@ async fn client(
     let mut conn = Conn::open(transport, addrs.0, addrs.1).await;
     let mut ids = Vec::new();
     if chat {
-        conn.send(&CLogin { name: format!("b{index}") }).await;
+        conn.send(&CLogin { name: format!("b{index}"), ..Default::default() }).await;
         conn.send(&CEnterRoom { room_id: (index / ROOM) as u32 + 1 }).await;
         // Until our own room entry is answered.
         'entered: while conn.recv(&mut ids).await {

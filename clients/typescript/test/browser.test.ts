@@ -7,6 +7,8 @@ import { spawn } from "node:child_process";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import path from "node:path";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { chromium, type Page } from "playwright-core";
 import { binary, startServer } from "./server.js";
 
@@ -23,10 +25,13 @@ async function join(page: Page, url: string, name: string): Promise<string> {
 }
 
 test("two pages and a Rust bot play in one room", async () => {
-  // With --handshake: the page (and the Rust bot) must open with the version handshake to be served.
-  const server = await startServer(0, ["--handshake"]);
+  // With --handshake and login tokens: the page (and the Rust bot) must open with the version handshake, and log
+  // in with a token (the page gets one from --dev-tokens, the bot signs its own with the secret).
+  const secret = path.join(mkdtempSync(path.join(tmpdir(), "browser-test-")), "secret");
+  writeFileSync(secret, "a browser test secret\n");
+  const server = await startServer(0, ["--handshake", "--auth-secret-file", secret, "--dev-tokens"]);
   const browser = await chromium.launch({ executablePath: CHROMIUM, args: ["--headless", "--no-sandbox"] });
-  const bot = spawn(binary("examples/chat_client"), ["--addr", `127.0.0.1:${server.port}`, "--name", "rustbot", "--room", "7", "--handshake"], {
+  const bot = spawn(binary("examples/chat_client"), ["--addr", `127.0.0.1:${server.port}`, "--name", "rustbot", "--room", "7", "--handshake", "--auth-secret-file", secret], {
     stdio: ["pipe", "pipe", "inherit"],
   });
   const botLines: string[] = [];

@@ -54,6 +54,23 @@ pub struct WebSocketConfig {
     pub header: HeaderKind,
     /// Plain HTTP pages served by `GET`, by path: content type and body (the browser demo).
     pub pages: Vec<Page>,
+    /// Answers requests for paths no page serves (a development endpoint, say); `None` (the default): `404`.
+    pub responder: Option<Responder>,
+}
+
+/// Answers a plain HTTP request for a path no [`Page`] serves: called with the path and the query string (after
+/// `?`, not decoded); `Some(page)` is sent with `200` (its `path` is not looked at), `None` is a `404`. It runs on
+/// the IO thread doing the HTTP exchange: it must not block.
+#[derive(Clone)]
+pub struct Responder(pub std::sync::Arc<RespondFn>);
+
+/// What a [`Responder`] calls: the path and the query string in, the page to send (or none) out.
+pub type RespondFn = dyn Fn(&str, &str) -> Option<Page> + Send + Sync;
+
+impl std::fmt::Debug for Responder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Responder(..)")
+    }
 }
 
 /// A page a [`WebSocketListener`] serves over plain HTTP.
@@ -77,6 +94,7 @@ impl Default for WebSocketConfig {
             max_message: 1024 * 1024,
             header: HeaderKind::Compact,
             pages: Vec::new(),
+            responder: None,
         }
     }
 }
@@ -179,7 +197,7 @@ async fn accept_loop(
 /// Reads the request head; serves a page, refuses, or upgrades. `Ok(None)`: answered over plain HTTP.
 async fn handshake(mut stream: TcpStream, config: &WebSocketConfig) -> io::Result<Option<WebSocketStream>> {
     let mut head = Vec::with_capacity(1024);
-    let (path, upgrade, origin) = loop {
+    let (path, query, upgrade, origin) = loop {
         let mut chunk = [0u8; 1024];
         let n = stream.read(&mut chunk).await?;
         if n == 0 {
@@ -199,8 +217,9 @@ async fn handshake(mut stream: TcpStream, config: &WebSocketConfig) -> io::Resul
                         .map(str::to_owned)
                 };
                 let upgrade = header("upgrade").is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
-                let path = request.path.unwrap_or("/").split('?').next().unwrap_or("/").to_owned();
-                break (path, upgrade, header("origin"));
+                let target = request.path.unwrap_or("/");
+                let (path, query) = target.split_once('?').unwrap_or((target, ""));
+                break (path.to_owned(), query.to_owned(), upgrade, header("origin"));
             }
             Ok(httparse::Status::Partial) if head.len() < MAX_REQUEST_HEAD => continue,
             _ => {
@@ -234,7 +253,11 @@ async fn handshake(mut stream: TcpStream, config: &WebSocketConfig) -> io::Resul
             eof: false,
         }));
     }
-    match config.pages.iter().find(|page| page.path == path) {
+    let answer = match config.pages.iter().find(|page| page.path == path) {
+        Some(page) => Some(page.clone()),
+        None => config.responder.as_ref().and_then(|responder| (responder.0)(&path, &query)),
+    };
+    match answer {
         Some(page) => respond(&mut stream, "200 OK", page.content_type, &page.body).await?,
         None => respond(&mut stream, "404 Not Found", "text/plain", b"not found").await?,
     }

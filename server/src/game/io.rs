@@ -76,6 +76,8 @@ pub fn close_notice(limits: NoticeLimits) -> impl Fn(&CloseReason) -> Option<SKi
             CloseReason::BadFrame(bad) => format!("bad frame: {bad}"),
             // Names both fingerprints on a mismatch: the client may not check the server's hello itself.
             CloseReason::Handshake(fault) => fault.to_string(),
+            // "authentication refused: token expired 12 s ago", "not authenticated within 5s", ...
+            CloseReason::Auth(fault) => fault.to_string(),
             CloseReason::IdleTimeout => match limits.idle_timeout {
                 Some(idle) if idle.subsec_millis() == 0 => format!("idle for {} s", idle.as_secs()),
                 Some(idle) => format!("idle for {} ms", idle.as_millis()),

@@ -138,7 +138,7 @@ fn another_clusters_credentials_can_neither_read_nor_publish_this_ones_subjects(
         }
         // Writing: a forged envelope (a login) to a's shard, a forged heartbeat, a's KV bucket and its API.
         let session = 0xbbu64 << 40 | 1;
-        let login_frame = test_support::encode(&CLogin { name: "intruder".into() });
+        let login_frame = test_support::encode(&CLogin { name: "intruder".into(), ..Default::default() });
         let forged = envelope(
             0xbb,
             1,
@@ -238,7 +238,7 @@ fn a_shard_takes_no_work_from_a_node_that_never_announced_itself_but_trusts_one_
         let (forger, _) = client_of(&nats, "cluster-a", PASSWORD_A, "a").await;
         let mut replies = forger.subscribe("pk.a.gw.*").await.unwrap();
         forger.flush().await.unwrap();
-        let login_frame = |name: &str| test_support::encode(&CLogin { name: name.into() });
+        let login_frame = |name: &str| test_support::encode(&CLogin { name: name.into(), ..Default::default() });
         let (forged, trusted) = (unannounced << 40 | 1, announced << 40 | 1);
         // The announced one's heartbeat first, then the unannounced one's login, then the announced one's: the
         // shard reads its subject in order, so the second reply proves it has dealt with the forged login.

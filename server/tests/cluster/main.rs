@@ -26,7 +26,7 @@ fn ids(players: &[demo_protocol::proto::PlayerInfo]) -> Vec<u64> {
 
 /// Reads until the logic-thread barrier (a refused second login), keeping what came before it.
 async fn settle(client: &mut GameClient) -> Vec<ServerPacket> {
-    client.send(&CLogin { name: "barrier".into() }).await.expect("sends the barrier");
+    client.send(&CLogin { name: "barrier".into(), ..Default::default() }).await.expect("sends the barrier");
     let mut before = Vec::new();
     loop {
         match next(client).await {

@@ -32,7 +32,9 @@ fn a_browser_on_one_gateway_chats_with_a_tcp_client_on_another() {
                 received.reverse();
             }
         };
-        ws.send(Message::Binary(encode(&CLogin { name: "browser".into() }).into())).await.unwrap();
+        ws.send(Message::Binary(encode(&CLogin { name: "browser".into(), ..Default::default() }).into()))
+            .await
+            .unwrap();
         let ServerPacket::SLogin(logged) = next(&mut ws).await else { panic!("S_LOGIN first") };
         ws.send(Message::Binary(encode(&CEnterRoom { room_id: 11 }).into())).await.unwrap();
         assert!(matches!(next(&mut ws).await, ServerPacket::SEnterRoom(e) if e.success));

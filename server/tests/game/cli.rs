@@ -37,3 +37,22 @@ fn a_flag_clap_refuses_is_status_2_as_well() {
     let (status, stderr) = run(&["--workers", "-1"]);
     assert_eq!(status, Some(2), "{stderr}");
 }
+
+#[test]
+fn an_auth_secret_that_cannot_be_used_is_refused_with_status_2_naming_the_file() {
+    let dir = std::env::temp_dir().join(format!("auth-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let short = dir.join("short-secret");
+    std::fs::write(&short, "tooshort\n").unwrap();
+    let missing = dir.join("no-such-file");
+    for (path, says) in [(&short, "at least 16"), (&missing, "cannot read the secret file")] {
+        let (status, stderr) = run(&["--auth-secret-file", path.to_str().unwrap()]);
+        assert_eq!(status, Some(2), "{stderr}");
+        assert!(stderr.contains(says) && stderr.contains(path.to_str().unwrap()), "{stderr}");
+        assert!(!stderr.contains("tooshort"), "the secret is never printed:\n{stderr}");
+    }
+    // The development endpoint needs the web listener and a secret.
+    let (status, stderr) = run(&["--dev-tokens"]);
+    assert_eq!(status, Some(2), "{stderr}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -35,7 +35,7 @@ fn protocol_md_shows_the_bytes_the_demo_server_exchanges() {
         assert_eq!(answer, expected);
         // The session is admitted: a login right behind the hello is answered.
         let mut client = GameClient::new(stream);
-        client.send(&CLogin { name: "after-hello".into() }).await.unwrap();
+        client.send(&CLogin { name: "after-hello".into(), ..Default::default() }).await.unwrap();
         assert!(expect!(&mut client, SLogin).success);
     });
     server.stop();
@@ -48,14 +48,14 @@ fn the_demo_kicks_a_mismatched_or_missing_hello_and_serves_a_matching_one() {
         let mut client = connect(server.addr).await;
         let answer = within("hello", client.handshake("game test")).await.unwrap();
         assert_eq!(answer.version, ServerOptions::VERSION);
-        client.send(&CLogin { name: "shook-hands".into() }).await.unwrap();
+        client.send(&CLogin { name: "shook-hands".into(), ..Default::default() }).await.unwrap();
         let id = expect!(&mut client, SLogin).player_id;
         enter(&mut client, 1).await;
         client.send(&CChat { msg: "hi".into() }).await.unwrap();
         assert_eq!(expect!(&mut client, SChat).player_id, id);
 
         let mut missing = connect(server.addr).await;
-        missing.send(&CLogin { name: "no-hello".into() }).await.unwrap();
+        missing.send(&CLogin { name: "no-hello".into(), ..Default::default() }).await.unwrap();
         let (got, end) = drain_until_closed(&mut missing).await;
         assert!(is_close(&end), "{end:?}");
         assert!(kick_reason(&got).contains("requires the version handshake"), "{got:?}");

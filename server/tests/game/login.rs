@@ -31,17 +31,17 @@ fn bad_names_are_refused_and_the_session_may_retry() {
     runtime().block_on(async {
         let mut client = connect(server.addr).await;
         for bad in [String::new(), "x".repeat(33), "é".repeat(33)] {
-            client.send(&CLogin { name: bad.clone() }).await.unwrap();
+            client.send(&CLogin { name: bad.clone(), ..Default::default() }).await.unwrap();
             let reply = expect!(&mut client, SLogin);
             assert!(!reply.success, "{bad:?} must be refused");
             assert_eq!(reply.player_id, 0);
         }
         // 32 characters (64 bytes): the limit counts characters.
-        client.send(&CLogin { name: "é".repeat(32) }).await.unwrap();
+        client.send(&CLogin { name: "é".repeat(32), ..Default::default() }).await.unwrap();
         let reply = expect!(&mut client, SLogin);
         assert!(reply.success && reply.player_id != 0, "{reply:?}");
         // The first login stands: another one is refused and the session stays usable.
-        client.send(&CLogin { name: "again".into() }).await.unwrap();
+        client.send(&CLogin { name: "again".into(), ..Default::default() }).await.unwrap();
         assert!(!expect!(&mut client, SLogin).success);
         assert!(enter(&mut client, 1).await.is_empty());
     });
@@ -83,7 +83,7 @@ fn ping_and_echo_are_served_before_login() {
         client.send(&demo_protocol::proto::CEcho { data: vec![1, 2, 3] }).await.unwrap();
         assert_eq!(expect!(&mut client, SEcho).data, [1, 2, 3]);
         // Still not kicked: a login works afterwards.
-        client.send(&CLogin { name: "late".into() }).await.unwrap();
+        client.send(&CLogin { name: "late".into(), ..Default::default() }).await.unwrap();
         assert!(matches!(next(&mut client).await, ServerPacket::SLogin(reply) if reply.success));
     });
     server.stop();
@@ -91,7 +91,7 @@ fn ping_and_echo_are_served_before_login() {
 
 /// Logs in as `name` on `client`; returns the reply, whatever it is.
 async fn try_login(client: &mut GameClient, name: &str) -> demo_protocol::proto::SLogin {
-    client.send(&CLogin { name: name.into() }).await.unwrap();
+    client.send(&CLogin { name: name.into(), ..Default::default() }).await.unwrap();
     expect!(client, SLogin)
 }
 

@@ -14,6 +14,7 @@
 //! - `binary`: the real `server` executable, SIGTERM, exit status and summary.
 //! - `cli`: flags the runtime would not run as given are refused with status 2.
 
+mod auth;
 mod bad_frames;
 mod binary;
 mod chat;

@@ -229,7 +229,7 @@ fn re_entering_ones_room_is_a_short_ack_not_a_listing() {
 /// Skips the S_SPAWNs a player received up to the logic-thread barrier; anything else fails the test.
 async fn skip_spawns_to_the_barrier(client: &mut GameClient) {
     use demo_protocol::ServerPacket;
-    client.send(&demo_protocol::proto::CLogin { name: "barrier".into() }).await.unwrap();
+    client.send(&demo_protocol::proto::CLogin { name: "barrier".into(), ..Default::default() }).await.unwrap();
     loop {
         match next(client).await {
             ServerPacket::SSpawn(_) => {}

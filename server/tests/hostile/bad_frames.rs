@@ -191,7 +191,7 @@ fn unknown_groups_nested_100_deep_and_length_delimited_fields_101_deep_are_skipp
 fn a_login_and_an_echo_dribbled_one_byte_per_write_get_the_normal_replies() {
     let server = start();
     runtime().block_on(async {
-        let mut bytes = encode(&CLogin { name: "dribbler".into() });
+        let mut bytes = encode(&CLogin { name: "dribbler".into(), ..Default::default() });
         bytes.extend(encode(&CEcho { data: b"one byte at a time".to_vec() }));
         let mut client = connect(server.addr).await;
         for byte in bytes {

@@ -26,7 +26,7 @@ fn before_login_empty_login_is_refused_empty_ping_and_echo_are_answered() {
         client.send_raw(&frame(C_ECHO, &[])).await.unwrap();
         assert!(expect!(&mut client, SEcho).data.is_empty());
         // The refused session may still log in.
-        client.send(&demo_protocol::proto::CLogin { name: "late".into() }).await.unwrap();
+        client.send(&demo_protocol::proto::CLogin { name: "late".into(), ..Default::default() }).await.unwrap();
         assert!(expect!(&mut client, SLogin).success);
         drop(client);
         only_closed(&server, CloseKind::PeerClosed).await;

@@ -93,7 +93,7 @@ fn a_client_that_never_reads_is_cut_off_while_the_room_keeps_chatting() {
         let socket = TcpSocket::new_v4().unwrap();
         socket.set_recv_buffer_size(4096).unwrap();
         let mut slow = GameClient::new(within("connect", socket.connect(server.addr)).await.unwrap());
-        slow.send(&CLogin { name: "slow".into() }).await.unwrap();
+        slow.send(&CLogin { name: "slow".into(), ..Default::default() }).await.unwrap();
         assert!(expect!(&mut slow, SLogin).success);
         enter(&mut slow, 1).await;
 

@@ -69,7 +69,7 @@ fn a_connection_past_max_connections_reads_why_before_the_close() {
         let (kept, _) = login(server.addr, "first").await;
         let mut refused = connect(server.addr).await;
         // It may even have said something already: the notice still arrives.
-        refused.send(&CLogin { name: "second".into() }).await.unwrap();
+        refused.send(&CLogin { name: "second".into(), ..Default::default() }).await.unwrap();
         assert_eq!(kick_then_close(&mut refused).await, "server full");
         assert_eq!(server.metrics().connections_rejected, 1);
         drop(kept);

@@ -42,7 +42,7 @@ fn a_reset_while_the_server_writes_a_large_backlog_closes_that_session_only() {
         socket.set_recv_buffer_size(4096).unwrap();
         let mut victim = within("connect", socket.connect(server.addr)).await.unwrap();
         victim.set_nodelay(true).unwrap();
-        let mut bytes = encode(&CLogin { name: "victim".into() });
+        let mut bytes = encode(&CLogin { name: "victim".into(), ..Default::default() });
         let echo = encode(&CEcho { data: vec![0xAB; 16_000] });
         for _ in 0..ECHOES {
             bytes.extend_from_slice(&echo);
@@ -89,7 +89,11 @@ fn a_half_closed_client_still_gets_the_reply_to_a_ping_answered_on_the_io_thread
 fn a_half_closed_client_still_gets_the_reply_to_a_login_answered_on_the_logic_thread() {
     let server = start();
     runtime().block_on(async {
-        let got = half_closed_client_gets_its_reply(server.addr, encode(&CLogin { name: "half".into() })).await;
+        let got = half_closed_client_gets_its_reply(
+            server.addr,
+            encode(&CLogin { name: "half".into(), ..Default::default() }),
+        )
+        .await;
         assert!(got.len() > 4, "no S_LOGIN before the close: {got:?}");
         assert_eq!(u16::from_le_bytes([got[2], got[3]]), SLogin::ID, "S_LOGIN");
         let login = <SLogin as packet_runtime::prost::Message>::decode(&got[4..]).unwrap();

@@ -89,7 +89,7 @@ fn hostile_names_and_chat_leave_no_raw_control_bytes_and_no_forged_line_in_a_deb
     runtime().block_on(async {
         let mut hostile: GameClient = test_support::connect(addr).await;
         for name in HOSTILE_NAMES {
-            hostile.send(&CLogin { name: (*name).into() }).await.unwrap();
+            hostile.send(&CLogin { name: (*name).into(), ..Default::default() }).await.unwrap();
             assert!(!expect!(&mut hostile, SLogin).success, "{name:?} is refused");
         }
         let (mut chatter, _) = login(addr, "chatter").await;

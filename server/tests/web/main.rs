@@ -21,7 +21,7 @@ type Ws = tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>;
 fn start(options: &ServerOptions, origins: &[String]) -> (TestServer<GameProtocol>, SocketAddr) {
     let web = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let web_addr = web.local_addr().unwrap();
-    let handle = options.builder().start_with_websocket(options.game(), web, server::web::config(origins));
+    let handle = options.builder().start_with_websocket(options.game(), web, server::web::config(origins, None));
     (TestServer::started(handle), web_addr)
 }
 
@@ -85,7 +85,9 @@ fn a_browser_plays_with_a_tcp_client_in_one_room_with_several_frames_per_message
     runtime().block_on(async {
         let mut ws = ws_connect(web, None).await.expect("upgrades");
         let mut pending = Vec::new();
-        ws.send(Message::Binary(encode(&CLogin { name: "browser".into() }).into())).await.unwrap();
+        ws.send(Message::Binary(encode(&CLogin { name: "browser".into(), ..Default::default() }).into()))
+            .await
+            .unwrap();
         let ServerPacket::SLogin(login_reply) = next(&mut ws, &mut pending).await else { panic!("S_LOGIN") };
         assert!(login_reply.success);
         // Two frames in one message: both answered.
@@ -126,7 +128,7 @@ fn what_the_transport_refuses_gets_the_close_notice() {
         assert_eq!(kicked(&mut text).await, "bad frame: a text message (frames travel in binary messages)");
 
         let mut split = ws_connect(web, None).await.unwrap();
-        let login = encode(&CLogin { name: "halves".into() });
+        let login = encode(&CLogin { name: "halves".into(), ..Default::default() });
         split.send(Message::Binary(Bytes::copy_from_slice(&login[..5]))).await.unwrap();
         split.send(Message::Binary(Bytes::copy_from_slice(&login[5..]))).await.unwrap();
         assert_eq!(
@@ -236,7 +238,9 @@ fn a_browser_that_does_not_read_is_cut_off_as_a_slow_consumer_and_no_one_else_is
     let (server, web) = start(&options, &[]);
     runtime().block_on(async {
         let mut ws = ws_connect(web, None).await.unwrap();
-        ws.send(Message::Binary(encode(&CLogin { name: "sleeper".into() }).into())).await.unwrap();
+        ws.send(Message::Binary(encode(&CLogin { name: "sleeper".into(), ..Default::default() }).into()))
+            .await
+            .unwrap();
         ws.send(Message::Binary(encode(&CEnterRoom { room_id: 8 }).into())).await.unwrap();
         let (mut chatter, _) = login(server.addr, "chatter").await;
         enter(&mut chatter, 8).await;
@@ -256,4 +260,46 @@ fn a_browser_that_does_not_read_is_cut_off_as_a_slow_consumer_and_no_one_else_is
         drain.abort();
     });
     server.stop();
+}
+
+/// `--dev-tokens`: the web listener answers `/dev-token?name=NAME` with a token the server's check accepts; without
+/// it the path is a 404 (what the browser demo takes as "no token needed").
+#[test]
+fn the_development_endpoint_mints_tokens_only_when_asked_to() {
+    let key = demo_protocol::token::TokenKey::new(b"the web suite's secret").unwrap();
+    let options = ServerOptions { auth: Some(key.clone()), ..options() };
+    let web = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let web_addr = web.local_addr().unwrap();
+    let handle =
+        options.builder().start_with_websocket(options.game(), web, server::web::config(&[], Some(key.clone())));
+    let server = TestServer::started(handle);
+    let (plain, plain_web) = start(&options, &[]);
+    runtime().block_on(async {
+        let (status, token) = http_get(web_addr, "/dev-token?name=al%C3%A9").await;
+        assert_eq!(status, 200);
+        assert_eq!(key.verify("alé", &token), Ok(()), "{token}");
+        // The token logs in over the WebSocket, like the browser demo does.
+        let mut ws = ws_connect(web_addr, None).await.unwrap();
+        ws.send(Message::Binary(encode(&CLogin { name: "alé".into(), token }).into())).await.unwrap();
+        let reply = within("the login", ws.next()).await.unwrap().unwrap();
+        assert!(matches!(server_packets(&reply.into_data())[..], [ServerPacket::SLogin(ref l)] if l.success));
+        let (status, _) = http_get(plain_web, "/dev-token?name=alice").await;
+        assert_eq!(status, 404);
+    });
+    server.stop();
+    plain.stop();
+}
+
+/// A plain HTTP GET: the status code and the body.
+async fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream
+        .write_all(format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut response = String::new();
+    within("the HTTP response", stream.read_to_string(&mut response)).await.unwrap();
+    let status = response.split(' ').nth(1).and_then(|code| code.parse().ok()).unwrap_or(0);
+    let body = response.split_once("\r\n\r\n").map(|(_, body)| body.to_owned()).unwrap_or_default();
+    (status, body)
 }

@@ -44,7 +44,7 @@ async fn kick_reason(client: &mut TestClient) -> String {
 /// Logs in as `name` (the login is the authenticating packet, handled by the game once accepted) and echoes
 /// through the logic thread.
 async fn log_in(client: &mut TestClient, name: &str) {
-    client.send(&proto::CLogin { name: name.into() }).await.unwrap();
+    client.send(&proto::CLogin { name: name.into(), ..Default::default() }).await.unwrap();
     match within("login", client.recv()).await.unwrap() {
         ServerPacket::SLogin(login) => assert!(login.success),
         other => panic!("expected the login, got {other:?}"),
@@ -69,7 +69,7 @@ fn only_an_accepted_login_reaches_the_game() {
         assert_eq!(kick_reason(&mut early).await, "expected C_LOGIN first (authentication), got packet id 1012");
 
         let mut refused = connect(server.addr).await;
-        refused.send(&proto::CLogin { name: "mallory".into() }).await.unwrap();
+        refused.send(&proto::CLogin { name: "mallory".into(), ..Default::default() }).await.unwrap();
         assert_eq!(kick_reason(&mut refused).await, "authentication refused: no such player \"mallory\"");
 
         // An IO-hook packet (ping) before authenticating is refused too: nothing but the login is read.
@@ -79,7 +79,7 @@ fn only_an_accepted_login_reaches_the_game() {
 
         let mut good = connect(server.addr).await;
         // The login and the packets behind it in one write: the rest waits for the verdict, then goes in order.
-        good.queue(&proto::CLogin { name: "good-1".into() }).unwrap();
+        good.queue(&proto::CLogin { name: "good-1".into(), ..Default::default() }).unwrap();
         good.queue(&proto::CEcho { data: b"right behind".to_vec() }).unwrap();
         good.flush().await.unwrap();
         assert!(matches!(within("login", good.recv()).await.unwrap(), ServerPacket::SLogin(l) if l.success));
@@ -101,7 +101,7 @@ fn a_slow_hook_holds_up_only_its_own_session() {
     let server = start(authenticating(Arc::clone(&release)));
     client_runtime().block_on(async {
         let mut slow = connect(server.addr).await;
-        slow.send(&proto::CLogin { name: "slow-1".into() }).await.unwrap();
+        slow.send(&proto::CLogin { name: "slow-1".into(), ..Default::default() }).await.unwrap();
         // While its hook waits, others log in and play.
         for i in 0..3 {
             let mut good = connect(server.addr).await;
@@ -125,7 +125,7 @@ fn the_deadline_closes_connections_that_do_not_authenticate_in_time() {
     client_runtime().block_on(async {
         let mut silent = connect(server.addr).await;
         let mut undecided = connect(server.addr).await;
-        undecided.send(&proto::CLogin { name: "never-1".into() }).await.unwrap();
+        undecided.send(&proto::CLogin { name: "never-1".into(), ..Default::default() }).await.unwrap();
         for client in [&mut silent, &mut undecided] {
             assert_eq!(kick_reason(client).await, "not authenticated within 300ms");
         }
@@ -187,7 +187,7 @@ fn with_the_handshake_required_the_hello_comes_first_then_the_login() {
         log_in(&mut client, "good-shook-hands").await;
 
         let mut no_hello = connect(server.addr).await;
-        no_hello.send(&proto::CLogin { name: "good-but-rude".into() }).await.unwrap();
+        no_hello.send(&proto::CLogin { name: "good-but-rude".into(), ..Default::default() }).await.unwrap();
         assert!(kick_reason(&mut no_hello).await.contains("requires the version handshake"));
     });
     server.handle.shutdown();

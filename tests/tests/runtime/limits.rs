@@ -18,7 +18,7 @@ fn a_slow_reader_is_cut_off_while_a_fast_one_keeps_receiving() {
         socket.set_recv_buffer_size(4096).unwrap();
         let slow_stream = socket.connect(server.addr).await.unwrap();
         let mut slow = Client::<tests::game::GameProtocol>::new(slow_stream);
-        slow.send(&proto::CLogin { name: "slow".into() }).await.unwrap();
+        slow.send(&proto::CLogin { name: "slow".into(), ..Default::default() }).await.unwrap();
 
         let fast = connect(server.addr).await;
         let (mut reader, mut writer) = fast.into_split();
@@ -213,7 +213,7 @@ fn a_peer_that_never_reads_is_reset_and_its_socket_freed_while_a_reader_gets_eve
         let slow_stream = socket.connect(server.addr).await.unwrap();
         let slow_port = slow_stream.local_addr().unwrap().port();
         let mut slow = Client::<tests::game::GameProtocol>::new(slow_stream);
-        slow.send(&proto::CLogin { name: "slow".into() }).await.unwrap();
+        slow.send(&proto::CLogin { name: "slow".into(), ..Default::default() }).await.unwrap();
 
         let fast = connect(server.addr).await;
         let (mut reader, mut writer) = fast.into_split();

@@ -16,7 +16,7 @@ fn login_then_chat_broadcast_reaches_every_session_once() {
         let mut clients = Vec::new();
         for i in 0..5 {
             let mut client = connect(server.addr).await;
-            client.send(&proto::CLogin { name: format!("p{i}") }).await.unwrap();
+            client.send(&proto::CLogin { name: format!("p{i}"), ..Default::default() }).await.unwrap();
             match within("login", client.recv()).await.unwrap() {
                 ServerPacket::SLogin(login) => assert!(login.success && login.player_id != 0),
                 other => panic!("unexpected {other:?}"),

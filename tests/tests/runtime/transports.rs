@@ -8,7 +8,7 @@ use tests::proto;
 use crate::support::*;
 
 async fn login_and_echo<S: tokio::io::AsyncRead + tokio::io::AsyncWrite>(client: &mut Client<GameProtocol, S>) {
-    client.send(&proto::CLogin { name: "unix-or-memory".into() }).await.unwrap();
+    client.send(&proto::CLogin { name: "unix-or-memory".into(), ..Default::default() }).await.unwrap();
     assert!(matches!(within("login", client.recv()).await.unwrap(), ServerPacket::SLogin(l) if l.success));
     client.send(&proto::CEcho { data: vec![1, 2, 3] }).await.unwrap();
     assert!(matches!(within("echo", client.recv()).await.unwrap(), ServerPacket::SEcho(e) if e.data == [1, 2, 3]));

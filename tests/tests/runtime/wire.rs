@@ -142,7 +142,7 @@ fn broadcasts_to_a_peer_that_falls_behind_arrive_in_order() {
         let mut fast = connect(server.addr).await;
         // Both sessions are known to the logic thread before the first chat (a broadcast goes to every session).
         for client in [&mut slow, &mut fast] {
-            client.send(&proto::CLogin { name: "reader".into() }).await.unwrap();
+            client.send(&proto::CLogin { name: "reader".into(), ..Default::default() }).await.unwrap();
             assert!(matches!(within("login", client.recv()).await.unwrap(), ServerPacket::SLogin(_)));
         }
         let padding = "x".repeat(1000);

@@ -82,6 +82,11 @@ pub(crate) struct Args {
     #[arg(long)]
     pub(crate) handshake: bool,
 
+    /// Sign every login with the secret in this file (a server run with `--auth-secret-file` and the same file
+    /// requires it): a token for the bot's name, valid for an hour. The secret is never taken from the command line.
+    #[arg(long)]
+    pub(crate) auth_secret_file: Option<std::path::PathBuf>,
+
     /// Print a status line to stderr this often (e.g. 1s): elapsed time, bots connected, messages sent and
     /// received, errors, disconnects, kicks by reason, re-logins. For logs and scripts; the live progress line on
     /// a terminal shows the same. 0 (the default) prints none.

@@ -66,6 +66,13 @@ fn main() -> ExitCode {
         eprintln!("error: --addr names no address");
         return ExitCode::from(2);
     }
+    let auth_key = match args.auth_secret_file.as_deref().map(demo_protocol::token::TokenKey::from_file).transpose() {
+        Ok(key) => key,
+        Err(why) => {
+            eprintln!("error: --auth-secret-file: {why}");
+            return ExitCode::from(2);
+        }
+    };
     let config = FleetConfig {
         bot: BotConfig {
             addrs,
@@ -79,6 +86,7 @@ fn main() -> ExitCode {
             mirror: false,
             relogin: args.relogin,
             handshake: args.handshake,
+            auth: auth_key,
         },
         clients: args.clients as usize,
         duration: args.duration,

@@ -38,6 +38,7 @@ fn config(addr: std::net::SocketAddr, scenario: Scenario) -> FleetConfig {
             mirror: false,
             relogin: false,
             handshake: false,
+            auth: None,
         },
         clients: 4,
         duration: Duration::from_millis(700),
@@ -263,6 +264,7 @@ fn bots_with_the_handshake_play_on_a_server_that_requires_it() {
         workers: 1,
         rate_limit: None,
         handshake: true,
+        auth: None,
         ..ServerOptions::default()
     };
     let server = options.start().expect("server starts");
@@ -277,6 +279,35 @@ fn bots_with_the_handshake_play_on_a_server_that_requires_it() {
     let kicked: Vec<_> = refused.counters.errors.kicked.iter().collect();
     assert!(
         matches!(kicked.as_slice(), [(reason, 4)] if reason.contains("requires the version handshake")),
+        "{kicked:?}"
+    );
+    server.shutdown();
+    server.join();
+}
+
+/// `--auth-secret-file` on both sides: bots sign their logins and play; bots without the secret are refused before
+/// the game hears of them, with the server's reason.
+#[test]
+fn bots_with_the_secret_log_in_to_a_server_that_checks_tokens() {
+    let key = demo_protocol::token::TokenKey::new(b"the bots' test secret").unwrap();
+    let options = ServerOptions {
+        addr: "127.0.0.1:0".parse().unwrap(),
+        workers: 1,
+        rate_limit: None,
+        auth: Some(key.clone()),
+        ..ServerOptions::default()
+    };
+    let server = options.start().expect("server starts");
+    let mut config = config(server.local_addr().unwrap(), Scenario::Chat);
+    config.bot.auth = Some(key);
+    assert_clean(&config, &run(&config));
+
+    config.bot.auth = None;
+    let refused = run(&config);
+    assert_eq!(refused.counters.connected, 0, "{:?}", refused.counters);
+    let kicked: Vec<_> = refused.counters.errors.kicked.iter().collect();
+    assert!(
+        matches!(kicked.as_slice(), [(reason, 4)] if *reason == "authentication refused: a token is required"),
         "{kicked:?}"
     );
     server.shutdown();
