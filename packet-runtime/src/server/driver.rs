@@ -37,9 +37,9 @@ use std::time::Instant as StdInstant;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::mpsc;
 use tokio::time::{Instant, Sleep};
-use tokio_util::sync::PollSender;
 
 use super::ServerShared;
+use super::inbox::{RoomWaiter, TrySendError};
 use super::io_hook::{BadFrameAction, FrameAction, IoAction};
 use super::logic::LogicEvent;
 use super::rate_limit::TokenBucket;
@@ -108,6 +108,9 @@ pub(crate) struct Driver<P: Protocol, S> {
     rate: Option<TokenBucket>,
     /// A packet for the logic thread that found its inbox full: nothing more is read (nor parsed) until it is in.
     stall: Option<Stall<P>>,
+    /// Waits for room in the logic thread's inbox while stalled. One per session, reused by every stall: it boxes
+    /// its wait on the session's first stall only (`inbox::RoomWaiter`).
+    inbox_room: RoomWaiter,
     /// Events this session put in the logic thread's bounded inbox, its `Connected` included: its end-of-stream and
     /// disconnect reports carry it, so the logic thread handles them after those.
     sent: u64,
@@ -124,7 +127,6 @@ pub(crate) struct Driver<P: Protocol, S> {
 /// A packet waiting for room in the logic thread's inbox, and since when.
 struct Stall<P: Protocol> {
     event: LogicEvent<P>,
-    sender: PollSender<LogicEvent<P>>,
     since: StdInstant,
 }
 
@@ -217,6 +219,7 @@ impl<P: Protocol, S: AsyncRead + AsyncWrite + Unpin> Driver<P, S> {
             let burst = limit.burst.max(READ_CHUNK as u32);
             TokenBucket::new(super::RateLimit { burst, ..limit }, StdInstant::now())
         });
+        let inbox_room = server.io_inbox.room_waiter();
         let end =
             EndReport { server: Arc::clone(&server), id: session.id(), reason: None, address, dropped: 0, sent: 0 };
         Driver {
@@ -235,6 +238,7 @@ impl<P: Protocol, S: AsyncRead + AsyncWrite + Unpin> Driver<P, S> {
             last_frame: Instant::now(),
             rate,
             stall: None,
+            inbox_room,
             sent: 1,
             over_limit_since: None,
             byte_rate,
@@ -407,14 +411,14 @@ impl<P: Protocol, S: AsyncRead + AsyncWrite + Unpin> Driver<P, S> {
     /// read behind it (which may stall again). `Pending` while the inbox is full (the driver is woken when it has
     /// room).
     fn poll_unstall(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), CloseReason>> {
-        let Some(stall) = &mut self.stall else { return Poll::Ready(Ok(())) };
-        if ready!(stall.sender.poll_reserve(cx)).is_err() {
-            return Poll::Ready(Err(CloseReason::ServerShutdown));
+        if self.stall.is_none() {
+            return Poll::Ready(Ok(()));
         }
-        let Some(Stall { event, mut sender, since }) = self.stall.take() else { return Poll::Ready(Ok(())) };
-        if sender.send_item(event).is_err() {
+        let Ok(room) = ready!(self.inbox_room.poll_reserve(cx)) else {
             return Poll::Ready(Err(CloseReason::ServerShutdown));
-        }
+        };
+        let Some(Stall { event, since }) = self.stall.take() else { return Poll::Ready(Ok(())) };
+        self.server.io_inbox.send_reserved(room, event);
         self.sent += 1;
         // The time the server did not read counts neither toward the idle timeout nor against the rate limits:
         // what the peer sent meanwhile waited in the kernel and now arrives at once.
@@ -437,15 +441,14 @@ impl<P: Protocol, S: AsyncRead + AsyncWrite + Unpin> Driver<P, S> {
                 self.sent += 1;
                 Ok(())
             }
-            Err(mpsc::error::TrySendError::Full(event)) => {
+            Err(TrySendError::Full(event)) => {
                 self.server.metrics.inbox_stalls.fetch_add(1, Ordering::Relaxed);
-                let sender = PollSender::new(self.server.io_inbox.clone());
-                self.stall = Some(Stall { event, sender, since: StdInstant::now() });
+                self.stall = Some(Stall { event, since: StdInstant::now() });
                 Ok(())
             }
             // The logic thread only stops after every session reported its disconnect, so this cannot happen while
             // the server runs; if it does (logic thread gone), the session closes.
-            Err(mpsc::error::TrySendError::Closed(_)) => Err(CloseReason::ServerShutdown),
+            Err(TrySendError::Closed(_)) => Err(CloseReason::ServerShutdown),
         }
     }
 

@@ -20,10 +20,12 @@
 //! - `logic`: [`Logic`], [`Context`], the logic thread.
 //! - `io_hook`: [`IoHandler`], the IO-thread hook (ping/echo without the hop; bad-frame decisions).
 //! - `acceptor`: the accept loop. `driver`: the per-session IO task; `write_batch`: its frames waiting to be written.
+//! - `inbox`: the logic thread's bounded inbox, a ring allocated once (no allocation per event).
 
 mod acceptor;
 mod config;
 mod driver;
+mod inbox;
 mod io_hook;
 mod logic;
 mod rate_limit;
@@ -352,7 +354,7 @@ impl<P: Protocol> ServerBuilder<P> {
             make_listener()?
         };
         let (inbox, inbox_rx) = mpsc::unbounded_channel();
-        let (io_inbox, io_inbox_rx) = mpsc::channel(config.inbox_capacity.max(1));
+        let (io_inbox, io_inbox_rx) = inbox::channel(config.inbox_capacity.max(1));
         // Resolved here, with the recorder in effect for the caller (a local one around `start` is honoured).
         let exported = self.export.as_ref().map(Exported::register::<P>);
         let shared = Arc::new(ServerShared {
@@ -430,8 +432,9 @@ pub(crate) struct ServerShared<P: Protocol> {
     /// many events the session put in `io_inbox` before it, so that the logic thread handles it after them), and
     /// every event of remote sessions (their gateway's link paces them).
     pub(crate) inbox: mpsc::UnboundedSender<LogicEvent<P>>,
-    /// The bounded inbox: local sessions' connections and packets. Full, it pushes back on the IO side.
-    pub(crate) io_inbox: mpsc::Sender<LogicEvent<P>>,
+    /// The bounded inbox: local sessions' connections and packets. Full, it pushes back on the IO side. Its ring
+    /// of `inbox_capacity` events is allocated here, once (`inbox`).
+    pub(crate) io_inbox: inbox::Sender<LogicEvent<P>>,
     pub(crate) io_handler: Arc<dyn IoHandler<P>>,
     pub(crate) stop_accepting: CancellationToken,
     /// Cancelled when the logic thread exits: the ordered shutdown is done but for the IO threads' last flush.
