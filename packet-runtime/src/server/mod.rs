@@ -169,7 +169,8 @@ impl<P: Protocol> ServerBuilder<P> {
     /// Events the IO threads may have waiting for the logic thread (connections and packets; at least 1). When it
     /// is full, a session whose next packet does not fit stops being read until there is room (TCP flow control
     /// pushes back on its client), the accept loop waits too, and every other session is still served; nothing is
-    /// dropped or reordered. Default 8,192.
+    /// dropped or reordered. Its slots are allocated once, by `start`: forwarding a packet never allocates. Default
+    /// 8,192.
     pub fn inbox_capacity(mut self, events: usize) -> Self {
         self.config.inbox_capacity = events.max(1);
         self
