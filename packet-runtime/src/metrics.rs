@@ -95,6 +95,7 @@ impl Metrics {
             connections_total: get(&self.connections_total),
             connections_rejected: get(&self.connections_rejected),
             connections_unadmitted: get(&self.connections_unadmitted),
+            auth_pending: 0,
             accept_errors: get(&self.accept_errors),
             frames_in: get(&self.frames_in),
             frames_out: get(&self.frames_out),
@@ -126,6 +127,8 @@ pub struct MetricsSnapshot {
     /// sent ([`crate::handshake`]). `Logic::on_connect` and `on_disconnect` ran for the other
     /// `connections_total - connections_unadmitted`.
     pub connections_unadmitted: u64,
+    /// Connections waiting to authenticate now (at most `AuthLimits::max_pending`).
+    pub auth_pending: u64,
     /// Failed `accept` calls (each followed by a backoff when resources are exhausted).
     pub accept_errors: u64,
     /// Frames received and accepted.

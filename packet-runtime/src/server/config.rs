@@ -43,7 +43,8 @@ pub struct ServerConfig {
     /// `net.ipv4.tcp_wmem`'s maximum, 4 MiB by default).
     pub send_buffer: Option<usize>,
     /// Events the IO threads may have waiting for the logic thread (connections and packets). A session whose next
-    /// packet finds it full stops being read until there is room; the accept loop waits likewise.
+    /// packet finds it full stops being read until there is room; the accept loop waits likewise. The inbox's slots
+    /// are allocated once, when the server starts (so forwarding a packet never allocates).
     pub inbox_capacity: usize,
     /// Period of `Logic::on_tick`. `None`: no ticks.
     pub tick: Option<Duration>,

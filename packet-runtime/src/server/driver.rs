@@ -37,10 +37,11 @@ use std::time::Instant as StdInstant;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::mpsc;
 use tokio::time::{Instant, Sleep};
-use tokio_util::sync::{PollSender, WaitForCancellationFutureOwned};
+use tokio_util::sync::WaitForCancellationFutureOwned;
 
 use super::ServerShared;
 use super::auth::{AuthFault, AuthFuture, AuthRequest, Verdict};
+use super::inbox::{RoomWaiter, TrySendError};
 use super::io_hook::{BadFrameAction, FrameAction, IoAction};
 use super::logic::LogicEvent;
 use super::rate_limit::TokenBucket;
@@ -117,6 +118,9 @@ pub(crate) struct Driver<P: Protocol, S> {
     after_admit: Option<LogicEvent<P>>,
     /// Whether a complete frame has arrived yet: a hello is only accepted as the first.
     seen_frame: bool,
+    /// Waits for room in the logic thread's inbox while stalled. One per session, reused by every stall: it boxes
+    /// its wait on the session's first stall only (`inbox::RoomWaiter`).
+    inbox_room: RoomWaiter,
     /// Events this session put in the logic thread's bounded inbox, its `Connected` included: its end-of-stream and
     /// disconnect reports carry it, so the logic thread handles them after those.
     sent: u64,
@@ -146,7 +150,6 @@ struct Admission<P: Protocol> {
 /// A packet waiting for room in the logic thread's inbox, and since when.
 struct Stall<P: Protocol> {
     event: LogicEvent<P>,
-    sender: PollSender<LogicEvent<P>>,
     since: StdInstant,
 }
 
@@ -259,6 +262,7 @@ impl<P: Protocol, S: AsyncRead + AsyncWrite + Unpin> Driver<P, S> {
             let burst = limit.burst.max(READ_CHUNK as u32);
             TokenBucket::new(super::RateLimit { burst, ..limit }, StdInstant::now())
         });
+        let inbox_room = server.io_inbox.room_waiter();
         let end = EndReport {
             server: Arc::clone(&server),
             id: session.id(),
@@ -294,6 +298,7 @@ impl<P: Protocol, S: AsyncRead + AsyncWrite + Unpin> Driver<P, S> {
             admission,
             after_admit: None,
             seen_frame: false,
+            inbox_room,
             // The acceptor queued the `Connected` of an admitted session.
             sent: u64::from(admitted),
             over_limit_since: None,
@@ -491,16 +496,16 @@ impl<P: Protocol, S: AsyncRead + AsyncWrite + Unpin> Driver<P, S> {
     /// read behind it (which may stall again). `Pending` while the inbox is full (the driver is woken when it has
     /// room).
     fn poll_unstall(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), CloseReason>> {
-        let Some(stall) = &mut self.stall else { return Poll::Ready(Ok(())) };
-        if ready!(stall.sender.poll_reserve(cx)).is_err() {
-            return Poll::Ready(Err(CloseReason::ServerShutdown));
+        if self.stall.is_none() {
+            return Poll::Ready(Ok(()));
         }
+        let Ok(room) = ready!(self.inbox_room.poll_reserve(cx)) else {
+            return Poll::Ready(Err(CloseReason::ServerShutdown));
+        };
         let Some(stall) = self.stall.take() else { return Poll::Ready(Ok(())) };
         let admits = stall.admits();
-        let Stall { event, mut sender, since } = stall;
-        if sender.send_item(event).is_err() {
-            return Poll::Ready(Err(CloseReason::ServerShutdown));
-        }
+        let Stall { event, since } = stall;
+        self.server.io_inbox.send_reserved(room, event);
         self.sent += 1;
         self.end.admitted |= admits;
         // The authenticating packet, right behind the `Connected` that admitted its session.
@@ -535,15 +540,14 @@ impl<P: Protocol, S: AsyncRead + AsyncWrite + Unpin> Driver<P, S> {
                 self.end.admitted |= admits;
                 Ok(())
             }
-            Err(mpsc::error::TrySendError::Full(event)) => {
+            Err(TrySendError::Full(event)) => {
                 self.server.metrics.inbox_stalls.fetch_add(1, Ordering::Relaxed);
-                let sender = PollSender::new(self.server.io_inbox.clone());
-                self.stall = Some(Stall { event, sender, since: StdInstant::now() });
+                self.stall = Some(Stall { event, since: StdInstant::now() });
                 Ok(())
             }
             // The logic thread only stops after every session reported its disconnect, so this cannot happen while
             // the server runs; if it does (logic thread gone), the session closes.
-            Err(mpsc::error::TrySendError::Closed(_)) => Err(CloseReason::ServerShutdown),
+            Err(TrySendError::Closed(_)) => Err(CloseReason::ServerShutdown),
         }
     }
 

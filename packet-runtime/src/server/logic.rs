@@ -1,11 +1,12 @@
 //! The logic thread: one OS thread that owns the game state and runs every handler, so game code needs no locks.
 //!
-//! IO threads hand it events through two queues: a bounded one (tokio's mpsc, `inbox_capacity` events) for local
-//! sessions' connections and packets, which pushes back on the IO side when full, and an unbounded one for what must
-//! never wait (shutdown, end of stream, disconnects, remote sessions' events). A session's end-of-stream and
-//! disconnect carry how many events it put in the bounded queue, and are handled only after those. So events of one
-//! session are handled in order: `Connected`, its packets, then exactly one `Disconnected`, after which the
-//! session's id is released and never valid again.
+//! IO threads hand it events through two queues: a bounded one (`server::inbox`, a ring of `inbox_capacity` events
+//! allocated once, so that forwarding a packet never allocates) for local sessions' connections and packets, which
+//! pushes back on the IO side when full, and an unbounded one (tokio's mpsc) for what must never wait (shutdown, end
+//! of stream, disconnects, remote sessions' events). A session's end-of-stream and disconnect carry how many events
+//! it put in the bounded queue, and are handled only after those. So events of one session are handled in order:
+//! `Connected`, its packets, then exactly one `Disconnected`, after which the session's id is released and never
+//! valid again.
 //!
 //! The thread takes events in batches (up to 256 at a time). What the handlers send while it works through a batch
 //! is staged in the thread's outbox (`session::outbox`) and handed to the IO threads when the batch is done: one
@@ -391,7 +392,7 @@ pub(crate) fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
 pub(crate) fn run<L: Logic>(
     logic: L,
     mut inbox: mpsc::UnboundedReceiver<LogicEvent<L::Protocol>>,
-    mut io_inbox: mpsc::Receiver<LogicEvent<L::Protocol>>,
+    mut io_inbox: super::inbox::Receiver<LogicEvent<L::Protocol>>,
     shared: Arc<ServerShared<L::Protocol>>,
     runtime: tokio::runtime::Runtime,
 ) -> LogicReport {
@@ -420,8 +421,8 @@ pub(crate) fn run<L: Logic>(
         let mut io_events = Vec::with_capacity(256);
         loop {
             // The bounded inbox's occupancy before each batch: events in it plus room reserved for events about to
-            // be sent, never more than its capacity (the channel's semaphore).
-            let depth = (io_inbox.max_capacity() - io_inbox.capacity()) as u64;
+            // be sent, never more than its capacity (the inbox's semaphore).
+            let depth = io_inbox.depth() as u64;
             let metrics = &this.shared.metrics;
             metrics.inbox_depth.store(depth, Ordering::Relaxed);
             metrics.inbox_peak.fetch_max(depth, Ordering::Relaxed);

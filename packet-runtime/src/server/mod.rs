@@ -20,11 +20,13 @@
 //! - `logic`: [`Logic`], [`Context`], the logic thread.
 //! - `io_hook`: [`IoHandler`], the IO-thread hook (ping/echo without the hop; bad-frame decisions).
 //! - `acceptor`: the accept loop. `driver`: the per-session IO task; `write_batch`: its frames waiting to be written.
+//! - `inbox`: the logic thread's bounded inbox, a ring allocated once (no allocation per event).
 
 mod acceptor;
 mod auth;
 mod config;
 mod driver;
+mod inbox;
 mod io_hook;
 mod logic;
 mod rate_limit;
@@ -172,7 +174,8 @@ impl<P: Protocol> ServerBuilder<P> {
     /// Events the IO threads may have waiting for the logic thread (connections and packets; at least 1). When it
     /// is full, a session whose next packet does not fit stops being read until there is room (TCP flow control
     /// pushes back on its client), the accept loop waits too, and every other session is still served; nothing is
-    /// dropped or reordered. Default 8,192.
+    /// dropped or reordered. Its slots are allocated once, by `start`: forwarding a packet never allocates. Default
+    /// 8,192.
     pub fn inbox_capacity(mut self, events: usize) -> Self {
         self.config.inbox_capacity = events.max(1);
         self
@@ -400,7 +403,7 @@ impl<P: Protocol> ServerBuilder<P> {
             make_listener()?
         };
         let (inbox, inbox_rx) = mpsc::unbounded_channel();
-        let (io_inbox, io_inbox_rx) = mpsc::channel(config.inbox_capacity.max(1));
+        let (io_inbox, io_inbox_rx) = inbox::channel(config.inbox_capacity.max(1));
         // Resolved here, with the recorder in effect for the caller (a local one around `start` is honoured).
         let exported = self.export.as_ref().map(Exported::register::<P>);
         let shared = Arc::new(ServerShared {
@@ -480,8 +483,9 @@ pub(crate) struct ServerShared<P: Protocol> {
     /// many events the session put in `io_inbox` before it, so that the logic thread handles it after them), and
     /// every event of remote sessions (their gateway's link paces them).
     pub(crate) inbox: mpsc::UnboundedSender<LogicEvent<P>>,
-    /// The bounded inbox: local sessions' connections and packets. Full, it pushes back on the IO side.
-    pub(crate) io_inbox: mpsc::Sender<LogicEvent<P>>,
+    /// The bounded inbox: local sessions' connections and packets. Full, it pushes back on the IO side. Its ring
+    /// of `inbox_capacity` events is allocated here, once (`inbox`).
+    pub(crate) io_inbox: inbox::Sender<LogicEvent<P>>,
     pub(crate) io_handler: Arc<dyn IoHandler<P>>,
     pub(crate) stop_accepting: CancellationToken,
     /// Cancelled when the logic thread exits: the ordered shutdown is done but for the IO threads' last flush.
@@ -614,7 +618,9 @@ impl<P: Protocol> ServerHandle<P> {
 
     /// A snapshot of the counters.
     pub fn metrics(&self) -> MetricsSnapshot {
-        self.shared.metrics.snapshot(self.shared.pool.stats())
+        let mut snapshot = self.shared.metrics.snapshot(self.shared.pool.stats());
+        snapshot.auth_pending = self.shared.auth_pending.load(std::sync::atomic::Ordering::Relaxed) as u64;
+        snapshot
     }
 
     /// The pool frames are encoded into.

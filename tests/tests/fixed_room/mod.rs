@@ -8,6 +8,7 @@
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
 
 use packet_runtime::prost::bytes::{Buf, BufMut};
 use packet_runtime::prost::encoding::{DecodeContext, WireType};
@@ -108,15 +109,20 @@ pub const REQUEST_LEN: usize = 4 + 9;
 pub const ECHO_LEN: usize = 4 + 9;
 pub const CHAT_LEN: usize = 4 + 18;
 
+/// Every session the room saw connect, for a test that sends to them from a thread of its own (as a cluster's
+/// gateway does): [`start_sharing`].
+pub type Handles = Arc<Mutex<Vec<Session<FixedProtocol>>>>;
+
 /// Everyone connected is in the room.
 #[derive(Debug)]
 pub struct Room {
     members: Vec<SessionId>,
+    handles: Option<Handles>,
 }
 
 impl Room {
     pub fn new(capacity: usize) -> Room {
-        Room { members: Vec::with_capacity(capacity) }
+        Room { members: Vec::with_capacity(capacity), handles: None }
     }
 }
 
@@ -125,6 +131,9 @@ impl Logic for Room {
 
     fn on_connect(&mut self, _ctx: &mut Context<'_, FixedProtocol>, session: &Session<FixedProtocol>) {
         self.members.push(session.id());
+        if let Some(handles) = &self.handles {
+            handles.lock().unwrap().push(session.clone());
+        }
     }
 
     fn on_packet(
@@ -179,6 +188,17 @@ pub const RESERVED_BLOCKS: usize = 1024;
 /// A server with nothing timed (no tick, no idle timeout, no rate limit), `members` room for the room, and a pool
 /// with [`RESERVED_BLOCKS`].
 pub fn start(members: usize) -> ServerHandle<FixedProtocol> {
+    start_room(Room::new(members))
+}
+
+/// [`start`], and the handle of every session that connects (a clone, taken in `on_connect`).
+pub fn start_sharing(members: usize) -> (ServerHandle<FixedProtocol>, Handles) {
+    let handles = Handles::default();
+    let room = Room { handles: Some(Arc::clone(&handles)), ..Room::new(members) };
+    (start_room(room), handles)
+}
+
+fn start_room(room: Room) -> ServerHandle<FixedProtocol> {
     let pool = MessagePool::new(PoolConfig::default());
     assert_eq!(pool.reserve(CHAT_LEN, RESERVED_BLOCKS), RESERVED_BLOCKS);
     Server::<FixedProtocol>::builder()
@@ -188,7 +208,7 @@ pub fn start(members: usize) -> ServerHandle<FixedProtocol> {
         .idle_timeout(None)
         .tick(None)
         .io_handler(EchoOnIo)
-        .start(Room::new(members))
+        .start(room)
         .expect("server starts")
 }
 

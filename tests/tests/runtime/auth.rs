@@ -147,9 +147,11 @@ fn two_thousand_sockets_that_never_authenticate_do_not_push_out_players() {
         for _ in 0..2_000 {
             idle.push(tokio::net::TcpStream::connect(server.addr).await.unwrap());
         }
-        // The player plays on while they wait; past the 500 waiting, the others were refused at once.
+        // The player plays on while they wait; never more than 500 wait at once (the rest are refused at once).
         for _ in 0..5 {
             assert_echoes(&mut player).await;
+            let metrics = server.handle.metrics();
+            assert!(metrics.auth_pending <= 500, "{} waiting", metrics.auth_pending);
         }
         // Every one of them is told and closed: refused at once or by the deadline.
         let mut reasons = std::collections::HashMap::<String, usize>::new();
@@ -166,7 +168,9 @@ fn two_thousand_sockets_that_never_authenticate_do_not_push_out_players() {
         let refused = reasons.get("too many connections waiting to authenticate").copied().unwrap_or(0);
         let timed_out = reasons.get("not authenticated within 1s").copied().unwrap_or(0);
         assert_eq!(refused + timed_out, 2_000, "{reasons:?}");
-        assert!(refused >= 1_500, "at most 500 waited: {reasons:?}");
+        // How many were refused depends on how fast the sockets opened against the deadline; some were.
+        assert!(refused > 0 && timed_out >= 500, "{reasons:?}");
+        assert_eq!(server.handle.metrics().connections_rejected, refused as u64);
         assert_echoes(&mut player).await;
         // And a new player gets in once they are gone.
         let mut late = connect(server.addr).await;
