@@ -100,15 +100,14 @@ pub(crate) type AuthFuture = Pin<Box<dyn Future<Output = Verdict> + Send>>;
 pub(crate) struct AuthHook<P: Protocol> {
     pub(crate) packet_id: u16,
     pub(crate) packet_name: &'static str,
-    #[allow(clippy::type_complexity)]
-    pub(crate) start:
-        Box<dyn Fn(AuthRequest, &[u8]) -> Result<(AuthFuture, P::ClientToServer), DecodeError> + Send + Sync>,
+    pub(crate) start: Box<dyn Fn(AuthRequest, &[u8]) -> Result<AuthFuture, DecodeError> + Send + Sync>,
+    _protocol: std::marker::PhantomData<fn() -> P>,
 }
 
 impl<P: Protocol> AuthHook<P> {
     pub(crate) fn new<T, F, Fut>(hook: F) -> Self
     where
-        T: PacketOf<P::ClientToServer> + Clone,
+        T: PacketOf<P::ClientToServer>,
         F: Fn(AuthRequest, T) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Verdict> + Send + 'static,
     {
@@ -117,9 +116,9 @@ impl<P: Protocol> AuthHook<P> {
             packet_name: T::NAME,
             start: Box::new(move |request, payload| {
                 let packet = crate::__private::decode::<T>(payload)?;
-                let forwarded: P::ClientToServer = packet.clone().into();
-                Ok((Box::pin(hook(request, packet)), forwarded))
+                Ok(Box::pin(hook(request, packet)) as AuthFuture)
             }),
+            _protocol: std::marker::PhantomData,
         }
     }
 }

@@ -113,9 +113,10 @@ pub(crate) struct Driver<P: Protocol, S> {
     stall: Option<Stall<P>>,
     /// Set until the session is admitted (its hello matched, its authentication accepted): the logic thread does
     /// not know it yet.
-    admission: Option<Admission<P>>,
-    /// The authenticating packet, for the logic thread right behind the session's `Connected`.
-    after_admit: Option<LogicEvent<P>>,
+    admission: Option<Admission>,
+    /// Set while the authenticating frame, kept aside during the decision, is parsed again once admitted: it was
+    /// counted when it arrived.
+    recounted: bool,
     /// Whether a complete frame has arrived yet: a hello is only accepted as the first.
     seen_frame: bool,
     /// Waits for room in the logic thread's inbox while stalled. One per session, reused by every stall: it boxes
@@ -135,16 +136,16 @@ pub(crate) struct Driver<P: Protocol, S> {
 }
 
 /// What a session still has to do before the game hears of it.
-struct Admission<P: Protocol> {
+struct Admission {
     /// The logic thread cannot close a session it does not know at shutdown: the driver watches the stop signal.
     stop: Pin<Box<WaitForCancellationFutureOwned>>,
     /// The server requires a hello and it has not come yet.
     hello: bool,
     /// With an authentication hook: by when it must have accepted.
     deadline: Option<Instant>,
-    /// The hook's decision in progress (nothing more is read meanwhile), and the packet that reaches the game if
-    /// it accepts.
-    deciding: Option<(AuthFuture, P::ClientToServer)>,
+    /// The hook's decision in progress (nothing more is read meanwhile), and the authenticating frame: once
+    /// accepted it goes the way of every frame (the IO hook, then the game), first.
+    deciding: Option<(AuthFuture, Vec<u8>)>,
 }
 
 /// A packet waiting for room in the logic thread's inbox, and since when.
@@ -296,7 +297,7 @@ impl<P: Protocol, S: AsyncRead + AsyncWrite + Unpin> Driver<P, S> {
             rate,
             stall: None,
             admission,
-            after_admit: None,
+            recounted: false,
             seen_frame: false,
             inbox_room,
             // The acceptor queued the `Connected` of an admitted session.
@@ -508,15 +509,6 @@ impl<P: Protocol, S: AsyncRead + AsyncWrite + Unpin> Driver<P, S> {
         self.server.io_inbox.send_reserved(room, event);
         self.sent += 1;
         self.end.admitted |= admits;
-        // The authenticating packet, right behind the `Connected` that admitted its session.
-        if let Some(event) = self.after_admit.take() {
-            if let Err(reason) = self.forward(event) {
-                return Poll::Ready(Err(reason));
-            }
-            if self.stall.is_some() {
-                return Poll::Ready(Ok(()));
-            }
-        }
         // The time the server did not read counts neither toward the idle timeout nor against the rate limits:
         // what the peer sent meanwhile waited in the kernel and now arrives at once.
         let paused = since.elapsed();
@@ -871,9 +863,11 @@ impl<P: Protocol, S: AsyncRead + AsyncWrite + Unpin> Driver<P, S> {
     }
 
     fn on_frame(&mut self, frame: RawFrame<'_>, whole: &[u8]) -> Result<(), CloseReason> {
-        self.counters.frames_in += 1;
-        if let Some(export) = &self.server.metrics.export {
-            self.counters.in_run.add(export, frame.id);
+        if !std::mem::take(&mut self.recounted) {
+            self.counters.frames_in += 1;
+            if let Some(export) = &self.server.metrics.export {
+                self.counters.in_run.add(export, frame.id);
+            }
         }
         let first = !std::mem::replace(&mut self.seen_frame, true);
         if frame.id == CONTROL_ID {
@@ -885,7 +879,7 @@ impl<P: Protocol, S: AsyncRead + AsyncWrite + Unpin> Driver<P, S> {
                 return Ok(());
             }
             // Not admitted but for the authentication: this is the packet that authenticates.
-            return self.authenticate(frame);
+            return self.authenticate(frame, whole);
         }
         if P::ClientToServer::contains(frame.id) {
             let hook = &*self.server.io_handler;
@@ -960,7 +954,7 @@ impl<P: Protocol, S: AsyncRead + AsyncWrite + Unpin> Driver<P, S> {
             admission.hello = false;
             if admission.deadline.is_none() {
                 // No authentication step: the hello was all.
-                return self.admit(None);
+                return self.admit();
             }
         }
         Ok(())
@@ -968,7 +962,7 @@ impl<P: Protocol, S: AsyncRead + AsyncWrite + Unpin> Driver<P, S> {
 
     /// The first packet of a session the authentication hook must let in: handed to the hook, whose future
     /// `poll_decision` polls (nothing more is read meanwhile).
-    fn authenticate(&mut self, frame: RawFrame<'_>) -> Result<(), CloseReason> {
+    fn authenticate(&mut self, frame: RawFrame<'_>, whole: &[u8]) -> Result<(), CloseReason> {
         let Some(hook) = &self.server.auth else { return Ok(()) };
         if frame.id != hook.packet_id {
             let fault = AuthFault::Expected { expected: hook.packet_name, id: frame.id };
@@ -979,7 +973,7 @@ impl<P: Protocol, S: AsyncRead + AsyncWrite + Unpin> Driver<P, S> {
         match catch_unwind(AssertUnwindSafe(|| (hook.start)(request, frame.payload))) {
             Ok(Ok(decision)) => {
                 if let Some(admission) = &mut self.admission {
-                    admission.deciding = Some(decision);
+                    admission.deciding = Some((decision, whole.to_vec()));
                 }
             }
             Ok(Err(e)) => self.bad_frame(BadFrame::Decode(e)),
@@ -1011,13 +1005,16 @@ impl<P: Protocol, S: AsyncRead + AsyncWrite + Unpin> Driver<P, S> {
                 return Poll::Ready(Ok(true));
             }
         };
-        let Some((_, packet)) = admission.deciding.take() else { return Poll::Ready(Ok(true)) };
+        let Some((_, frame)) = admission.deciding.take() else { return Poll::Ready(Ok(true)) };
         match verdict {
             Verdict::Accept => {
                 tracing::debug!("authenticated");
-                self.admit(Some(packet))?;
-                // The frames read behind the authenticating one.
-                if !self.partial.is_empty() && self.stall.is_none() {
+                // The authenticating frame goes back in front of the frames read behind it, to be handled like any
+                // frame of an admitted session once its `Connected` is in (now, or when the inbox has room).
+                self.partial.splice(0..0, frame);
+                self.recounted = true;
+                self.admit()?;
+                if self.stall.is_none() {
                     self.on_bytes(&[])?;
                 }
             }
@@ -1029,20 +1026,13 @@ impl<P: Protocol, S: AsyncRead + AsyncWrite + Unpin> Driver<P, S> {
         Poll::Ready(Ok(true))
     }
 
-    /// The session is let in: its `Connected` goes to the logic thread, then `first` (the authenticating packet).
-    fn admit(&mut self, first: Option<P::ClientToServer>) -> Result<(), CloseReason> {
+    /// The session is let in: its `Connected` goes to the logic thread.
+    fn admit(&mut self) -> Result<(), CloseReason> {
         self.admission = None;
         if std::mem::take(&mut self.end.auth_pending) {
             self.server.auth_pending.fetch_sub(1, Ordering::AcqRel);
         }
-        self.after_admit = first.map(|packet| LogicEvent::Packet(self.session.id(), packet));
-        self.forward(LogicEvent::Connected(self.session.clone()))?;
-        if self.stall.is_none()
-            && let Some(event) = self.after_admit.take()
-        {
-            self.forward(event)?;
-        }
-        Ok(())
+        self.forward(LogicEvent::Connected(self.session.clone()))
     }
 
     fn bad_frame(&mut self, bad: BadFrame) {

@@ -240,7 +240,7 @@ impl<P: Protocol> ServerBuilder<P> {
     /// Default: no authentication step.
     pub fn authenticate<T, F, Fut>(mut self, hook: F) -> Self
     where
-        T: PacketOf<P::ClientToServer> + Clone,
+        T: PacketOf<P::ClientToServer>,
         F: Fn(AuthRequest, T) -> Fut + Send + Sync + 'static,
         Fut: std::future::Future<Output = Verdict> + Send + 'static,
     {

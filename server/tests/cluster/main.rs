@@ -3,6 +3,7 @@
 //!
 //! These tests need `nats-server` on PATH and fail (never skip) without it, saying what to install.
 
+mod admission;
 mod credentials;
 mod faults;
 mod support;
