@@ -15,6 +15,7 @@ pub(crate) struct Metrics {
     pub(crate) connections_total: AtomicU64,
     pub(crate) connections_rejected: AtomicU64,
     pub(crate) accept_errors: AtomicU64,
+    pub(crate) tls_handshake_failures: AtomicU64,
     pub(crate) frames_in: AtomicU64,
     pub(crate) frames_out: AtomicU64,
     pub(crate) bytes_in: AtomicU64,
@@ -73,6 +74,15 @@ impl Metrics {
         }
     }
 
+    /// A TLS handshake failed or passed its deadline: the connection never became a session.
+    #[cfg_attr(not(feature = "tls"), allow(dead_code))]
+    pub(crate) fn tls_handshake_failed(&self) {
+        self.tls_handshake_failures.fetch_add(1, Relaxed);
+        if let Some(export) = &self.export {
+            export.tls_handshake_failures.increment(1);
+        }
+    }
+
     pub(crate) fn queue_overflow(&self) {
         self.queue_overflows.fetch_add(1, Relaxed);
         if let Some(export) = &self.export {
@@ -94,6 +104,7 @@ impl Metrics {
             connections_total: get(&self.connections_total),
             connections_rejected: get(&self.connections_rejected),
             accept_errors: get(&self.accept_errors),
+            tls_handshake_failures: get(&self.tls_handshake_failures),
             frames_in: get(&self.frames_in),
             frames_out: get(&self.frames_out),
             bytes_in: get(&self.bytes_in),
@@ -122,6 +133,8 @@ pub struct MetricsSnapshot {
     pub connections_rejected: u64,
     /// Failed `accept` calls (each followed by a backoff when resources are exhausted).
     pub accept_errors: u64,
+    /// TLS handshakes that failed or passed their deadline (the `tls` feature); none became a session.
+    pub tls_handshake_failures: u64,
     /// Frames received and accepted.
     pub frames_in: u64,
     /// Frames written.

@@ -11,6 +11,7 @@
 //! - [`web`]: the browser demo (plain files embedded in the binary) and the WebSocket settings of `--web`.
 //! - [`cli`]: the `server` binary's command line and life (`main.rs` only calls [`cli::main`]).
 //! - [`metrics`]: `--metrics-addr`: the Prometheus recorder and the `/metrics`, `/healthz`, `/readyz` endpoint.
+//! - [`tls`]: `--tls-cert` and `--tls-key`: SIGHUP reloads the certificate.
 
 #![forbid(unsafe_code)]
 
@@ -18,6 +19,7 @@ pub mod cli;
 pub mod game;
 pub mod metrics;
 pub mod options;
+pub mod tls;
 pub mod web;
 
 pub use game::{Game, GameIo, GameStats, GameStatsSnapshot, NoticeLimits, close_notice};

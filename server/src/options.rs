@@ -7,6 +7,7 @@ use std::io;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::time::Duration;
 
+use packet_runtime::transport::tls::TlsConfig;
 use packet_runtime::{HeaderKind, MetricsExport, RateLimit, Server, ServerBuilder, ServerConfig, ServerHandle};
 
 use demo_protocol::GameProtocol;
@@ -15,7 +16,7 @@ use crate::game::{NoticeLimits, close_notice};
 use crate::{Game, GameIo};
 
 /// Settings of a game server. `Default` gives the binary's defaults.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct ServerOptions {
     /// Address to listen on. Default `127.0.0.1:7777`; port 0 picks a free port.
     pub addr: SocketAddr,
@@ -37,6 +38,8 @@ pub struct ServerOptions {
     /// Record the server's figures through the `metrics` facade (`--metrics-addr`), with these settings. Default
     /// `None`: off.
     pub export: Option<MetricsExport>,
+    /// TLS instead of clear text on every listener the server opens (`--tls-cert`, `--tls-key`). Default `None`.
+    pub tls: Option<TlsConfig>,
 }
 
 impl Default for ServerOptions {
@@ -52,6 +55,7 @@ impl Default for ServerOptions {
             tick: Some(ServerConfig::DEFAULT_TICK),
             rate_limit: Some(ServerConfig::DEFAULT_RATE_LIMIT.per_second),
             export: None,
+            tls: None,
         }
     }
 }
@@ -70,6 +74,10 @@ impl ServerOptions {
         let builder = Server::<GameProtocol>::builder();
         let builder = match &self.export {
             Some(export) => builder.export_metrics(export.clone()),
+            None => builder,
+        };
+        let builder = match &self.tls {
+            Some(tls) => builder.tls(tls.clone()),
             None => builder,
         };
         builder
