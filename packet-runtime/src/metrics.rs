@@ -16,6 +16,8 @@ pub(crate) struct Metrics {
     pub(crate) connections_rejected: AtomicU64,
     pub(crate) accept_errors: AtomicU64,
     pub(crate) tls_handshake_failures: AtomicU64,
+    /// Connections in a TLS or WebSocket handshake (`transport::Admission`).
+    pub(crate) handshakes_pending: AtomicU64,
     pub(crate) frames_in: AtomicU64,
     pub(crate) frames_out: AtomicU64,
     pub(crate) bytes_in: AtomicU64,
@@ -105,6 +107,7 @@ impl Metrics {
             connections_rejected: get(&self.connections_rejected),
             accept_errors: get(&self.accept_errors),
             tls_handshake_failures: get(&self.tls_handshake_failures),
+            handshakes_pending: get(&self.handshakes_pending),
             frames_in: get(&self.frames_in),
             frames_out: get(&self.frames_out),
             bytes_in: get(&self.bytes_in),
@@ -135,6 +138,8 @@ pub struct MetricsSnapshot {
     pub accept_errors: u64,
     /// TLS handshakes that failed or passed their deadline (the `tls` feature); none became a session.
     pub tls_handshake_failures: u64,
+    /// Connections in a TLS or WebSocket handshake now: they count toward `max_connections` with the sessions.
+    pub handshakes_pending: u64,
     /// Frames received and accepted.
     pub frames_in: u64,
     /// Frames written.

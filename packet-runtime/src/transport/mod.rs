@@ -11,7 +11,7 @@
 
 use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::{fmt, io};
 
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -100,15 +100,14 @@ pub struct Admission {
 
 #[derive(Debug)]
 struct AdmissionShared {
+    /// Its `handshakes_pending`: handshakes begun and not yet handed to the accept loop (or failed).
     metrics: Arc<crate::metrics::Metrics>,
     max: Option<usize>,
-    /// Handshakes begun and not yet handed to the accept loop (or failed).
-    pending: AtomicU64,
 }
 
 impl Admission {
     pub(crate) fn new(metrics: Arc<crate::metrics::Metrics>, max: Option<usize>) -> Self {
-        Admission { shared: Arc::new(AdmissionShared { metrics, max, pending: AtomicU64::new(0) }) }
+        Admission { shared: Arc::new(AdmissionShared { metrics, max }) }
     }
 
     /// No limit, counted nowhere: for a listener used outside a server, or before the server called
@@ -124,10 +123,10 @@ impl Admission {
         let shared = &self.shared;
         // Relaxed: a statistic-grade count; two handshakes racing for the last slot may both see room, which
         // exceeds the limit by at most the number of IO threads for an instant.
-        let pending = shared.pending.fetch_add(1, Ordering::Relaxed);
+        let pending = shared.metrics.handshakes_pending.fetch_add(1, Ordering::Relaxed);
         let open = shared.metrics.connections_open.load(Ordering::Relaxed);
         if shared.max.is_some_and(|max| open.saturating_add(pending) >= max as u64) {
-            shared.pending.fetch_sub(1, Ordering::Relaxed);
+            shared.metrics.handshakes_pending.fetch_sub(1, Ordering::Relaxed);
             shared.metrics.rejected();
             return None;
         }
@@ -136,7 +135,7 @@ impl Admission {
 
     /// Handshakes in progress now.
     pub fn pending(&self) -> u64 {
-        self.shared.pending.load(Ordering::Relaxed)
+        self.shared.metrics.handshakes_pending.load(Ordering::Relaxed)
     }
 
     /// Counts a connection refused before its handshake for a reason of the listener's own (too many handshakes
@@ -159,7 +158,7 @@ pub struct Pending {
 
 impl Drop for Pending {
     fn drop(&mut self) {
-        self.shared.pending.fetch_sub(1, Ordering::Relaxed);
+        self.shared.metrics.handshakes_pending.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
