@@ -5,6 +5,7 @@
 
 mod faults;
 mod support;
+mod tls;
 mod web;
 
 use std::collections::HashSet;
