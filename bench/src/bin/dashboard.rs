@@ -212,6 +212,7 @@ fn drive_and_scrape(args: &Args, server: &DemoServer) -> Result<Vec<Scrape>, Str
             timeout: Duration::from_secs(10),
             mirror: false,
             relogin: false,
+            tls: None,
         },
         clients,
         duration,

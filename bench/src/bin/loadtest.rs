@@ -497,6 +497,7 @@ fn measure(
             timeout: Duration::from_secs(10),
             mirror: contender == Contender::RawEcho,
             relogin: false,
+            tls: None,
         },
         clients: load.clients,
         duration: args.duration,

@@ -41,7 +41,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tokio::sync::Notify;
 
 use args::Args;
-use bots::bot::BotConfig;
+use bots::bot::{BotConfig, BotTls};
 use bots::fleet::{self, FleetConfig};
 use bots::stats::LiveCounters;
 use report::Report;
@@ -66,6 +66,19 @@ fn main() -> ExitCode {
         eprintln!("error: --addr names no address");
         return ExitCode::from(2);
     }
+    let tls = match &args.tls_ca {
+        Some(path) => match packet_runtime::transport::tls::roots_from_pem_file(path) {
+            Ok(roots) => Some(BotTls {
+                config: packet_runtime::transport::tls::client_config(roots),
+                server_name: args.tls_server_name.clone(),
+            }),
+            Err(e) => {
+                eprintln!("error: --tls-ca: {e}");
+                return ExitCode::from(2);
+            }
+        },
+        None => None,
+    };
     let config = FleetConfig {
         bot: BotConfig {
             addrs,
@@ -78,6 +91,7 @@ fn main() -> ExitCode {
             timeout: args.timeout,
             mirror: false,
             relogin: args.relogin,
+            tls,
         },
         clients: args.clients as usize,
         duration: args.duration,

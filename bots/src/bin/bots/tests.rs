@@ -37,6 +37,7 @@ fn config(addr: std::net::SocketAddr, scenario: Scenario) -> FleetConfig {
             timeout: Duration::from_secs(5),
             mirror: false,
             relogin: false,
+            tls: None,
         },
         clients: 4,
         duration: Duration::from_millis(700),
