@@ -45,7 +45,7 @@ use super::{Admission, Listener, PeerAddr, Pending};
 pub use rustls::{ClientConfig, RootCertStore};
 pub use tokio_rustls::{client, server};
 
-/// Why certificates or keys could not be loaded. Every variant names the file.
+/// Why certificates or keys could not be loaded. Every variant but `NotFromFiles` names the file.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum TlsError {
@@ -74,6 +74,10 @@ pub enum TlsError {
         /// rustls' reason.
         source: rustls::Error,
     },
+    /// [`TlsReloader::reload`] of a configuration made in memory ([`TlsConfig::from_der`]): there are no files to
+    /// read again.
+    #[error("this TLS configuration was not loaded from files: nothing to reload")]
+    NotFromFiles,
 }
 
 /// The crypto provider every TLS object here uses: `ring`.
@@ -262,11 +266,6 @@ impl TlsConfig {
         self
     }
 
-    /// The handshake deadline in effect.
-    pub fn handshake_deadline(&self) -> Duration {
-        self.handshake_timeout
-    }
-
     /// The handle that reloads this configuration's certificate.
     pub fn reloader(&self) -> TlsReloader {
         TlsReloader { key: Arc::clone(&self.key), source: self.source.clone() }
@@ -290,12 +289,7 @@ impl TlsReloader {
     /// Reads the configuration's PEM files again and, if they load, presents them from now on. On error the
     /// certificate in use stays.
     pub fn reload(&self) -> Result<(), TlsError> {
-        let Some(source) = &self.source else {
-            return Err(TlsError::Pem {
-                path: PathBuf::from("(none)"),
-                what: "this TLS configuration was not loaded from files".to_owned(),
-            });
-        };
+        let Some(source) = &self.source else { return Err(TlsError::NotFromFiles) };
         self.key.set(load(&source.cert, &source.key)?);
         Ok(())
     }
