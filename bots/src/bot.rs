@@ -34,9 +34,9 @@ use std::time::{Duration, Instant};
 
 use demo_protocol::proto;
 use demo_protocol::{GameProtocol, ServerPacket};
-use packet_runtime::{Client, ClientError, ClientReader, ClientWriter};
 use packet_runtime::transport::EitherStream;
 use packet_runtime::transport::tls::{self, ClientConfig};
+use packet_runtime::{Client, ClientError, ClientReader, ClientWriter};
 use tokio::io::{ReadHalf, WriteHalf};
 use tokio::net::TcpStream;
 use tokio::sync::{Semaphore, watch};
@@ -104,7 +104,9 @@ async fn connect(addr: SocketAddr, tls: Option<&BotTls>) -> Result<Client<GamePr
     let stream = match tls {
         None => EitherStream::A(stream),
         Some(tls) => EitherStream::B(
-            tls::connect(stream, &tls.server_name, Arc::clone(&tls.config)).await.map_err(|_| Failure::ConnectFailed)?,
+            tls::connect(stream, &tls.server_name, Arc::clone(&tls.config))
+                .await
+                .map_err(|_| Failure::ConnectFailed)?,
         ),
     };
     Ok(Client::new(stream))
