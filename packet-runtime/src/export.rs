@@ -77,6 +77,7 @@ pub const METRIC_NAMES: &[&str] = &[
     SESSIONS,
     CONNECTIONS,
     REJECTED,
+    TLS_HANDSHAKE_FAILURES,
     FRAMES_IN,
     FRAMES_OUT,
     BYTES_IN,
