@@ -1,6 +1,6 @@
 //! The demo over TLS (`--tls-cert`, `--tls-key`, `ServerBuilder::tls`), with certificates made at test time by a CA
 //! of each test's own: a whole session, certificates refused, the handshake deadline, pending handshakes under
-//! `max_connections`, a flood of stalled handshakes, wss, bad files, and the binary reloading its certificate on
+//! `max_connections`, a flood of stalled handshakes, wss, bad files, the log line of a failed handshake, and the binary
 //! SIGHUP while its sessions stay up.
 //!
 //! Every wait is on an event (a packet, a close, a counter, a line the binary prints) under the 30 s guard.
@@ -274,31 +274,45 @@ fn certificate_files_that_do_not_load_are_named_in_the_error() {
 struct Binary {
     child: Child,
     lines: mpsc::Receiver<String>,
+    /// Its standard error (the log), line by line.
+    log: mpsc::Receiver<String>,
+}
+
+/// Sends every line of `input` to the returned channel, from a thread of its own.
+fn lines_of(input: impl std::io::Read + Send + 'static) -> mpsc::Receiver<String> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(input).lines() {
+            let Ok(line) = line else { return };
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    rx
 }
 
 impl Binary {
     fn start(args: &[&str], files: &test_support::tls::PemFiles) -> (Binary, SocketAddr) {
+        Binary::start_logging(args, files, "warn")
+    }
+
+    fn start_logging(args: &[&str], files: &test_support::tls::PemFiles, log: &str) -> (Binary, SocketAddr) {
         let mut child = Command::new(env!("CARGO_BIN_EXE_server"))
             .args(["--addr", "127.0.0.1:0", "--workers", "1", "--tls-cert"])
             .arg(&files.cert)
             .arg("--tls-key")
             .arg(&files.key)
             .args(args)
-            .env("RUST_LOG", "warn")
+            .env("RUST_LOG", log)
             .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
             .spawn()
             .expect("the server binary starts");
         let stdout: ChildStdout = child.stdout.take().unwrap();
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { return };
-                if tx.send(line).is_err() {
-                    return;
-                }
-            }
-        });
-        let mut binary = Binary { child, lines };
+        let lines = lines_of(stdout);
+        let log = lines_of(child.stderr.take().unwrap());
+        let mut binary = Binary { child, lines, log };
         let addr = binary.line_after("listening on ").parse().unwrap();
         (binary, addr)
     }
@@ -315,6 +329,20 @@ impl Binary {
                 Err(error) => {
                     let _ = self.child.kill();
                     panic!("no line starting with {prefix:?}: {error}");
+                }
+            }
+        }
+    }
+
+    /// The next log line that contains every one of `words` (earlier lines are skipped).
+    fn logged(&mut self, words: &[&str]) -> String {
+        loop {
+            match self.log.recv_timeout(test_support::GUARD) {
+                Ok(line) if words.iter().all(|w| line.contains(w)) => return line,
+                Ok(_) => {}
+                Err(error) => {
+                    let _ = self.child.kill();
+                    panic!("no log line with {words:?}: {error}");
                 }
             }
         }
@@ -376,4 +404,21 @@ fn the_binary_reloads_its_certificate_on_sighup_and_keeps_its_sessions() {
     assert_eq!(binary.line_after("shutdown "), "complete");
     let status = binary.child.wait().unwrap();
     assert!(status.success(), "{status:?}");
+}
+
+#[test]
+fn a_failed_handshake_is_logged_with_the_peer_address() {
+    let ca = TestCa::new("log");
+    let files = ca.server_files("server");
+    let (mut binary, addr) = Binary::start_logging(&[], &files, "warn,packet_runtime=debug");
+    let peer = runtime().block_on(async {
+        let mut raw = tokio::net::TcpStream::connect(addr).await.unwrap();
+        raw.write_all(b"GET / HTTP/1.1\r\n\r\n").await.unwrap();
+        until_closed(&mut raw).await;
+        raw.local_addr().unwrap()
+    });
+    let line = binary.logged(&["TLS handshake failed", &peer.to_string()]);
+    assert!(line.contains("DEBUG"), "{line}");
+    binary.signal("-TERM");
+    assert_eq!(binary.line_after("shutdown "), "complete");
 }
