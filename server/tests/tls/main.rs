@@ -1,7 +1,7 @@
 //! The demo over TLS (`--tls-cert`, `--tls-key`, `ServerBuilder::tls`), with certificates made at test time by a CA
 //! of each test's own: a whole session, certificates refused, the handshake deadline, pending handshakes under
-//! `max_connections`, a flood of stalled handshakes, wss, bad files, the log line of a failed handshake, and the binary
-//! SIGHUP while its sessions stay up.
+//! `max_connections`, a flood of stalled handshakes, wss, bad files, the log line of a failed handshake, and the
+//! binary reloading its certificate on SIGHUP while its sessions stay up.
 //!
 //! Every wait is on an event (a packet, a close, a counter, a line the binary prints) under the 30 s guard.
 
