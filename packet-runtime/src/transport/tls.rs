@@ -1,5 +1,5 @@
 //! TLS 1.2 and 1.3 (rustls on the `ring` provider): a [`TlsListener`] over any [`Listener`] (TCP, usually), the
-//! same handshake on the WebSocket listener (wss, through [`WebSocketConfig::tls`](super::websocket::WebSocketConfig)),
+//! same handshake on the WebSocket listener (wss, through `WebSocketConfig::tls` with the `websocket` feature),
 //! and the client's configuration ([`client_config`]).
 //!
 //! **Certificates** come from PEM files ([`TlsConfig::from_pem_files`]: the chain, leaf first, and its private key in
