@@ -8,7 +8,7 @@ use crate::transport::tls::{TlsConfig, TlsListener};
 
 impl<P: Protocol> ServerBuilder<P> {
     /// Serves TLS (1.2 and 1.3) instead of clear text: [`start`](Self::start) accepts TLS on its TCP address,
-    /// [`start_with_websocket`](Self::start_with_websocket) also serves https and wss on its web address (the
+    /// `start_with_websocket` (feature `websocket`) also serves https and wss on its web address (the
     /// configuration's certificate on both). Handshakes count toward `max_connections`, run under the
     /// configuration's deadline and never become sessions when they fail (see [`crate::transport::tls`]). Keep
     /// [`TlsConfig::reloader`] to swap the certificate while the server runs. Default: clear text.
