@@ -4,7 +4,8 @@
 # lock file); run it by hand the same way after `apt-get install` of those.
 #   1. the generated tables and the built browser demo are what is committed (regenerated, then `git diff`);
 #   2. the TypeScript client against the real server over TCP (Node's test runner) and the browser demo in
-#      headless Chromium (two pages and the Rust chat_client example as a bot);
+#      headless Chromium (two pages and the Rust chat_client example as a bot; then two pages over https and
+#      wss, with a self-signed certificate openssl makes for the run);
 #   3. a C++17 client from the generated header and protoc's C++ messages logs in to the real server and chats;
 #   4. a C# 7 program (mono-mcs) frames a packet with the generated table and checks it against the Rust encoder's.
 set -euo pipefail
@@ -27,7 +28,7 @@ echo "== clients: the server, the bot and the reference encoder"
 # Target flags select targets in every package named: the server binary is named too, or it would not be rebuilt.
 cargo build -q -p server --bin server -p examples --example chat_client --example frame_hex
 
-echo "== clients: TypeScript (Node over TCP, Chromium over WebSocket)"
+echo "== clients: TypeScript (Node over TCP, Chromium over WebSocket, and over https + wss)"
 (cd "$ts" && timeout 300 node --test --test-timeout=120000 dist/test/client.test.js dist/test/browser.test.js)
 
 work=$(mktemp -d)

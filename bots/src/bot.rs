@@ -35,6 +35,8 @@ use std::time::{Duration, Instant};
 use demo_protocol::proto;
 use demo_protocol::token::TokenKey;
 use demo_protocol::{GameProtocol, ServerPacket};
+use packet_runtime::transport::EitherStream;
+use packet_runtime::transport::tls::{self, ClientConfig};
 use packet_runtime::{Client, ClientError, ClientReader, ClientWriter};
 use tokio::io::{ReadHalf, WriteHalf};
 use tokio::net::TcpStream;
@@ -86,6 +88,35 @@ pub struct BotConfig {
     /// Sign each login with this key (`--auth-secret-file`), as a server run with the same secret requires: a token
     /// for the bot's name, valid for an hour from each login.
     pub auth: Option<TokenKey>,
+    /// Connect over TLS: the handshake is part of connecting. `None`: clear text.
+    pub tls: Option<BotTls>,
+}
+
+/// How bots connect over TLS.
+#[derive(Debug, Clone)]
+pub struct BotTls {
+    /// The roots the bots trust (`--tls-ca`), in a client configuration every bot shares.
+    pub config: Arc<ClientConfig>,
+    /// The name the server's certificate must carry (`--tls-server-name`).
+    pub server_name: String,
+}
+
+/// A bot's connection: clear text or TLS.
+type BotStream = EitherStream<TcpStream, tls::client::TlsStream<TcpStream>>;
+
+/// Connects to `addr` as `tls` says (`TCP_NODELAY` either way).
+async fn connect(addr: SocketAddr, tls: Option<&BotTls>) -> Result<Client<GameProtocol, BotStream>, Failure> {
+    let stream = TcpStream::connect(addr).await.map_err(|_| Failure::ConnectFailed)?;
+    stream.set_nodelay(true).map_err(|_| Failure::ConnectFailed)?;
+    let stream = match tls {
+        None => EitherStream::A(stream),
+        Some(tls) => EitherStream::B(
+            tls::connect(stream, &tls.server_name, Arc::clone(&tls.config))
+                .await
+                .map_err(|_| Failure::ConnectFailed)?,
+        ),
+    };
+    Ok(Client::new(stream))
 }
 
 /// The version string of a bot's hello.
@@ -172,8 +203,8 @@ pub struct FleetLink {
     pub rooms: Arc<[AtomicU64]>,
 }
 
-type Reader = ClientReader<GameProtocol, ReadHalf<TcpStream>>;
-type Writer = ClientWriter<GameProtocol, WriteHalf<TcpStream>>;
+type Reader = ClientReader<GameProtocol, ReadHalf<BotStream>>;
+type Writer = ClientWriter<GameProtocol, WriteHalf<BotStream>>;
 
 /// Why a bot's session ended early, or an attempt to start one failed.
 enum Failure {
@@ -375,7 +406,7 @@ impl Bot {
         let client = {
             let _permit = self.link.connecting.acquire().await.expect("never closed");
             let addr = self.config.addrs[self.index % self.config.addrs.len()];
-            Client::<GameProtocol>::connect(addr).await.map_err(|_| Failure::ConnectFailed)?
+            connect(addr, self.config.tls.as_ref()).await?
         };
         let mut client = client;
         if self.config.handshake {

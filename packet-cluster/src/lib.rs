@@ -515,7 +515,8 @@ impl<P: Protocol> Cluster<P> {
 
     /// Starts a gateway: `builder`'s listener and limits, `hook` for the packets it answers itself
     /// ([`packet_runtime::IoHandler::local_ids`]) and for bad frames, `notice` to tell a client why it is being
-    /// closed (the demo sends `S_KICK`).
+    /// closed (the demo sends `S_KICK`). A `builder` with `ServerBuilder::tls` (feature `tls`) holds its clients
+    /// over TLS, on every listener of the gateway.
     pub fn start_gateway<H: packet_runtime::IoHandler<P>>(
         &self,
         builder: packet_runtime::server::ServerBuilder<P>,

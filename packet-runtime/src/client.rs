@@ -73,6 +73,26 @@ impl<P: Protocol> Client<P, TcpStream> {
     }
 }
 
+/// A client connection over TLS ([`Client::connect_tls`]).
+#[cfg(feature = "tls")]
+pub type TlsClient<P> = Client<P, crate::transport::tls::client::TlsStream<TcpStream>>;
+
+#[cfg(feature = "tls")]
+impl<P: Protocol> Client<P, crate::transport::tls::client::TlsStream<TcpStream>> {
+    /// Connects over TCP (with `TCP_NODELAY`), then TLS: the server must present a certificate for `server_name`
+    /// that `config` trusts ([`client_config`](crate::transport::tls::client_config) makes one of a root store of
+    /// your choosing). A refused certificate is an [`Io`](ClientError::Io) error of kind `InvalidData`.
+    pub async fn connect_tls(
+        addr: impl ToSocketAddrs,
+        server_name: &str,
+        config: std::sync::Arc<crate::transport::tls::ClientConfig>,
+    ) -> Result<Self, ClientError> {
+        let stream = TcpStream::connect(addr).await?;
+        stream.set_nodelay(true)?;
+        Ok(Client::new(crate::transport::tls::connect(stream, server_name, config).await?))
+    }
+}
+
 impl<P: Protocol, S: AsyncRead + AsyncWrite> Client<P, S> {
     /// Wraps a connected stream, compact header, 64 KiB maximum frame.
     pub fn new(stream: S) -> Self {

@@ -19,6 +19,7 @@
 //! | `packet_sessions` | gauge | | a session opened / ended (driver; a shard's remote sessions) |
 //! | `packet_connections_total` | counter | | a connection became a session |
 //! | `packet_connections_rejected_total` | counter | | `max_connections` or `max_connections_per_address` |
+//! | `packet_tls_handshake_failures_total` | counter | | a TLS handshake failed or passed its deadline (`tls` feature) |
 //! | `packet_frames_in_total` | counter | `packet` | every complete frame read (`unknown`: not a client-to-server id); sampled |
 //! | `packet_frames_out_total` | counter | `packet` | every frame written whole (server-to-client packets); sampled |
 //! | `packet_bytes_in_total`, `packet_bytes_out_total` | counter | | bytes read and written; sampled |
@@ -76,6 +77,7 @@ pub const METRIC_NAMES: &[&str] = &[
     SESSIONS,
     CONNECTIONS,
     REJECTED,
+    TLS_HANDSHAKE_FAILURES,
     FRAMES_IN,
     FRAMES_OUT,
     BYTES_IN,
@@ -94,6 +96,7 @@ pub const METRIC_NAMES: &[&str] = &[
 const SESSIONS: &str = "packet_sessions";
 const CONNECTIONS: &str = "packet_connections_total";
 const REJECTED: &str = "packet_connections_rejected_total";
+const TLS_HANDSHAKE_FAILURES: &str = "packet_tls_handshake_failures_total";
 const FRAMES_IN: &str = "packet_frames_in_total";
 const FRAMES_OUT: &str = "packet_frames_out_total";
 const BYTES_IN: &str = "packet_bytes_in_total";
@@ -113,6 +116,7 @@ const DESCRIPTIONS: &[(&str, &str)] = &[
     (SESSIONS, "Client sessions this server holds (on a shard: the sessions bound to it)."),
     (CONNECTIONS, "Connections that became sessions."),
     (REJECTED, "Connections refused at max_connections or max_connections_per_address."),
+    (TLS_HANDSHAKE_FAILURES, "TLS handshakes that failed or passed their deadline (no session was made)."),
     (FRAMES_IN, "Complete frames received, by packet name (unknown: not a client-to-server packet id)."),
     (FRAMES_OUT, "Frames written whole, by packet name."),
     (BYTES_IN, "Bytes received from clients."),
@@ -208,6 +212,7 @@ pub(crate) struct Exported {
     pub(crate) sessions: Gauge,
     pub(crate) connections: Counter,
     pub(crate) rejected: Counter,
+    pub(crate) tls_handshake_failures: Counter,
     bytes_in: Counter,
     bytes_out: Counter,
     pub(crate) batch: Histogram,
@@ -285,6 +290,7 @@ impl Exported {
                 sessions: gauge(SESSIONS, &[]),
                 connections: counter(CONNECTIONS, &[]),
                 rejected: counter(REJECTED, &[]),
+                tls_handshake_failures: counter(TLS_HANDSHAKE_FAILURES, &[]),
                 bytes_in: counter(BYTES_IN, &[]),
                 bytes_out: counter(BYTES_OUT, &[]),
                 batch: histogram(BATCH, &[]),

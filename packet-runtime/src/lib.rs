@@ -15,7 +15,8 @@
 //! - [`session`]: [`Session`] (the handle game code holds), [`SessionId`], [`CloseReason`], the send queue.
 //! - [`server`]: [`Server`] builder, [`Logic`] (the game, on the logic thread), [`IoHandler`] (the IO-thread hook),
 //!   [`ServerHandle`] with the ordered shutdown.
-//! - [`transport`]: where connections come from (TCP, Unix sockets, in-memory pipes).
+//! - [`transport`]: where connections come from (TCP, Unix sockets, in-memory pipes; WebSocket and TLS behind the
+//!   `websocket` and `tls` features).
 //! - [`client`]: [`Client`], the typed client.
 //! - [`handshake`]: the optional version handshake at connect (control frames of packet id 0).
 //! - `metrics`: the counters behind [`MetricsSnapshot`]. [`export`]: [`MetricsExport`], the same figures (and per

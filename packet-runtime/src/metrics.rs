@@ -16,6 +16,9 @@ pub(crate) struct Metrics {
     pub(crate) connections_rejected: AtomicU64,
     pub(crate) connections_unadmitted: AtomicU64,
     pub(crate) accept_errors: AtomicU64,
+    pub(crate) tls_handshake_failures: AtomicU64,
+    /// Connections in a TLS or WebSocket handshake (`transport::Admission`).
+    pub(crate) handshakes_pending: AtomicU64,
     pub(crate) frames_in: AtomicU64,
     pub(crate) frames_out: AtomicU64,
     pub(crate) bytes_in: AtomicU64,
@@ -74,6 +77,15 @@ impl Metrics {
         }
     }
 
+    /// A TLS handshake failed or passed its deadline: the connection never became a session.
+    #[cfg_attr(not(feature = "tls"), allow(dead_code))]
+    pub(crate) fn tls_handshake_failed(&self) {
+        self.tls_handshake_failures.fetch_add(1, Relaxed);
+        if let Some(export) = &self.export {
+            export.tls_handshake_failures.increment(1);
+        }
+    }
+
     pub(crate) fn queue_overflow(&self) {
         self.queue_overflows.fetch_add(1, Relaxed);
         if let Some(export) = &self.export {
@@ -97,6 +109,8 @@ impl Metrics {
             connections_unadmitted: get(&self.connections_unadmitted),
             auth_pending: 0,
             accept_errors: get(&self.accept_errors),
+            tls_handshake_failures: get(&self.tls_handshake_failures),
+            handshakes_pending: get(&self.handshakes_pending),
             frames_in: get(&self.frames_in),
             frames_out: get(&self.frames_out),
             bytes_in: get(&self.bytes_in),
@@ -131,6 +145,10 @@ pub struct MetricsSnapshot {
     pub auth_pending: u64,
     /// Failed `accept` calls (each followed by a backoff when resources are exhausted).
     pub accept_errors: u64,
+    /// TLS handshakes that failed or passed their deadline (the `tls` feature); none became a session.
+    pub tls_handshake_failures: u64,
+    /// Connections in a TLS or WebSocket handshake now: they count toward `max_connections` with the sessions.
+    pub handshakes_pending: u64,
     /// Frames received and accepted.
     pub frames_in: u64,
     /// Frames written.

@@ -19,11 +19,13 @@
 //! neither.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{CommandFactory, Parser};
 use demo_protocol::GameProtocol;
+use packet_runtime::transport::tls::TlsConfig;
 use packet_runtime::{CloseKind, MetricsExport, Protocol, ServerConfig, ShutdownReport};
 
 use crate::metrics::{MetricsEndpoint, default_node_name};
@@ -113,6 +115,14 @@ struct Args {
     /// This node's name in a cluster: the `node` label of every metric [default: host:pid].
     #[arg(long, requires = "nats")]
     node: Option<String>,
+    /// Serve TLS instead of clear text on every listener (the TCP address; https and wss with `--web`; a gateway's
+    /// listeners) with this certificate chain: PEM, the server's certificate first. SIGHUP reloads it and the key
+    /// without a restart.
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The private key of `--tls-cert` (PEM: PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
 }
 
 /// `--role`.
@@ -146,6 +156,7 @@ impl Args {
             handshake: self.handshake,
             // Read in `main`, where a file that cannot be used exits with status 2.
             auth: None,
+            tls: None,
         }
     }
 }
@@ -169,6 +180,12 @@ pub fn main() -> ExitCode {
         match TokenKey::from_file(path) {
             Ok(key) => options.auth = Some(key),
             Err(why) => Args::command().error(clap::error::ErrorKind::ValueValidation, why).exit(),
+        }
+    }
+    if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
+        match TlsConfig::from_pem_files(cert, key) {
+            Ok(tls) => options.tls = Some(tls),
+            Err(error) => Args::command().error(clap::error::ErrorKind::ValueValidation, error).exit(),
         }
     }
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
@@ -222,7 +239,7 @@ pub fn main() -> ExitCode {
     };
     // Before announcing the address: a signal sent by whoever waits for that line must start the shutdown, not kill
     // the process with the default action.
-    if let Err(error) = handle.watch_signals() {
+    if let Err(error) = handle.watch_signals().and_then(|()| crate::tls::reload_on_sighup(&options)) {
         eprintln!("error: cannot install signal handlers: {error}");
         handle.shutdown();
         handle.join();
@@ -241,6 +258,7 @@ pub fn main() -> ExitCode {
         rate_limit = ?options.rate_limit,
         handshake = if options.handshake { "required" } else { "optional" },
         auth = if options.auth.is_some() { "login tokens" } else { "none" },
+        tls = options.tls.is_some(),
         "server started"
     );
     println!("listening on {addr}");
@@ -262,6 +280,10 @@ fn run_clustered(args: &Args, options: &ServerOptions, endpoint: Option<&Metrics
     let role = args.role.unwrap_or(Role::Both);
     if role == Role::Shard && args.web.is_some() {
         eprintln!("error: --web is for gateways: a shard (--role shard) opens no listener");
+        return ExitCode::from(2);
+    }
+    if role == Role::Shard && args.tls_cert.is_some() {
+        eprintln!("error: --tls-cert is for gateways: a shard (--role shard) opens no listener");
         return ExitCode::from(2);
     }
     if role == Role::Shard && args.addr.is_some() {
@@ -354,7 +376,7 @@ fn run_clustered(args: &Args, options: &ServerOptions, endpoint: Option<&Metrics
             Some(shard) => gateway.watch_signals_after(shard),
             None => gateway.watch_signals(),
         };
-        if let Err(error) = watched {
+        if let Err(error) = watched.and_then(|()| crate::tls::reload_on_sighup(options)) {
             eprintln!("error: cannot install signal handlers: {error}");
             return ExitCode::FAILURE;
         }
@@ -440,6 +462,7 @@ mod tests {
     /// The flags' defaults come from the runtime's (and `ServerOptions`'): no flag means the library defaults.
     #[test]
     fn no_flags_give_the_default_options() {
-        assert_eq!(Args::parse_from(["server"]).options(), ServerOptions::default());
+        // Debug, not Eq: the TLS setting (`None` here) holds a certificate, which has no equality.
+        assert_eq!(format!("{:?}", Args::parse_from(["server"]).options()), format!("{:?}", ServerOptions::default()));
     }
 }

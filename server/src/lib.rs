@@ -12,6 +12,7 @@
 //! - [`cli`]: the `server` binary's command line and life (`main.rs` only calls [`cli::main`]).
 //! - [`nats_auth`]: the `--nats-creds`, `--nats-user`, `--nats-tls-*` flags: credentials and TLS to NATS.
 //! - [`metrics`]: `--metrics-addr`: the Prometheus recorder and the `/metrics`, `/healthz`, `/readyz` endpoint.
+//! - [`tls`]: `--tls-cert` and `--tls-key`: SIGHUP reloads the certificate.
 
 #![forbid(unsafe_code)]
 
@@ -20,6 +21,7 @@ pub mod game;
 pub mod metrics;
 pub mod nats_auth;
 pub mod options;
+pub mod tls;
 pub mod web;
 
 pub use game::{Game, GameIo, GameStats, GameStatsSnapshot, NoticeLimits, close_notice};

@@ -7,6 +7,7 @@ use std::io;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::time::Duration;
 
+use packet_runtime::transport::tls::TlsConfig;
 use packet_runtime::{
     HeaderKind, MetricsExport, RateLimit, Server, ServerBuilder, ServerConfig, ServerHandle, Verdict,
 };
@@ -19,7 +20,7 @@ use crate::game::{NoticeLimits, close_notice};
 use crate::{Game, GameIo};
 
 /// Settings of a game server. `Default` gives the binary's defaults.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct ServerOptions {
     /// Address to listen on. Default `127.0.0.1:7777`; port 0 picks a free port.
     pub addr: SocketAddr,
@@ -50,6 +51,8 @@ pub struct ServerOptions {
     /// (`demo_protocol::token`); others are refused with `S_KICK` saying why, before the game hears of them.
     /// Default `None`: the name-only login of the tutorials and the bots.
     pub auth: Option<TokenKey>,
+    /// TLS instead of clear text on every listener the server opens (`--tls-cert`, `--tls-key`). Default `None`.
+    pub tls: Option<TlsConfig>,
 }
 
 impl Default for ServerOptions {
@@ -67,6 +70,7 @@ impl Default for ServerOptions {
             export: None,
             handshake: false,
             auth: None,
+            tls: None,
         }
     }
 }
@@ -88,6 +92,10 @@ impl ServerOptions {
         let builder = Server::<GameProtocol>::builder();
         let builder = match &self.export {
             Some(export) => builder.export_metrics(export.clone()),
+            None => builder,
+        };
+        let builder = match &self.tls {
+            Some(tls) => builder.tls(tls.clone()),
             None => builder,
         };
         let builder = builder

@@ -5,12 +5,14 @@ use std::net::SocketAddr;
 use demo_protocol::proto::{CEnterRoom, CLogin, PlayerInfo};
 use demo_protocol::{GameProtocol, ServerPacket};
 use packet_runtime::Client;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
 
 #[doc(hidden)]
 pub use demo_protocol as __demo_protocol;
 
-/// A client of the demo protocol.
-pub type GameClient = Client<GameProtocol>;
+/// A client of the demo protocol (over TCP unless `S` says otherwise: a TLS stream, say).
+pub type GameClient<S = TcpStream> = Client<GameProtocol, S>;
 
 /// Receives the next packet (under the 30 s guard) and unwraps the expected `ServerPacket` variant of the demo
 /// protocol, or panics naming what came instead: `let reply = expect!(&mut client, SLogin);`.
@@ -27,21 +29,27 @@ macro_rules! expect {
 /// Connects and logs in; returns the client and its player id.
 pub async fn login(addr: SocketAddr, name: &str) -> (GameClient, u64) {
     let mut client: GameClient = crate::connect(addr).await;
+    let id = log_in(&mut client, name).await;
+    (client, id)
+}
+
+/// Logs in on a connected client (over any stream: TLS, say); returns its player id.
+pub async fn log_in<S: AsyncRead + AsyncWrite>(client: &mut GameClient<S>, name: &str) -> u64 {
     client.send(&CLogin { name: name.into(), ..Default::default() }).await.expect("sends C_LOGIN");
-    let reply = expect!(&mut client, SLogin);
+    let reply = expect!(client, SLogin);
     assert!(reply.success, "login as {name:?} refused");
-    (client, reply.player_id)
+    reply.player_id
 }
 
 /// Enters `room` (one is not in yet); returns the others listed in `S_ENTER_ROOM`, reassembled from its pages.
-pub async fn enter(client: &mut GameClient, room: u32) -> Vec<PlayerInfo> {
+pub async fn enter<S: AsyncRead + AsyncWrite>(client: &mut GameClient<S>, room: u32) -> Vec<PlayerInfo> {
     client.send(&CEnterRoom { room_id: room }).await.expect("sends C_ENTER_ROOM");
     listing(client, room).await
 }
 
 /// Receives a room listing: `S_ENTER_ROOM` pages until one says `more: false`. Checks that every page is for
 /// `room`, carries the same `total`, and that the pages add up to it.
-pub async fn listing(client: &mut GameClient, room: u32) -> Vec<PlayerInfo> {
+pub async fn listing<S: AsyncRead + AsyncWrite>(client: &mut GameClient<S>, room: u32) -> Vec<PlayerInfo> {
     let mut players = Vec::new();
     loop {
         let page = expect!(client, SEnterRoom);
@@ -56,7 +64,7 @@ pub async fn listing(client: &mut GameClient, room: u32) -> Vec<PlayerInfo> {
 }
 
 /// Enters `room` again, being in it already: the answer is the short acknowledgement, no listing.
-pub async fn reenter(client: &mut GameClient, room: u32) {
+pub async fn reenter<S: AsyncRead + AsyncWrite>(client: &mut GameClient<S>, room: u32) {
     client.send(&CEnterRoom { room_id: room }).await.expect("sends C_ENTER_ROOM");
     let ack = expect!(client, SEnterRoom);
     assert!(ack.success && ack.already_in_room && ack.players.is_empty() && !ack.more, "{ack:?}");
@@ -66,7 +74,7 @@ pub async fn reenter(client: &mut GameClient, room: u32) {
 /// A round trip through the logic thread: a second login is refused with `S_LOGIN { success: false }`. Everything
 /// the logic thread queued for this client before handling it arrives first, so "the next packet is the refusal"
 /// proves that nothing else was sent to the client up to now.
-pub async fn assert_nothing_pending(client: &mut GameClient) {
+pub async fn assert_nothing_pending<S: AsyncRead + AsyncWrite>(client: &mut GameClient<S>) {
     client.send(&CLogin { name: "barrier".into(), ..Default::default() }).await.expect("sends C_LOGIN");
     match crate::next(client).await {
         ServerPacket::SLogin(reply) => assert!(!reply.success, "the barrier login must be refused"),

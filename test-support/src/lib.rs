@@ -11,8 +11,10 @@
 //!   a running server with the checks every scenario ends with.
 //! - [`demo`]: the demo protocol's steps (log in, enter a room, the logic-thread barrier, the kick reason) and the
 //!   [`expect!`] macro.
+//! - [`tls`]: certificates made at test time (a CA per test, server certificates as PEM files, trusting clients).
 
 pub mod demo;
+pub mod tls;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -20,6 +22,7 @@ use std::time::Duration;
 
 use packet_runtime::prost::Message;
 use packet_runtime::{Client, ClientError, MetricsSnapshot, Packet, Protocol, ServerHandle, ShutdownReport};
+use tokio::io::{AsyncRead, AsyncWrite};
 
 /// Hang guard for every await; never used as synchronisation.
 pub const GUARD: Duration = Duration::from_secs(30);
@@ -50,12 +53,14 @@ pub async fn connect_raw(addr: SocketAddr) -> tokio::net::TcpStream {
 }
 
 /// The next packet; panics if the connection ends.
-pub async fn next<P: Protocol>(client: &mut Client<P>) -> P::ServerToClient {
+pub async fn next<P: Protocol, S: AsyncRead + AsyncWrite>(client: &mut Client<P, S>) -> P::ServerToClient {
     within("a packet", client.recv()).await.expect("a packet, not a close")
 }
 
 /// Receives until the server closes the connection; returns what arrived and how it ended.
-pub async fn drain_until_closed<P: Protocol>(client: &mut Client<P>) -> (Vec<P::ServerToClient>, ClientError) {
+pub async fn drain_until_closed<P: Protocol, S: AsyncRead + AsyncWrite>(
+    client: &mut Client<P, S>,
+) -> (Vec<P::ServerToClient>, ClientError) {
     let mut got = Vec::new();
     loop {
         match within("the server to close the connection", client.recv()).await {

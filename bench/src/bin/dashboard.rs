@@ -214,6 +214,7 @@ fn drive_and_scrape(args: &Args, server: &DemoServer) -> Result<Vec<Scrape>, Str
             relogin: false,
             handshake: false,
             auth: None,
+            tls: None,
         },
         clients,
         duration,

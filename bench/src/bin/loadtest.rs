@@ -499,6 +499,7 @@ fn measure(
             relogin: false,
             handshake: false,
             auth: None,
+            tls: None,
         },
         clients: load.clients,
         duration: args.duration,

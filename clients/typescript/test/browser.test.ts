@@ -1,9 +1,12 @@
 // The browser demo in headless Chromium (Debian's, driven by playwright-core): two pages and one Rust bot in one
 // room. A move on one page appears on the other; a chat reaches both pages and the bot; the bot's reaches both.
+// Then the same page over https and its game over wss.
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import path from "node:path";
@@ -72,5 +75,39 @@ test("two pages and a Rust bot play in one room", async () => {
     bot.kill();
     await browser.close();
     await server.stop();
+  }
+});
+
+// The same page over https, its game over wss: the server with `--tls-cert`/`--tls-key` (a self-signed certificate
+// made by openssl for this run; Chromium is told to accept it), two pages meet in a room and chat.
+test("the browser demo plays over https and wss", async () => {
+  const dir = mkdtempSync(path.join(tmpdir(), "packet-wss-"));
+  const [cert, key] = [path.join(dir, "cert.pem"), path.join(dir, "key.pem")];
+  execFileSync("openssl", [
+    "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "1",
+    "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
+    "-keyout", key, "-out", cert,
+  ], { stdio: "ignore" });
+  const server = await startServer(0, ["--tls-cert", cert, "--tls-key", key]);
+  const browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    args: ["--headless", "--no-sandbox", "--ignore-certificate-errors"],
+  });
+  try {
+    const url = `https://127.0.0.1:${server.webPort}/`;
+    const [alice, bob] = [await browser.newPage(), await browser.newPage()];
+    await join(alice, url, "alice");
+    const bobId = await join(bob, url, "bob");
+    await alice.waitForSelector(`.player[data-player-id="${bobId}"]`, { timeout: 10_000 });
+    assert.equal(await alice.evaluate(() => location.protocol), "https:");
+    await bob.fill("#line", "hello over wss");
+    await bob.click("#say button");
+    await alice.waitForSelector(`#chat li[data-from="${bobId}"]:has-text("hello over wss")`, { timeout: 10_000 });
+    // Clear text is not served on the TLS port.
+    await assert.rejects(fetch(`http://127.0.0.1:${server.webPort}/`));
+  } finally {
+    await browser.close();
+    await server.stop();
+    rmSync(dir, { recursive: true, force: true });
   }
 });

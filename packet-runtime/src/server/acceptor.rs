@@ -13,11 +13,12 @@ use super::driver::{Driver, LINGER_POLL, StreamHooks};
 use super::logic::LogicEvent;
 use crate::Protocol;
 use crate::session::{CloseReason, Session, SessionShared};
-use crate::transport::Listener;
+use crate::transport::{Admission, Listener};
 
 pub(crate) async fn run<P: Protocol, L: Listener>(mut listener: L, server: Arc<ServerShared<P>>) {
     let (first_backoff, max_backoff) = server.config.accept_backoff;
     let mut backoff = first_backoff;
+    listener.admit(Admission::new(Arc::clone(&server.metrics), server.config.max_connections));
     loop {
         // Room in the logic thread's inbox for the `Connected` of the next connection first: while it is full, no
         // connection is accepted (they wait in the listen backlog).

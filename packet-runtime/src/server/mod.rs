@@ -31,6 +31,8 @@ mod io_hook;
 mod logic;
 mod rate_limit;
 mod remote;
+#[cfg(feature = "tls")]
+mod tls;
 mod write_batch;
 
 pub use auth::{AuthFault, AuthLimits, AuthRequest, Verdict};
@@ -81,6 +83,8 @@ impl<P: Protocol> Server<P> {
             close_notice: None,
             export: None,
             auth: None,
+            #[cfg(feature = "tls")]
+            tls: None,
         }
     }
 }
@@ -95,6 +99,9 @@ pub struct ServerBuilder<P: Protocol> {
     close_notice: Option<CloseNotice>,
     export: Option<MetricsExport>,
     auth: Option<auth::AuthHook<P>>,
+    /// TLS on every listener `start` and `start_with_websocket` open ([`tls`](Self::tls)).
+    #[cfg(feature = "tls")]
+    tls: Option<crate::transport::tls::TlsConfig>,
 }
 
 /// The application's close notice ([`ServerBuilder::close_notice`]), type-erased: the reason in, the encoded frame
@@ -329,6 +336,10 @@ impl<P: Protocol> ServerBuilder<P> {
 
     /// Binds the TCP address and starts the IO threads and the logic thread.
     pub fn start<L: Logic<Protocol = P>>(self, logic: L) -> io::Result<ServerHandle<P>> {
+        #[cfg(feature = "tls")]
+        if self.tls.is_some() {
+            return self.start_tls(logic);
+        }
         let addr = self.bind;
         let mut local = None;
         let handle = self.start_on(
@@ -355,6 +366,10 @@ impl<P: Protocol> ServerBuilder<P> {
         web: std::net::TcpListener,
         mut config: crate::transport::websocket::WebSocketConfig,
     ) -> io::Result<ServerHandle<P>> {
+        #[cfg(feature = "tls")]
+        if self.tls.is_some() {
+            return self.start_tls_with_websocket(logic, web, config);
+        }
         use crate::transport::{Either, websocket::WebSocketListener};
         let addr = self.bind;
         config.header = self.config.header;

@@ -2,9 +2,16 @@
 //!
 //! The session driver only needs `AsyncRead + AsyncWrite`; a [`Listener`] hands out such streams. TCP is the default,
 //! Unix sockets and in-memory pipes ([`memory`]) are provided, WebSocket for browsers (`websocket`, behind the
-//! `websocket` feature), and [`Either`] serves two listeners at once (TCP and WebSocket on one server).
+//! `websocket` feature), TLS over any of them (`tls`, behind the `tls` feature), and [`Either`] serves two listeners
+//! at once (TCP and WebSocket on one server).
+//!
+//! A listener that admits a connection in stages (a TLS or WebSocket handshake before the session) gets the
+//! server's [`Admission`] through [`Listener::admit`], so that its handshakes in progress count toward
+//! `max_connections` like sessions do.
 
 use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::{fmt, io};
 
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -74,6 +81,84 @@ pub trait Listener: Send + 'static {
     fn unacknowledged(stream: &Self::Stream) -> Option<usize> {
         let _ = stream;
         None
+    }
+
+    /// Called once by the server's accept loop before its first `accept`: the server's connection limit, for a
+    /// listener whose connections wait in a handshake before they become sessions. Default: nothing (a listener
+    /// that hands out connections at once).
+    fn admit(&mut self, admission: Admission) {
+        let _ = admission;
+    }
+}
+
+/// The server's connection limit as a staged listener sees it: sessions open plus handshakes in progress stay
+/// within `max_connections`. Cheap to clone; outside a server ([`Admission::unlimited`]) nothing is limited.
+#[derive(Debug, Clone)]
+pub struct Admission {
+    shared: Arc<AdmissionShared>,
+}
+
+#[derive(Debug)]
+struct AdmissionShared {
+    /// Its `handshakes_pending`: handshakes begun and not yet handed to the accept loop (or failed).
+    metrics: Arc<crate::metrics::Metrics>,
+    max: Option<usize>,
+}
+
+impl Admission {
+    pub(crate) fn new(metrics: Arc<crate::metrics::Metrics>, max: Option<usize>) -> Self {
+        Admission { shared: Arc::new(AdmissionShared { metrics, max }) }
+    }
+
+    /// No limit, counted nowhere: for a listener used outside a server, or before the server called
+    /// [`Listener::admit`].
+    pub fn unlimited() -> Self {
+        Admission::new(Arc::default(), None)
+    }
+
+    /// Room for one more handshake, held until the [`Pending`] is dropped (when the connection is handed to the
+    /// accept loop, or its handshake fails). `None` when sessions and handshakes fill `max_connections`: the
+    /// connection is counted as rejected, and the caller closes it.
+    pub fn begin(&self) -> Option<Pending> {
+        let shared = &self.shared;
+        // Relaxed: a statistic-grade count; two handshakes racing for the last slot may both see room, which
+        // exceeds the limit by at most the number of IO threads for an instant.
+        let pending = shared.metrics.handshakes_pending.fetch_add(1, Ordering::Relaxed);
+        let open = shared.metrics.connections_open.load(Ordering::Relaxed);
+        if shared.max.is_some_and(|max| open.saturating_add(pending) >= max as u64) {
+            shared.metrics.handshakes_pending.fetch_sub(1, Ordering::Relaxed);
+            shared.metrics.rejected();
+            return None;
+        }
+        Some(Pending { shared: Arc::clone(shared) })
+    }
+
+    /// Handshakes in progress now.
+    pub fn pending(&self) -> u64 {
+        self.shared.metrics.handshakes_pending.load(Ordering::Relaxed)
+    }
+
+    /// Counts a connection refused before its handshake for a reason of the listener's own (too many handshakes
+    /// at once), like one refused at `max_connections`.
+    pub fn rejected(&self) {
+        self.shared.metrics.rejected();
+    }
+
+    /// Counts a TLS handshake that failed or passed its deadline (`packet_tls_handshake_failures_total`).
+    pub fn handshake_failed(&self) {
+        self.shared.metrics.tls_handshake_failed();
+    }
+}
+
+/// One handshake's room under `max_connections` ([`Admission::begin`]); given back on drop.
+#[derive(Debug)]
+pub struct Pending {
+    shared: Arc<AdmissionShared>,
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        self.shared.metrics.handshakes_pending.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -233,6 +318,11 @@ impl<A: Listener, B: Listener> Listener for Either<A, B> {
             EitherStream::B(b) => B::unacknowledged(b),
         }
     }
+
+    fn admit(&mut self, admission: Admission) {
+        self.0.admit(admission.clone());
+        self.1.admit(admission);
+    }
 }
 
 macro_rules! either_io {
@@ -290,5 +380,7 @@ impl<A: AsyncWrite + Unpin, B: AsyncWrite + Unpin> AsyncWrite for EitherStream<A
     }
 }
 
+#[cfg(feature = "tls")]
+pub mod tls;
 #[cfg(feature = "websocket")]
 pub mod websocket;

@@ -14,11 +14,17 @@
 //! with `503`), each within [`WebSocketConfig::handshake_timeout`]: a socket that opens and sends nothing costs a
 //! task until then, never a session, and never holds up the accept loop. Origins: any by default (a game server
 //! usually wants browsers from anywhere); [`WebSocketConfig::allowed_origins`] restricts them (`403` otherwise).
+//! A handshake in progress counts toward the server's `max_connections` like a session (the connection is closed
+//! at once when sessions and handshakes fill it).
+//!
+//! **wss** (the `tls` feature): with [`WebSocketConfig::tls`], every connection does its TLS handshake first, and
+//! the HTTP request, the pages and the upgrade run over the TLS stream; `handshake_timeout` and `max_handshakes`
+//! cover both handshakes together.
 
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
@@ -29,7 +35,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, mpsc};
 use tokio_tungstenite::tungstenite::{self, Message, error::CapacityError};
 
-use super::{Listener, PeerAddr};
+use super::{Admission, Listener, PeerAddr};
 use crate::close::TransportFault;
 use crate::frame::{FrameHeader, HeaderKind, with_header};
 
@@ -56,6 +62,11 @@ pub struct WebSocketConfig {
     pub pages: Vec<Page>,
     /// Answers requests for paths no page serves (a development endpoint, say); `None` (the default): `404`.
     pub responder: Option<Responder>,
+    /// Serve https and wss instead of http and ws: the TLS handshake before the HTTP request. Default `None`.
+    /// `ServerBuilder::tls` sets it. (Its own handshake limits are not used here: `handshake_timeout` and
+    /// `max_handshakes` above cover both handshakes.)
+    #[cfg(feature = "tls")]
+    pub tls: Option<super::tls::TlsConfig>,
 }
 
 /// Answers a plain HTTP request for a path no [`Page`] serves: called with the path and the query string (after
@@ -95,6 +106,8 @@ impl Default for WebSocketConfig {
             header: HeaderKind::Compact,
             pages: Vec::new(),
             responder: None,
+            #[cfg(feature = "tls")]
+            tls: None,
         }
     }
 }
@@ -106,6 +119,8 @@ pub struct WebSocketListener {
     incoming: mpsc::Receiver<(WebSocketStream, PeerAddr)>,
     local_addr: SocketAddr,
     accept_loop: tokio::task::JoinHandle<()>,
+    /// The server's connection limit, given by [`Listener::admit`] after the accept loop started.
+    admission: Arc<OnceLock<Admission>>,
 }
 
 impl Drop for WebSocketListener {
@@ -122,8 +137,9 @@ impl WebSocketListener {
         let local_addr = listener.local_addr()?;
         // Completed handshakes wait here for the server's accept loop; a few are plenty (it takes them at once).
         let (tx, incoming) = mpsc::channel(64);
-        let accept_loop = tokio::spawn(accept_loop(listener, Arc::new(config), tx));
-        Ok(WebSocketListener { incoming, local_addr, accept_loop })
+        let admission = Arc::new(OnceLock::new());
+        let accept_loop = tokio::spawn(accept_loop(listener, Arc::new(config), tx, Arc::clone(&admission)));
+        Ok(WebSocketListener { incoming, local_addr, accept_loop, admission })
     }
 
     /// The address it listens on.
@@ -153,16 +169,22 @@ impl Listener for WebSocketListener {
     fn unacknowledged(stream: &Self::Stream) -> Option<usize> {
         <TcpListener as Listener>::unacknowledged(stream.tcp())
     }
+
+    fn admit(&mut self, admission: Admission) {
+        let _ = self.admission.set(admission);
+    }
 }
 
 async fn accept_loop(
     listener: TcpListener,
     config: Arc<WebSocketConfig>,
     ready: mpsc::Sender<(WebSocketStream, PeerAddr)>,
+    admission: Arc<OnceLock<Admission>>,
 ) {
     let slots = Arc::new(Semaphore::new(config.max_handshakes.max(1)));
+    let unlimited = Admission::unlimited();
     loop {
-        let (mut stream, addr) = match listener.accept().await {
+        let (stream, addr) = match listener.accept().await {
             Ok(accepted) => accepted,
             Err(error) => {
                 // EMFILE and the like: back off a little instead of spinning.
@@ -172,19 +194,37 @@ async fn accept_loop(
             }
         };
         let _ = stream.set_nodelay(true);
+        let admission = admission.get().unwrap_or(&unlimited).clone();
+        let Some(pending) = admission.begin() else {
+            tracing::debug!(%addr, "max_connections reached (sessions and handshakes); connection closed");
+            let _ = socket2::SockRef::from(&stream).set_linger(Some(Duration::ZERO));
+            continue;
+        };
         let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
+            admission.rejected();
+            #[cfg(feature = "tls")]
+            if config.tls.is_some() {
+                // No plain HTTP answer on a TLS port.
+                let _ = socket2::SockRef::from(&stream).set_linger(Some(Duration::ZERO));
+                continue;
+            }
             tokio::spawn(async move {
+                let mut stream = Conn::Plain(stream);
                 let _ = respond(&mut stream, "503 Service Unavailable", "text/plain", b"too many handshakes").await;
             });
             continue;
         };
         let (config, ready) = (Arc::clone(&config), ready.clone());
         tokio::spawn(async move {
-            let handshake = tokio::time::timeout(config.handshake_timeout, handshake(stream, &config));
+            let deadline = tokio::time::Instant::now() + config.handshake_timeout;
+            let peer = PeerAddr::WebSocket(addr);
+            let Some(conn) = secure(stream, &peer, &config, deadline, &admission).await else { return };
+            let handshake = tokio::time::timeout_at(deadline, handshake(conn, &config));
             match handshake.await {
                 Ok(Ok(Some(ws))) => {
                     drop(slot);
-                    let _ = ready.send((ws, PeerAddr::WebSocket(addr))).await;
+                    let _ = ready.send((ws, peer)).await;
+                    drop(pending);
                 }
                 Ok(Ok(None)) => {}
                 Ok(Err(error)) => tracing::debug!(%addr, %error, "WebSocket handshake failed"),
@@ -194,8 +234,25 @@ async fn accept_loop(
     }
 }
 
+/// The TLS handshake first, with `tls` (wss); `None`: it failed (logged and counted).
+async fn secure(
+    stream: TcpStream,
+    peer: &PeerAddr,
+    config: &WebSocketConfig,
+    deadline: tokio::time::Instant,
+    admission: &Admission,
+) -> Option<Conn> {
+    #[cfg(feature = "tls")]
+    if let Some(tls) = &config.tls {
+        let timeout = deadline.saturating_duration_since(tokio::time::Instant::now());
+        return super::tls::handshake(stream, peer, tls, timeout, admission).await.map(|s| Conn::Tls(Box::new(s)));
+    }
+    let _ = (peer, config, deadline, admission);
+    Some(Conn::Plain(stream))
+}
+
 /// Reads the request head; serves a page, refuses, or upgrades. `Ok(None)`: answered over plain HTTP.
-async fn handshake(mut stream: TcpStream, config: &WebSocketConfig) -> io::Result<Option<WebSocketStream>> {
+async fn handshake(mut stream: Conn, config: &WebSocketConfig) -> io::Result<Option<WebSocketStream>> {
     let mut head = Vec::with_capacity(1024);
     let (path, query, upgrade, origin) = loop {
         let mut chunk = [0u8; 1024];
@@ -264,7 +321,7 @@ async fn handshake(mut stream: TcpStream, config: &WebSocketConfig) -> io::Resul
     Ok(None)
 }
 
-async fn respond(stream: &mut TcpStream, status: &str, content_type: &str, body: &[u8]) -> io::Result<()> {
+async fn respond(stream: &mut Conn, status: &str, content_type: &str, body: &[u8]) -> io::Result<()> {
     let head = format!(
         "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nCache-Control: no-cache\r\n\
          Connection: close\r\n\r\n",
@@ -275,11 +332,59 @@ async fn respond(stream: &mut TcpStream, status: &str, content_type: &str, body:
     stream.shutdown().await
 }
 
+/// A connection of the WebSocket listener: clear text, or TLS (wss).
+#[derive(Debug)]
+enum Conn {
+    Plain(TcpStream),
+    #[cfg(feature = "tls")]
+    Tls(Box<super::tls::TlsStream<TcpStream>>),
+}
+
+impl Conn {
+    fn tcp(&self) -> &TcpStream {
+        match self {
+            Conn::Plain(tcp) => tcp,
+            #[cfg(feature = "tls")]
+            Conn::Tls(tls) => tls.get_ref().0,
+        }
+    }
+}
+
+macro_rules! conn_io {
+    ($self:ident, $inner:ident => $call:expr) => {
+        match $self.get_mut() {
+            Conn::Plain($inner) => $call,
+            #[cfg(feature = "tls")]
+            Conn::Tls($inner) => $call,
+        }
+    };
+}
+
+impl AsyncRead for Conn {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        conn_io!(self, s => Pin::new(s).poll_read(cx, buf))
+    }
+}
+
+impl AsyncWrite for Conn {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        conn_io!(self, s => Pin::new(s).poll_write(cx, buf))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        conn_io!(self, s => Pin::new(s).poll_flush(cx))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        conn_io!(self, s => Pin::new(s).poll_shutdown(cx))
+    }
+}
+
 /// The socket with the request head it was read from put back in front, for the WebSocket handshake to read.
 #[derive(Debug)]
 struct Rewind {
     prefix: Bytes,
-    inner: TcpStream,
+    inner: Conn,
 }
 
 impl AsyncRead for Rewind {
@@ -321,7 +426,7 @@ pub struct WebSocketStream {
 
 impl WebSocketStream {
     fn tcp(&self) -> &TcpStream {
-        &self.ws.get_ref().inner
+        self.ws.get_ref().inner.tcp()
     }
 }
 

@@ -7,6 +7,7 @@ mod admission;
 mod credentials;
 mod faults;
 mod support;
+mod tls;
 mod web;
 
 use std::collections::HashSet;

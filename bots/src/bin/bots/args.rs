@@ -96,6 +96,15 @@ pub(crate) struct Args {
     /// Print the report as one JSON object on stdout (no progress line).
     #[arg(long)]
     pub(crate) json: bool,
+
+    /// Connect over TLS, trusting the certificates in this PEM file (a private CA, or the server's own
+    /// self-signed certificate) and nothing else. The handshake is part of connecting.
+    #[arg(long)]
+    pub(crate) tls_ca: Option<std::path::PathBuf>,
+
+    /// With `--tls-ca`: the name the server's certificate must carry.
+    #[arg(long, default_value = "localhost", requires = "tls_ca")]
+    pub(crate) tls_server_name: String,
 }
 
 impl Args {

@@ -41,7 +41,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tokio::sync::Notify;
 
 use args::Args;
-use bots::bot::BotConfig;
+use bots::bot::{BotConfig, BotTls};
 use bots::fleet::{self, FleetConfig};
 use bots::stats::LiveCounters;
 use report::Report;
@@ -73,6 +73,19 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let tls = match &args.tls_ca {
+        Some(path) => match packet_runtime::transport::tls::roots_from_pem_file(path) {
+            Ok(roots) => Some(BotTls {
+                config: packet_runtime::transport::tls::client_config(roots),
+                server_name: args.tls_server_name.clone(),
+            }),
+            Err(e) => {
+                eprintln!("error: --tls-ca: {e}");
+                return ExitCode::from(2);
+            }
+        },
+        None => None,
+    };
     let config = FleetConfig {
         bot: BotConfig {
             addrs,
@@ -87,6 +100,7 @@ fn main() -> ExitCode {
             relogin: args.relogin,
             handshake: args.handshake,
             auth: auth_key,
+            tls,
         },
         clients: args.clients as usize,
         duration: args.duration,

@@ -9,7 +9,7 @@ use packet_runtime::ServerHandle;
 use server::ServerOptions;
 
 use super::report::Report;
-use bots::bot::{BotConfig, Scenario};
+use bots::bot::{BotConfig, BotTls, Scenario};
 use bots::fleet::{self, FleetConfig, FleetResult};
 use bots::stats::LiveCounters;
 
@@ -39,6 +39,7 @@ fn config(addr: std::net::SocketAddr, scenario: Scenario) -> FleetConfig {
             relogin: false,
             handshake: false,
             auth: None,
+            tls: None,
         },
         clients: 4,
         duration: Duration::from_millis(700),
@@ -253,6 +254,35 @@ fn without_relogin_a_kicked_bot_stops_and_is_counted_once() {
     assert_eq!((c.connected, c.disconnects, c.relogins, c.connected_at_end), (4, 4, 0, 0), "{c:?}");
     assert_eq!(c.errors.kicked, std::collections::BTreeMap::from([("server shutting down".to_owned(), 4)]));
     assert_eq!((c.errors.total(), c.relogin_failures), (4, 0), "one failure per bot: {c:?}");
+}
+
+#[test]
+fn bots_play_over_tls_with_the_roots_they_are_given() {
+    let ca = test_support::tls::TestCa::new("bots");
+    let options = ServerOptions {
+        addr: "127.0.0.1:0".parse().unwrap(),
+        workers: 1,
+        rate_limit: None,
+        tls: Some(ca.server_config()),
+        ..ServerOptions::default()
+    };
+    let server = options.start().expect("server starts");
+    let mut config = config(server.local_addr().unwrap(), Scenario::Chat);
+    let trust = |roots| BotTls {
+        config: packet_runtime::transport::tls::client_config(roots),
+        server_name: test_support::tls::SERVER_NAME.into(),
+    };
+    config.bot.tls =
+        Some(trust(packet_runtime::transport::tls::roots_from_pem_file(ca.ca_file()).expect("the CA file loads")));
+    let result = run(&config);
+    assert_clean(&config, &result);
+    // Bots that trust another CA connect to nothing.
+    config.bot.tls = Some(trust(test_support::tls::TestCa::new("stranger").roots()));
+    let refused = run(&config);
+    assert_eq!((refused.counters.connected, refused.counters.errors.connect_failed), (0, 4), "{:?}", refused.counters);
+    server.shutdown();
+    let report = server.join();
+    assert_eq!(report.metrics.tls_handshake_failures, 4, "{report:?}");
 }
 
 /// `--handshake` against a server that requires it (`server --handshake`): every bot opens with its hello and plays;
