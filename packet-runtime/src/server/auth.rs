@@ -96,11 +96,14 @@ pub enum AuthFault {
 
 pub(crate) type AuthFuture = Pin<Box<dyn Future<Output = Verdict> + Send>>;
 
+/// Decodes the authenticating packet and calls the hook with it.
+pub(crate) type StartFn = dyn Fn(AuthRequest, &[u8]) -> Result<AuthFuture, DecodeError> + Send + Sync;
+
 /// The hook, type-erased: decodes the packet it takes and starts the decision.
 pub(crate) struct AuthHook<P: Protocol> {
     pub(crate) packet_id: u16,
     pub(crate) packet_name: &'static str,
-    pub(crate) start: Box<dyn Fn(AuthRequest, &[u8]) -> Result<AuthFuture, DecodeError> + Send + Sync>,
+    pub(crate) start: Box<StartFn>,
     _protocol: std::marker::PhantomData<fn() -> P>,
 }
 
