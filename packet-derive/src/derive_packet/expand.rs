@@ -147,10 +147,18 @@ mod tests {
         );
         assert!(
             expand(quote!(
-                #[packet(id = 0u16)]
+                #[packet(id = 1u16)]
                 struct A;
             ))
             .is_ok()
+        );
+        // 0 belongs to the handshake's control frames.
+        assert_eq!(
+            errors(quote!(
+                #[packet(id = 0u16)]
+                struct A;
+            )),
+            [crate::derive_packet::attr::RESERVED_ID]
         );
         assert_eq!(
             errors(quote!(

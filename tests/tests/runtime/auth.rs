@@ -32,15 +32,6 @@ fn authenticating(release: Arc<Notify>) -> ServerBuilder<GameProtocol> {
     })
 }
 
-async fn kick_reason(client: &mut TestClient) -> String {
-    let (got, end) = drain_until_closed(client).await;
-    assert!(test_support::is_close(&end), "{end:?}");
-    match got.as_slice() {
-        [ServerPacket::SKick(kick)] => kick.reason.clone(),
-        other => panic!("expected one kick, got {other:?}"),
-    }
-}
-
 /// Logs in as `name` (the login is the authenticating packet, handled by the game once accepted) and echoes
 /// through the logic thread.
 async fn log_in(client: &mut TestClient, name: &str) {
@@ -50,14 +41,6 @@ async fn log_in(client: &mut TestClient, name: &str) {
         other => panic!("expected the login, got {other:?}"),
     }
     assert_echoes(client).await;
-}
-
-async fn assert_echoes(client: &mut TestClient) {
-    client.send(&proto::CEcho { data: b"in".to_vec() }).await.unwrap();
-    match within("echo", client.recv()).await.unwrap() {
-        ServerPacket::SEcho(echo) => assert_eq!(echo.data, b"in"),
-        other => panic!("expected the echo, got {other:?}"),
-    }
 }
 
 #[test]

@@ -2,7 +2,7 @@
 //! `require_handshake`, refused on both sides when the protocols differ.
 
 use packet_runtime::{ClientError, HandshakeFault, Protocol};
-use tests::game::{GameProtocol, ServerPacket};
+use tests::game::GameProtocol;
 use tests::proto;
 
 use crate::support::*;
@@ -40,24 +40,6 @@ fn control(payload: &[u8]) -> Vec<u8> {
 }
 
 /// The kick the server's close notice sends, and the connection's end.
-async fn kick_reason(client: &mut TestClient) -> String {
-    let (got, end) = drain_until_closed(client).await;
-    assert!(test_support::is_close(&end), "{end:?}");
-    match got.as_slice() {
-        [ServerPacket::SKick(kick)] => kick.reason.clone(),
-        other => panic!("expected one kick, got {other:?}"),
-    }
-}
-
-/// Echo goes through the logic thread: once it is answered, the session's `on_connect` has run.
-async fn assert_echoes(client: &mut TestClient) {
-    client.send(&proto::CEcho { data: b"through the logic thread".to_vec() }).await.unwrap();
-    match within("echo", client.recv()).await.unwrap() {
-        ServerPacket::SEcho(echo) => assert_eq!(echo.data, b"through the logic thread"),
-        other => panic!("expected the echo, got {other:?}"),
-    }
-}
-
 #[test]
 fn a_hello_is_answered_when_not_required_and_clients_without_one_still_work() {
     let server = start(builder());

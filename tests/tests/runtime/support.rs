@@ -187,3 +187,22 @@ pub(crate) async fn assert_serves(addr: std::net::SocketAddr) {
         other => panic!("expected a pong, got {other:?}"),
     }
 }
+
+/// The one kick a closing session is sent (the close notice), and the connection's end after it.
+pub(crate) async fn kick_reason(client: &mut TestClient) -> String {
+    let (got, end) = drain_until_closed(client).await;
+    assert!(test_support::is_close(&end), "{end:?}");
+    match got.as_slice() {
+        [ServerPacket::SKick(kick)] => kick.reason.clone(),
+        other => panic!("expected one kick, got {other:?}"),
+    }
+}
+
+/// Echo goes through the logic thread: once it is answered, the session's `on_connect` has run.
+pub(crate) async fn assert_echoes(client: &mut TestClient) {
+    client.send(&proto::CEcho { data: b"through the logic thread".to_vec() }).await.unwrap();
+    match within("echo", client.recv()).await.unwrap() {
+        ServerPacket::SEcho(echo) => assert_eq!(echo.data, b"through the logic thread"),
+        other => panic!("expected the echo, got {other:?}"),
+    }
+}
