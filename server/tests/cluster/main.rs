@@ -6,6 +6,7 @@
 mod admission;
 mod credentials;
 mod faults;
+mod nats_tls;
 mod support;
 mod tls;
 mod web;
