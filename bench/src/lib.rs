@@ -15,6 +15,11 @@
 //! - `src/bin/soak.rs`: the long-running soak of the real game with memory readings over time.
 //! - `src/bin/dashboard.rs`: the Grafana dashboard's panels drawn from the demo's own metrics, scraped during a
 //!   bots run (`docs/dashboard.png`). [`fonts`]: the font every chart draws text with.
+//! - [`transports`]: the demo's echo and chat load over TCP, TLS, WebSocket and wss side by side, which
+//!   `src/bin/web_bench.rs` and `src/bin/tls_bench.rs` run; [`window`]: one measured window of a client load against
+//!   a server process (what those and `src/bin/ws_crates.rs` share).
 
 pub mod fonts;
 pub mod probe;
+pub mod transports;
+pub mod window;

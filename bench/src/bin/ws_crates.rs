@@ -18,10 +18,10 @@
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::sync::atomic::Ordering;
+use std::time::Duration;
 
+use bench::window::{self, Load, Run, median};
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_tungstenite::tungstenite::{self, Message};
@@ -115,30 +115,24 @@ fn serve(which: Crate) {
 // The load.
 
 /// One client: `WINDOW` messages in flight, a new one per answer (echo) or per `FAN` answers (fan-out); counts answers.
-async fn client(
-    addr: SocketAddr,
-    fanout: bool,
-    counted: Arc<AtomicU64>,
-    stop: Arc<AtomicBool>,
-    ready: Arc<tokio::sync::Barrier>,
-) {
+async fn client(addr: SocketAddr, fanout: bool, load: Load) {
     let stream = TcpStream::connect(addr).await.unwrap();
     stream.set_nodelay(true).unwrap();
     let (mut ws, _) = tokio_tungstenite::client_async(format!("ws://{addr}/ws"), stream).await.unwrap();
     let mut payload = vec![7u8; PAYLOAD];
     payload[0] = u8::from(fanout);
     let message = Message::Binary(bytes::Bytes::from(payload));
-    ready.wait().await;
+    load.ready.wait().await;
     for _ in 0..WINDOW {
         ws.send(message.clone()).await.unwrap();
     }
     let per_request = copies(fanout) as u64;
     let mut answers = 0u64;
-    while !stop.load(Ordering::Relaxed) {
+    while !load.stop.load(Ordering::Relaxed) {
         match ws.next().await {
             Some(Ok(Message::Binary(data))) => {
                 assert_eq!(data.len(), PAYLOAD, "the server answers with the message it was sent");
-                counted.fetch_add(1, Ordering::Relaxed);
+                load.counted.fetch_add(1, Ordering::Relaxed);
                 answers += 1;
                 if answers.is_multiple_of(per_request) {
                     ws.send(message.clone()).await.unwrap();
@@ -150,36 +144,11 @@ async fn client(
     }
 }
 
-/// One run's answers per second, server CPU per answer and load generator CPU per answer (µs).
-type Run = (f64, f64, f64);
-
-fn cpu(pid: u32) -> f64 {
-    bench::probe::cpu_secs(&pid.to_string()).unwrap_or(0.0)
-}
-
+/// One run after a 1 s warm-up: answers per second, server CPU per answer and load generator CPU per answer (µs).
 fn run(runtime: &tokio::runtime::Runtime, server: &Child, addr: SocketAddr, fanout: bool, seconds: u64) -> Run {
-    let counted = Arc::new(AtomicU64::new(0));
-    let stop = Arc::new(AtomicBool::new(false));
-    let ready = Arc::new(tokio::sync::Barrier::new(CLIENTS + 1));
-    let tasks: Vec<_> = (0..CLIENTS)
-        .map(|_| runtime.spawn(client(addr, fanout, Arc::clone(&counted), Arc::clone(&stop), Arc::clone(&ready))))
-        .collect();
-    runtime.block_on(ready.wait());
-    std::thread::sleep(Duration::from_secs(1));
-    let (start_count, start_cpu, start_self) =
-        (counted.load(Ordering::Relaxed), cpu(server.id()), cpu(std::process::id()));
-    let started = Instant::now();
-    std::thread::sleep(Duration::from_secs(seconds));
-    let (count, elapsed) = (counted.load(Ordering::Relaxed) - start_count, started.elapsed().as_secs_f64());
-    let (server_cpu, self_cpu) = (cpu(server.id()) - start_cpu, cpu(std::process::id()) - start_self);
-    stop.store(true, Ordering::Relaxed);
-    for task in tasks {
-        task.abort();
-    }
-    // Let the server see the connections go before the next run.
-    std::thread::sleep(Duration::from_millis(500));
-    let per = |cpu: f64| cpu * 1e6 / count.max(1) as f64;
-    (count as f64 / elapsed, per(server_cpu), per(self_cpu))
+    window::measure(runtime, server.id(), CLIENTS, Duration::from_secs(1), seconds, |_, load| {
+        client(addr, fanout, load)
+    })
 }
 
 fn start(which: Crate) -> (Child, SocketAddr) {
@@ -192,11 +161,6 @@ fn start(which: Crate) -> (Child, SocketAddr) {
     let line = lines.next().unwrap().unwrap();
     let addr = line.strip_prefix("listening on ").and_then(|a| a.parse().ok()).expect("listening on ADDR");
     (child, addr)
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
 }
 
 fn main() {
