@@ -105,6 +105,8 @@ pub(crate) struct Driver<P: Protocol, S> {
     needs_flush: bool,
     /// Whether the close notice (the application's last packet before a close the runtime initiates) was queued.
     notice_queued: bool,
+    /// Frames that reached the queue after the close notice and were dropped (see `on_command`).
+    dropped_after_notice: u64,
     state: State,
     /// When the last complete frame arrived: the idle timeout counts from here.
     last_frame: Instant,
@@ -113,9 +115,9 @@ pub(crate) struct Driver<P: Protocol, S> {
     stall: Option<Stall<P>>,
     /// Set until the session is admitted (its hello matched, its authentication accepted): the logic thread does
     /// not know it yet.
-    admission: Option<Admission>,
-    /// Set while the authenticating frame, kept aside during the decision, is parsed again once admitted: it was
-    /// counted when it arrived.
+    admission: Option<AdmissionSteps>,
+    /// Set while the authenticating frame, kept aside during the hook's decision, is parsed again once the session
+    /// is admitted: it was counted in the metrics when it arrived, so it is not counted twice.
     recounted: bool,
     /// Whether a complete frame has arrived yet: a hello is only accepted as the first.
     seen_frame: bool,
@@ -136,7 +138,7 @@ pub(crate) struct Driver<P: Protocol, S> {
 }
 
 /// What a session still has to do before the game hears of it.
-struct Admission {
+struct AdmissionSteps {
     /// The logic thread cannot close a session it does not know at shutdown: the driver watches the stop signal.
     stop: Pin<Box<WaitForCancellationFutureOwned>>,
     /// The server requires a hello and it has not come yet.
@@ -274,7 +276,7 @@ impl<P: Protocol, S: AsyncRead + AsyncWrite + Unpin> Driver<P, S> {
             admitted,
             auth_pending: !admitted && server.auth.is_some(),
         };
-        let admission = (!admitted).then(|| Admission {
+        let admission = (!admitted).then(|| AdmissionSteps {
             stop: Box::pin(server.stop_accepting.clone().cancelled_owned()),
             hello: server.config.handshake.required,
             deadline: server.auth.as_ref().map(|_| Instant::now() + server.config.auth.deadline),
@@ -292,6 +294,7 @@ impl<P: Protocol, S: AsyncRead + AsyncWrite + Unpin> Driver<P, S> {
             head_written: 0,
             needs_flush: false,
             notice_queued: false,
+            dropped_after_notice: 0,
             state: State::Open,
             last_frame: Instant::now(),
             rate,
@@ -623,6 +626,24 @@ impl<P: Protocol, S: AsyncRead + AsyncWrite + Unpin> Driver<P, S> {
 
     fn on_command(&mut self, command: Command) {
         let shared = self.session.shared();
+        if self.notice_queued {
+            // The close notice is the session's last frame. A send can still arrive behind it: one that passed the
+            // open check before the close (a reply the logic thread staged in its outbox during the batch that
+            // closed the session reaches the queue at the batch's end). It is dropped, not written after the notice.
+            let (count, bytes) = match command {
+                Command::Frame(frame) => (1, frame.len()),
+                Command::Frames(frames) => (frames.len(), frames.iter().map(|frame| frame.len()).sum()),
+                Command::TakePending => {
+                    // Counted in `frames_dropped` and `queued_bytes` by `drop_pending` itself.
+                    shared.drop_pending();
+                    (0, 0)
+                }
+                Command::Close => (0, 0),
+            };
+            shared.handover.queued_bytes.fetch_sub(bytes, Ordering::Relaxed);
+            self.dropped_after_notice += count as u64;
+            return;
+        }
         match command {
             Command::Frame(frame) => self.batch.for_pushing(&shared.spares).push_back(frame),
             Command::Frames(frames) => self.batch.append(&shared.spares, frames),
@@ -1169,7 +1190,7 @@ impl<P: Protocol, S> Drop for Driver<P, S> {
         // Reached without a reason only when the IO runtime dropped the task: the server is going away.
         let reason = shared.reason.get_or_init(|| CloseReason::ServerShutdown).clone();
         shared.close_quietly();
-        let mut dropped = self.batch.len() as u64;
+        let mut dropped = self.batch.len() as u64 + self.dropped_after_notice;
         // A partly written head frame is still counted whole (`poll_write_batch` subtracts whole frames).
         let mut bytes: usize = self.batch.frames().iter().map(|frame| frame.len()).sum();
         self.batch.clear();
