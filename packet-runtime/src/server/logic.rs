@@ -210,7 +210,7 @@ impl<P: Protocol> Context<'_, P> {
 
     /// The server's counters.
     pub fn metrics(&self) -> MetricsSnapshot {
-        self.shared.metrics.snapshot(self.shared.pool.stats())
+        self.shared.metrics_snapshot()
     }
 }
 

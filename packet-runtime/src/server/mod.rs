@@ -21,6 +21,9 @@
 //! - `io_hook`: [`IoHandler`], the IO-thread hook (ping/echo without the hop; bad-frame decisions).
 //! - `acceptor`: the accept loop. `driver`: the per-session IO task; `write_batch`: its frames waiting to be written.
 //! - `inbox`: the logic thread's bounded inbox, a ring allocated once (no allocation per event).
+//! - `auth`: the authentication step ([`ServerBuilder::authenticate`], [`AuthLimits`]): a session's first packet
+//!   goes to the application's hook before the game hears of the session. (The version handshake it may follow is
+//!   [`crate::handshake`]; both are carried out by the driver.)
 
 mod acceptor;
 mod auth;
@@ -549,6 +552,13 @@ impl<P: Protocol> ServerShared<P> {
 
     /// The application's notice for a close for `reason`, encoded, if the reason gets one and the application
     /// gives one.
+    /// The counters, with the figures the server keeps outside `Metrics` (connections waiting to authenticate).
+    pub(crate) fn metrics_snapshot(&self) -> MetricsSnapshot {
+        let mut snapshot = self.metrics.snapshot(self.pool.stats());
+        snapshot.auth_pending = self.auth_pending.load(std::sync::atomic::Ordering::Relaxed) as u64;
+        snapshot
+    }
+
     pub(crate) fn notice_for(&self, reason: &CloseReason) -> Option<PacketPtr> {
         let notice = self.close_notice.as_ref().filter(|_| reason.gets_notice())?;
         notice(reason, &self.pool, self.config.header)
@@ -633,9 +643,7 @@ impl<P: Protocol> ServerHandle<P> {
 
     /// A snapshot of the counters.
     pub fn metrics(&self) -> MetricsSnapshot {
-        let mut snapshot = self.shared.metrics.snapshot(self.shared.pool.stats());
-        snapshot.auth_pending = self.shared.auth_pending.load(std::sync::atomic::Ordering::Relaxed) as u64;
-        snapshot
+        self.shared.metrics_snapshot()
     }
 
     /// The pool frames are encoded into.
