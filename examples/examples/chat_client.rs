@@ -2,7 +2,8 @@
 //!
 //! ```text
 //! cargo run -p server --release                      # the demo server, on 127.0.0.1:7777
-//! cargo run -p examples --example chat_client -- --addr 127.0.0.1:7777 --name alice --room 1 [--handshake]
+//! cargo run -p examples --example chat_client -- --addr 127.0.0.1:7777 --name alice --room 1 \
+//!     [--handshake] [--auth-secret-file FILE]
 //! ```
 //!
 //! Logs in, enters the room, then sends every line typed as a chat message and prints what the server sends:
